@@ -1,0 +1,98 @@
+//! The edge of the service: request ids, panic capture, access log and request metrics.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+
+use crate::catalog::Code;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// A caller's id is kept when it is short and plain; anything else gets a fresh UUID.
+fn sane(id: &HeaderValue) -> Option<String> {
+    let s = id.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+/// Route template for metrics and logs: bounded label values, never the raw path.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/v1/models" => "/v1/models",
+        "/v1/info" => "/v1/info",
+        "/c1/chat/completions" => "/c1/chat/completions",
+        "/c1/conversations" => "/c1/conversations",
+        "/errors" => "/errors",
+        "/docs/errors" => "/docs/errors",
+        "/openapi.json" => "/openapi.json",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/c1/conversations/") && p[18..].find('/').is_none() => "/c1/conversations/{id}",
+        _ => "unmatched",
+    }
+}
+
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(sane)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let route = route_label(req.uri().path());
+    let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(request_id = %id, panic = %what, "handler panicked");
+            ApiError::new(
+                Code::InternalError,
+                format!("internal error; quote request id {id} when reporting it"),
+            )
+            .into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    let code = resp.extensions().get::<Code>().map_or("", |c| c.as_str());
+    let status = resp.status().as_u16();
+    state.metrics.request(route, status, code);
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route,
+        status,
+        code,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+pub async fn route_not_found() -> ApiError {
+    ApiError::new(
+        Code::RouteNotFound,
+        "no such route or method; see /openapi.json",
+    )
+}

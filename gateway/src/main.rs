@@ -1,0 +1,83 @@
+//! `gateway` binary: configuration from the environment, or demo mode when there is none.
+
+use std::process::ExitCode;
+
+use gateway::config::{Config, DEMO_MODEL, DEMO_TOKEN};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gateway: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_json);
+
+    // Demo mode: an in-process mock upstream, so the first command works on a fresh machine.
+    let _demo_mock = if config.demo {
+        let mock = match mocks::MockServer::start(mocks::Personality::Vllm).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("gateway: cannot start the demo mock upstream: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = config.attach_demo_upstream(&mock.api_base()) {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+        Some(mock)
+    } else {
+        None
+    };
+
+    let bind = config.bind;
+    let demo = config.demo;
+    let demo_token = config.tenants.first().map(|t| t.id == "demo").unwrap_or(false);
+    let state = match gateway::AppState::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gateway: cannot build the HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gateway: cannot bind {bind}: {e} (set BIND_ADDR)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(bind);
+    println!("gateway listening on http://{addr}");
+    if demo {
+        let token = if demo_token { DEMO_TOKEN } else { "$YOUR_TOKEN" };
+        println!("demo mode: upstream is an embedded mock (vLLM personality); try:");
+        println!(
+            "  curl -s http://{addr}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"model\":\"{DEMO_MODEL}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+        );
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match gateway::serve(listener, state, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

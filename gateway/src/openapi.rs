@@ -1,0 +1,336 @@
+//! OpenAPI 3.1 document, generated from the route table below, the request/response types
+//! and the error catalog (each route lists the catalog codes it can answer with).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
+    Required, ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::catalog::{Code, ErrorType, ENTRIES};
+
+/// A chat message (OpenAI format). `content` is a string or an array of parts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatMessage {
+    /// system, developer, user, assistant or tool
+    role: String,
+    content: Option<serde_json::Value>,
+    name: Option<String>,
+    tool_call_id: Option<String>,
+    tool_calls: Option<Vec<serde_json::Value>>,
+}
+
+/// `POST /v1/chat/completions` body (OpenAI-compatible; unknown fields are forwarded).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatCompletionRequest {
+    /// A model alias from /v1/models.
+    model: String,
+    messages: Vec<ChatMessage>,
+    /// 0..=2
+    temperature: Option<f64>,
+    /// 0..=1
+    top_p: Option<f64>,
+    /// >= 1; raised silently to the model's `min_max_tokens` (see `spass-applied`).
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stream: Option<bool>,
+    stream_options: Option<serde_json::Value>,
+    tools: Option<Vec<serde_json::Value>>,
+    tool_choice: Option<serde_json::Value>,
+    stop: Option<serde_json::Value>,
+    n: Option<u32>,
+}
+
+/// `POST /c1/chat/completions` body: the /v1 body plus conversation fields.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct C1ChatCompletionRequest {
+    #[schema(inline)]
+    #[serde(flatten)]
+    chat: ChatCompletionRequest,
+    /// The caller's end-user id (1-128 printable characters).
+    user_id: String,
+    /// Continue this conversation; omit to start a new one.
+    conversation_id: Option<String>,
+}
+
+/// An OpenAI `chat.completion`; `dgx_code` is present when the tool loop synthesised.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatCompletion {
+    id: String,
+    object: String,
+    created: u64,
+    model: String,
+    choices: Vec<serde_json::Value>,
+    usage: Option<serde_json::Value>,
+    dgx_code: Option<String>,
+    conversation_id: Option<String>,
+}
+
+struct RouteDoc {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: bool,
+    ok: (u16, &'static str, Option<&'static str>),
+    request: Option<&'static str>,
+    codes: &'static [Code],
+    user_id_query: bool,
+}
+
+const AUTH: [Code; 3] = [Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded];
+
+const CHAT_CODES: &[Code] = &[
+    Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded,
+    Code::ModelQuotaExhausted, Code::OpenrouterDailyQuotaExhausted, Code::BodyTooLarge,
+    Code::InvalidJson, Code::MissingField, Code::InvalidField, Code::ModelNotInAllowlist,
+    Code::MaxTokensBelowMinimum, Code::ImageUrlNotSupported, Code::ImageDecodeError,
+    Code::ImageBase64Invalid, Code::ToolCallArgumentsInvalid, Code::UpstreamBadRequest,
+    Code::UpstreamError, Code::UpstreamTimeout, Code::UpstreamUnavailable, Code::InternalError,
+];
+
+const C1_CHAT_CODES: &[Code] = &[
+    Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded,
+    Code::ModelQuotaExhausted, Code::OpenrouterDailyQuotaExhausted, Code::BodyTooLarge,
+    Code::InvalidJson, Code::MissingField, Code::InvalidField, Code::ModelNotInAllowlist,
+    Code::MaxTokensBelowMinimum, Code::ImageUrlNotSupported, Code::ImageDecodeError,
+    Code::ImageBase64Invalid, Code::ToolCallArgumentsInvalid, Code::UpstreamBadRequest,
+    Code::ConversationNotFound, Code::UpstreamError, Code::UpstreamTimeout,
+    Code::UpstreamUnavailable, Code::InternalError, Code::StorageError,
+];
+
+const CONV_CODES: &[Code] = &[
+    AUTH[0], AUTH[1], AUTH[2], Code::MissingField, Code::InvalidField,
+    Code::ConversationNotFound, Code::InternalError, Code::StorageError,
+];
+
+const INFO_CODES: &[Code] = &[AUTH[0], AUTH[1], AUTH[2], Code::InternalError];
+const PUBLIC_CODES: &[Code] = &[Code::RateLimitExceeded, Code::InternalError];
+const OPS_CODES: &[Code] = &[Code::InternalError];
+
+const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "post", path: "/v1/chat/completions", summary: "OpenAI-compatible chat completion; `stream: true` answers SSE; server-side tool loop", auth: true, ok: (200, "chat.completion, or text/event-stream of chat.completion.chunk", Some("ChatCompletion")), request: Some("ChatCompletionRequest"), codes: CHAT_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/v1/models", summary: "Model aliases this token may use (OpenAI list format)", auth: true, ok: (200, "model list", None), request: None, codes: INFO_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/v1/info", summary: "Models with capabilities and constraints, the token's limits, gateway version", auth: true, ok: (200, "gateway info", None), request: None, codes: INFO_CODES, user_id_query: false },
+    RouteDoc { method: "post", path: "/c1/chat/completions", summary: "Chat with server-side conversation history (SQLite)", auth: true, ok: (200, "chat.completion with conversation_id, or SSE", Some("ChatCompletion")), request: Some("C1ChatCompletionRequest"), codes: C1_CHAT_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/c1/conversations", summary: "The user's conversations", auth: true, ok: (200, "conversation list", None), request: None, codes: CONV_CODES, user_id_query: true },
+    RouteDoc { method: "get", path: "/c1/conversations/{id}", summary: "One conversation with its messages", auth: true, ok: (200, "conversation", None), request: None, codes: CONV_CODES, user_id_query: true },
+    RouteDoc { method: "delete", path: "/c1/conversations/{id}", summary: "Delete a conversation", auth: true, ok: (204, "deleted", None), request: None, codes: CONV_CODES, user_id_query: true },
+    RouteDoc { method: "get", path: "/errors", summary: "Machine-readable error catalog", auth: false, ok: (200, "catalog", Some("Catalog")), request: None, codes: PUBLIC_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/docs/errors", summary: "Error catalog as HTML, one `#<code>` anchor per code", auth: false, ok: (200, "text/html", None), request: None, codes: PUBLIC_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/openapi.json", summary: "This document", auth: false, ok: (200, "OpenAPI 3.1", None), request: None, codes: PUBLIC_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/healthz", summary: "Liveness", auth: false, ok: (200, "alive", None), request: None, codes: OPS_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/readyz", summary: "Readiness: each dependency with detail; 503 when one is down", auth: false, ok: (200, "ready (503 with the same body when not)", None), request: None, codes: OPS_CODES, user_id_query: false },
+    RouteDoc { method: "get", path: "/metrics", summary: "Prometheus metrics", auth: false, ok: (200, "OpenMetrics text", None), request: None, codes: OPS_CODES, user_id_query: false },
+];
+
+/// The codes a route can answer with (also used by tests to tie routes to the catalog).
+pub fn route_codes() -> Vec<(&'static str, &'static str, Vec<Code>)> {
+    ROUTES
+        .iter()
+        .map(|r| {
+            (r.method, r.path, r.codes.to_vec())
+        })
+        .collect()
+}
+
+fn string_enum(values: impl IntoIterator<Item = &'static str>) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(values))
+        .into()
+}
+
+fn error_envelope_schema() -> Schema {
+    let types = [
+        ErrorType::AuthenticationError, ErrorType::PermissionError, ErrorType::RateLimitError,
+        ErrorType::InvalidRequestError, ErrorType::NotFoundError, ErrorType::UpstreamError,
+        ErrorType::InternalError, ErrorType::ToolLoopStatus,
+    ];
+    let inner = ObjectBuilder::new()
+        .property("type", string_enum(types.iter().map(|t| t.as_str())))
+        .property("code", string_enum(ENTRIES.iter().map(|e| e.code)))
+        .property("message", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property(
+            "param",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some("JSON pointer into the request, or a header/query locator")),
+        )
+        .required("type")
+        .required("code")
+        .required("message")
+        .required("param")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    ObjectBuilder::new()
+        .property("error", inner)
+        .property("dgx_code", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property(
+            "available_fallbacks",
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))),
+        )
+        .required("error")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some("The error envelope of every error response"))
+        .into()
+}
+
+fn catalog_schema() -> Schema {
+    let entry = ObjectBuilder::new()
+        .property("code", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property("type", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property("http_status", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)))
+        .property("title", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property("description", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property("remediation", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property("typical_param", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])))
+        .property("retryable", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)))
+        .property("docs_url", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)));
+    ObjectBuilder::new()
+        .property("entries", ArrayBuilder::new().items(entry))
+        .required("entries")
+        .into()
+}
+
+pub fn document() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    for r in ROUTES {
+        let mut op = OperationBuilder::new()
+            .summary(Some(r.summary))
+            .operation_id(Some(format!("{}{}", r.method, r.path.replace(['/', '{', '}', '.'], "_"))));
+        if r.path.contains("{id}") {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(String::schema())),
+            );
+        }
+        if r.user_id_query {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("user_id")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::True)
+                    .schema(Some(String::schema())),
+            );
+        }
+        if let Some(req) = r.request {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(req))).build())
+                    .build(),
+            ));
+        }
+        let mut ok = ResponseBuilder::new().description(r.ok.1);
+        if let Some(schema) = r.ok.2 {
+            ok = ok.content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build());
+        }
+        op = op.response(r.ok.0.to_string(), ok.build());
+        let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+        for c in r.codes.iter().chain(std::iter::once(&Code::RouteNotFound)) {
+            let e = c.entry();
+            if e.http_status >= 400 {
+                by_status.entry(e.http_status).or_default().push(e.code);
+            }
+        }
+        if r.codes.contains(&Code::UpstreamBadRequest) {
+            by_status.entry(422).or_default().push("upstream_bad_request");
+        }
+        for (status, codes) in by_status {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .example(Some(json!({"error": {"type": Code::from_code(codes[0]).map(|c| c.entry().error_type.as_str()), "code": codes[0], "message": "…", "param": null}})))
+                .build();
+            let mut resp = ResponseBuilder::new()
+                .description(format!("Error codes: {}", codes.join(", ")))
+                .content("application/json", content);
+            if status == 429 {
+                resp = resp.header(
+                    "Retry-After",
+                    utoipa::openapi::HeaderBuilder::new()
+                        .schema(i64::schema())
+                        .description(Some("whole seconds"))
+                        .build(),
+                );
+            }
+            op = op.response(status.to_string(), resp.build());
+        }
+        if r.auth {
+            op = op.security(utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
+        let method = match r.method {
+            "post" => HttpMethod::Post,
+            "delete" => HttpMethod::Delete,
+            _ => HttpMethod::Get,
+        };
+        paths = paths.path(r.path, PathItem::new(method, op.build()));
+    }
+    let components = ComponentsBuilder::new()
+        .schema("ErrorEnvelope", error_envelope_schema())
+        .schema("Catalog", catalog_schema())
+        .schema_from::<ChatMessage>()
+        .schema_from::<ChatCompletionRequest>()
+        .schema_from::<C1ChatCompletionRequest>()
+        .schema_from::<ChatCompletion>()
+        .security_scheme(
+            "bearer",
+            utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("DGX reference LLM chat gateway")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("OpenAI-compatible chat gateway implementing the DGX error catalog (cut 2.32). Every error answers with the envelope `ErrorEnvelope`; see /errors and /docs/errors.")),
+        )
+        .paths(paths.build())
+        .components(Some(components))
+        .build()
+}
+
+pub fn json() -> String {
+    document().to_json().unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn document_is_openapi_3_1_with_every_route_and_the_envelope() {
+        let v: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
+        for r in ROUTES {
+            assert!(v["paths"][r.path][r.method].is_object(), "{} {}", r.method, r.path);
+        }
+        let codes = &v["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]["properties"]["code"]["enum"];
+        assert_eq!(codes.as_array().unwrap().len(), ENTRIES.len());
+    }
+
+    #[test]
+    fn every_error_code_is_returned_by_some_route() {
+        let mut seen: HashSet<Code> = ROUTES.iter().flat_map(|r| r.codes.iter().copied()).collect();
+        seen.insert(Code::RouteNotFound);
+        seen.insert(Code::ToolLoopMaxIterations);
+        seen.insert(Code::ToolLoopAntiLoopSynthesised);
+        for c in Code::ALL {
+            assert!(seen.contains(c), "{} is on no route", c.as_str());
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `POST /v1/chat/completions` and `POST /c1/chat/completions`: validate, floor, reserve the
+//! budget, call the upstream (plain, streamed, or through the tool loop), settle, answer.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{Map, Value};
+
+use crate::auth::{Principal, FAULT_HEADER};
+use crate::catalog::Code;
+use crate::config::Model;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::stream::{Hooks, Outcome};
+use crate::upstream::Usage;
+use crate::validate::{self, Api};
+use crate::{stream, toolloop, upstream};
+
+pub async fn v1(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
+    let bytes = super::read_body(body, &headers, state.config.max_body_bytes).await?;
+    let mut obj = validate::parse_object(&bytes)?;
+    let config = state.config.clone();
+    let tenant = &config.tenants[principal.tenant];
+    let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
+    let holds = state.reserve(tenant, &checked.model.alias, reserved_tokens(&obj)).await?;
+    let mut resp = if checked.stream {
+        let settle_state = state.clone();
+        let hooks = Hooks {
+            field: None,
+            finish: Some(Box::new(move |o: Outcome| {
+                Box::pin(async move {
+                    settle_state.settle(&holds, o.usage.total_tokens).await;
+                    Ok(())
+                })
+            })),
+        };
+        open_stream(&state, checked.model, obj, deadline, hooks).await?
+    } else {
+        let result = complete(&state, checked.model, obj).await;
+        let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
+        state.settle(&holds, used).await;
+        Json(Value::Object(result?.0)).into_response()
+    };
+    applied_headers(resp.headers_mut(), checked.floored);
+    Ok(resp)
+}
+
+/// `max_tokens` is what a request may spend; it is reserved up front.
+fn reserved_tokens(body: &Map<String, Value>) -> u64 {
+    body.get("max_tokens")
+        .or_else(|| body.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Non-streaming answer: through the tool loop when server-side tools are configured.
+async fn complete(
+    state: &AppState,
+    model: &Model,
+    body: Map<String, Value>,
+) -> Result<(Map<String, Value>, Usage), ApiError> {
+    if state.config.tools.is_empty() {
+        upstream::chat(state, model, &body).await
+    } else {
+        toolloop::run(state, model, body).await
+    }
+}
+
+async fn open_stream(
+    state: &AppState,
+    model: &Model,
+    body: Map<String, Value>,
+    deadline: tokio::time::Instant,
+    hooks: Hooks,
+) -> Result<Response, ApiError> {
+    if state.config.tools.is_empty() {
+        stream::relay(state, model, body, deadline, hooks).await
+    } else {
+        toolloop::stream(state.clone(), model.clone(), body, deadline, hooks).await
+    }
+}
+
+/// The silent-adjustment headers, current and earlier cut, with the same value.
+pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
+    if let Some(n) = floored {
+        if let Ok(v) = HeaderValue::from_str(&format!("max_tokens_floored={n}")) {
+            headers.insert(HeaderName::from_static("spass-applied"), v.clone());
+            headers.insert(HeaderName::from_static("x-rust-api-applied"), v);
+        }
+    }
+}
+
+fn storage_error(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "conversation store failed");
+    ApiError::new(
+        Code::StorageError,
+        "the conversation store could not be read or written; nothing was saved",
+    )
+}
+
+pub async fn c1(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
+    let bytes = super::read_body(body, &headers, state.config.max_body_bytes).await?;
+    let mut obj = validate::parse_object(&bytes)?;
+    let config = state.config.clone();
+    let tenant = &config.tenants[principal.tenant];
+    let checked = validate::check_chat(&mut obj, &config, tenant, Api::C1)?;
+    let user = obj.remove("user_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let requested = obj.remove("conversation_id").and_then(|v| v.as_str().map(str::to_owned));
+    if state.config.fault_injection && headers.get(FAULT_HEADER).is_some_and(|v| v == "storage") {
+        state.store.fail_writes.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let id = requested.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Exchanges of one conversation are serialised: the next one reads this one's answer.
+    let guard = state.store.lock(&id).await;
+    let history = match &requested {
+        Some(id) => state
+            .store
+            .history(&tenant.id, &user, id)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::ConversationNotFound,
+                    "no such conversation for this user; omit conversation_id to start one",
+                )
+                .param("/conversation_id")
+            })?,
+        None => Vec::new(),
+    };
+    let new_messages: Vec<Value> = obj.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut full = history;
+    full.extend(new_messages.iter().cloned());
+    obj.insert("messages".into(), Value::Array(full));
+    let holds = state.reserve(tenant, &checked.model.alias, reserved_tokens(&obj)).await?;
+
+    let mut resp = if checked.stream {
+        let st = state.clone();
+        let (tenant_id, alias, conv) = (tenant.id.clone(), checked.model.alias.clone(), id.clone());
+        let hooks = Hooks {
+            field: Some(("conversation_id".into(), Value::String(id.clone()))),
+            finish: Some(Box::new(move |o: Outcome| {
+                Box::pin(async move {
+                    let _guard = guard;
+                    st.settle(&holds, o.usage.total_tokens).await;
+                    if !o.completed {
+                        return Ok(());
+                    }
+                    let mut exchange = new_messages;
+                    exchange.push(serde_json::json!({"role": "assistant", "content": o.content}));
+                    st.store.append(&tenant_id, &user, &conv, &alias, exchange).await.map_err(storage_error)
+                })
+            })),
+        };
+        let mut r = open_stream(&state, checked.model, obj, deadline, hooks).await?;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            r.headers_mut().insert(HeaderName::from_static("x-conversation-id"), v);
+        }
+        r
+    } else {
+        let result = complete(&state, checked.model, obj).await;
+        state.settle(&holds, result.as_ref().map_or(0, |(_, u)| u.total_tokens)).await;
+        let (mut completion, _) = result?;
+        let answer = completion
+            .get("choices")
+            .and_then(|c| c.pointer("/0/message"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut exchange = new_messages;
+        exchange.push(answer);
+        // Committed before answering: a 200 means the exchange is on disk.
+        state
+            .store
+            .append(&tenant.id, &user, &id, &checked.model.alias, exchange)
+            .await
+            .map_err(storage_error)?;
+        drop(guard);
+        completion.insert("conversation_id".into(), Value::String(id.clone()));
+        let mut r = Json(Value::Object(completion)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            r.headers_mut().insert(HeaderName::from_static("x-conversation-id"), v);
+        }
+        r
+    };
+    applied_headers(resp.headers_mut(), checked.floored);
+    Ok(resp)
+}

@@ -1,0 +1,88 @@
+//! `GET/DELETE /c1/conversations[/{id}]?user_id=`: tenant- and user-scoped reads and deletes.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::catalog::Code;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::validate::{valid_conversation_id, valid_user_id};
+
+fn user_id(query: Option<String>) -> Result<String, ApiError> {
+    let q = query.unwrap_or_default();
+    let url = reqwest::Url::parse(&format!("http://q/?{q}"))
+        .map_err(|_| ApiError::invalid_field("query.user_id", "query string is malformed"))?;
+    let user = url
+        .query_pairs()
+        .find(|(k, _)| k == "user_id")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| {
+            ApiError::new(Code::MissingField, "query parameter `user_id` is required").param("query.user_id")
+        })?;
+    if !valid_user_id(&user) {
+        return Err(ApiError::invalid_field("query.user_id", "must be 1-128 printable characters"));
+    }
+    Ok(user)
+}
+
+fn conversation_id(id: &str) -> Result<&str, ApiError> {
+    if valid_conversation_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::invalid_field("path.id", "is not a conversation id of this gateway"))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(Code::ConversationNotFound, "no such conversation for this user").param("path.id")
+}
+
+fn storage(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "conversation store failed");
+    ApiError::new(Code::StorageError, "the conversation store could not be read or written")
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let user = user_id(q)?;
+    let tenant = &state.config.tenants[p.tenant].id;
+    let list = state.store.list(tenant, &user).await.map_err(storage)?;
+    Ok(Json(json!({"object": "list", "data": list})))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let user = user_id(q)?;
+    let id = conversation_id(&id)?;
+    let tenant = &state.config.tenants[p.tenant].id;
+    let conv = state.store.get(tenant, &user, id).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(json!(conv)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let user = user_id(q)?;
+    let id = conversation_id(&id)?;
+    let tenant = &state.config.tenants[p.tenant].id;
+    let _guard = state.store.lock(id).await;
+    if state.store.delete(tenant, &user, id).await.map_err(storage)? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found())
+    }
+}

@@ -1,0 +1,298 @@
+//! The /c1 conversation store: SQLite (bundled) in WAL mode, migrated at start.
+//!
+//! Only this module touches rusqlite. Calls run on the blocking pool; one exchange (the
+//! user's new messages and the assistant's answer) is written in ONE transaction, so a
+//! conversation never holds half an exchange. A per-conversation async lock keeps the
+//! exchanges of concurrent requests in order.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub model: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Conversation {
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub messages: Vec<Value>,
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX conversations_owner ON conversations (tenant, user_id, updated_at);
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+    );",
+];
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Test hook (GATEWAY_FAULT_INJECTION): makes every write fail as a broken disk would.
+    pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = if path.as_os_str() == ":memory:" {
+            Connection::open_in_memory()?
+        } else {
+            Connection::open(path)?
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            conn.execute_batch(&format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+        }
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            locks: Arc::new(Mutex::new(HashMap::new())),
+            fail_writes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(|e| StoreError(format!("storage task failed: {e}")))?
+    }
+
+    /// Holds a conversation's exchange lock; concurrent requests to it queue here.
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.locks.lock();
+            // Drop locks nobody holds any more, so the map stays as small as the traffic.
+            locks.retain(|_, m| Arc::strong_count(m) > 1);
+            locks.entry(id.to_owned()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+
+    /// The stored messages of a conversation owned by (tenant, user), or None.
+    pub async fn history(&self, tenant: &str, user: &str, id: &str) -> Result<Option<Vec<Value>>, StoreError> {
+        let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
+        self.run(move |c| {
+            let owned: Option<String> = c
+                .query_row(
+                    "SELECT id FROM conversations WHERE id = ?1 AND tenant = ?2 AND user_id = ?3",
+                    params![id, tenant, user],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if owned.is_none() {
+                return Ok(None);
+            }
+            let mut stmt = c.prepare_cached("SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(serde_json::from_str(&r?).unwrap_or(Value::Null));
+            }
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    /// Appends one exchange in one transaction; creates the conversation when `id` is new.
+    pub async fn append(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+        model: &str,
+        messages: Vec<Value>,
+    ) -> Result<(), StoreError> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError("injected write failure".into()));
+        }
+        let (tenant, user, id, model) = (tenant.to_owned(), user.to_owned(), id.to_owned(), model.to_owned());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let t = now();
+            let owner: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT tenant, user_id FROM conversations WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if owner.is_some_and(|(t2, u2)| t2 != tenant || u2 != user) {
+                return Err(StoreError("conversation belongs to another owner".into()));
+            }
+            tx.execute(
+                "INSERT INTO conversations (id, tenant, user_id, model, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, model = excluded.model",
+                params![id, tenant, user, model, t],
+            )?;
+            let next: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
+            for (i, m) in messages.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO messages (conversation_id, seq, body) VALUES (?1, ?2, ?3)",
+                    params![id, next + i as i64, m.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn list(&self, tenant: &str, user: &str) -> Result<Vec<Summary>, StoreError> {
+        let (tenant, user) = (tenant.to_owned(), user.to_owned());
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT c.id, c.model, c.created_at, c.updated_at,
+                        (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
+                 FROM conversations c WHERE c.tenant = ?1 AND c.user_id = ?2
+                 ORDER BY c.updated_at DESC LIMIT 1000",
+            )?;
+            let rows = stmt.query_map(params![tenant, user], |r| {
+                Ok(Summary {
+                    id: r.get(0)?,
+                    model: r.get(1)?,
+                    created_at: r.get(2)?,
+                    updated_at: r.get(3)?,
+                    message_count: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn get(&self, tenant: &str, user: &str, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let Some(messages) = self.history(tenant, user, id).await? else {
+            return Ok(None);
+        };
+        let summary = self
+            .list(tenant, user)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id);
+        Ok(summary.map(|summary| Conversation { summary, messages }))
+    }
+
+    pub async fn delete(&self, tenant: &str, user: &str, id: &str) -> Result<bool, StoreError> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError("injected write failure".into()));
+        }
+        let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
+        self.run(move |c| {
+            let n = c.execute(
+                "DELETE FROM conversations WHERE id = ?1 AND tenant = ?2 AND user_id = ?3",
+                params![id, tenant, user],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Readiness: a write that is rolled back.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            let tx = c.transaction()?;
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS readyz_probe (x INTEGER); INSERT INTO readyz_probe VALUES (1);")?;
+            tx.rollback()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn exchanges_are_scoped_ordered_and_deletable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.sqlite3")).unwrap();
+        store.append("t", "u", "c1", "m", vec![json!({"role": "user", "content": "1"}), json!({"role": "assistant", "content": "2"})]).await.unwrap();
+        store.append("t", "u", "c1", "m", vec![json!({"role": "user", "content": "3"})]).await.unwrap();
+        let h = store.history("t", "u", "c1").await.unwrap().unwrap();
+        assert_eq!(h.iter().map(|m| m["content"].as_str().unwrap()).collect::<Vec<_>>(), ["1", "2", "3"]);
+        assert!(store.history("t", "other", "c1").await.unwrap().is_none());
+        assert!(store.history("t2", "u", "c1").await.unwrap().is_none());
+        // another user cannot write into it either
+        store.append("t", "intruder", "c1", "m", vec![json!({"role": "user", "content": "x"})]).await.ok();
+        assert_eq!(store.history("t", "u", "c1").await.unwrap().unwrap().len(), 3);
+        assert_eq!(store.list("t", "u").await.unwrap()[0].message_count, 3);
+        assert!(!store.delete("t", "other", "c1").await.unwrap());
+        assert!(store.delete("t", "u", "c1").await.unwrap());
+        assert!(store.history("t", "u", "c1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.sqlite3");
+        {
+            let s = Store::open(&p).unwrap();
+            s.append("t", "u", "c", "m", vec![json!({"role": "user", "content": "kept"})]).await.unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.history("t", "u", "c").await.unwrap().unwrap()[0]["content"], "kept");
+        s.check_writable().await.unwrap();
+    }
+}

@@ -1,0 +1,445 @@
+//! Request validation of a chat body, in the check order of SPEC §3.
+//!
+//! Works on the raw JSON object so that every error carries an exact JSON pointer and every
+//! field the gateway does not know is forwarded untouched. Order: required fields → types
+//! and ranges → model allowlist → content checks (images, then tool arguments) → the silent
+//! max_tokens floor.
+
+use serde_json::{Map, Value};
+
+use crate::catalog::Code;
+use crate::config::{Config, Model, Tenant};
+use crate::error::ApiError;
+use crate::images;
+
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+const PART_TYPES: [&str; 5] = ["text", "image_url", "input_audio", "file", "refusal"];
+
+/// What the rest of the request path needs from a valid body.
+#[derive(Debug)]
+pub struct Checked<'c> {
+    pub model: &'c Model,
+    pub stream: bool,
+    /// `Some(n)` when max_tokens was raised to the model's minimum `n`.
+    pub floored: Option<u32>,
+}
+
+/// Which API the body came in on: /c1 also requires `user_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    V1,
+    C1,
+}
+
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::new(Code::InvalidJson, "the body must be a JSON object")),
+        Err(e) => Err(ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+pub fn check_chat<'c>(
+    body: &mut Map<String, Value>,
+    config: &'c Config,
+    tenant: &Tenant,
+    api: Api,
+) -> Result<Checked<'c>, ApiError> {
+    required_fields(body, api)?;
+    types_and_ranges(body, api)?;
+    let model = allowlisted(body, config, tenant)?;
+    content_checks(body, model)?;
+    let floored = floor_max_tokens(body, model.constraints.min_max_tokens);
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    Ok(Checked {
+        model,
+        stream,
+        floored,
+    })
+}
+
+fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
+    if !body.contains_key("model") {
+        return Err(ApiError::missing_field("/model"));
+    }
+    let Some(messages) = body.get("messages") else {
+        return Err(ApiError::missing_field("/messages"));
+    };
+    if let Some(list) = messages.as_array() {
+        for (i, m) in list.iter().enumerate() {
+            let Some(m) = m.as_object() else { continue };
+            let Some(role) = m.get("role") else {
+                return Err(ApiError::missing_field(&format!("/messages/{i}/role")));
+            };
+            let role = role.as_str().unwrap_or_default();
+            let needs_content = match role {
+                "assistant" => !m.contains_key("tool_calls"),
+                _ => true,
+            };
+            if needs_content && !m.contains_key("content") {
+                return Err(ApiError::missing_field(&format!("/messages/{i}/content")));
+            }
+            if role == "tool" && !m.contains_key("tool_call_id") {
+                return Err(ApiError::missing_field(&format!("/messages/{i}/tool_call_id")));
+            }
+        }
+    }
+    if api == Api::C1 && !body.contains_key("user_id") {
+        return Err(ApiError::missing_field("/user_id"));
+    }
+    Ok(())
+}
+
+fn number_in(body: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(), ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) => match v.as_f64() {
+            Some(x) if (lo..=hi).contains(&x) => Ok(()),
+            Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be between {lo} and {hi}"))),
+            None => Err(ApiError::invalid_field(&format!("/{key}"), "must be a number")),
+        },
+    }
+}
+
+fn integer_in(body: &Map<String, Value>, key: &str, lo: i64, hi: i64) -> Result<(), ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) => match v.as_i64() {
+            Some(x) if (lo..=hi).contains(&x) => Ok(()),
+            Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be an integer between {lo} and {hi}"))),
+            None if v.is_u64() => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be an integer between {lo} and {hi}"))),
+            None => Err(ApiError::invalid_field(&format!("/{key}"), "must be an integer")),
+        },
+    }
+}
+
+fn bool_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
+        Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), "must be a boolean")),
+    }
+}
+
+fn string_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
+        Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), "must be a string")),
+    }
+}
+
+fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
+    match body.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => return Err(ApiError::invalid_field("/model", "must be a non-empty string")),
+    }
+    let messages = match body.get("messages") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid_field("/messages", "must hold at least one message"))
+        }
+        _ => return Err(ApiError::invalid_field("/messages", "must be an array of messages")),
+    };
+    for (i, m) in messages.iter().enumerate() {
+        check_message(m, i)?;
+    }
+    number_in(body, "temperature", 0.0, 2.0)?;
+    number_in(body, "top_p", 0.0, 1.0)?;
+    number_in(body, "presence_penalty", -2.0, 2.0)?;
+    number_in(body, "frequency_penalty", -2.0, 2.0)?;
+    integer_in(body, "n", 1, 128)?;
+    integer_in(body, "max_tokens", 1, i64::from(u32::MAX))?;
+    integer_in(body, "max_completion_tokens", 1, i64::from(u32::MAX))?;
+    integer_in(body, "top_logprobs", 0, 20)?;
+    integer_in(body, "seed", i64::MIN, i64::MAX)?;
+    bool_field(body, "stream")?;
+    bool_field(body, "logprobs")?;
+    bool_field(body, "parallel_tool_calls")?;
+    string_field(body, "user")?;
+    match body.get("stream_options") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) => bool_field(o, "include_usage")
+            .map_err(|_| ApiError::invalid_field("/stream_options/include_usage", "must be a boolean"))?,
+        Some(_) => return Err(ApiError::invalid_field("/stream_options", "must be an object")),
+    }
+    match body.get("stop") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
+        Some(_) => {
+            return Err(ApiError::invalid_field("/stop", "must be a string or up to 4 strings"))
+        }
+    }
+    match body.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => {
+            for (j, t) in tools.iter().enumerate() {
+                let name = t.pointer("/function/name").and_then(Value::as_str);
+                if t.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(ApiError::invalid_field(&format!("/tools/{j}/type"), "must be \"function\""));
+                }
+                if name.is_none_or(str::is_empty) {
+                    return Err(ApiError::invalid_field(&format!("/tools/{j}/function/name"), "must be a non-empty string"));
+                }
+                if let Some(p) = t.pointer("/function/parameters") {
+                    if !p.is_object() {
+                        return Err(ApiError::invalid_field(&format!("/tools/{j}/function/parameters"), "must be a JSON-schema object"));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::invalid_field("/tools", "must be an array")),
+    }
+    match body.get("tool_choice") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(Value::String(s)) if ["none", "auto", "required"].contains(&s.as_str()) => {}
+        Some(_) => {
+            return Err(ApiError::invalid_field("/tool_choice", "must be none, auto, required or an object"))
+        }
+    }
+    match body.get("response_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) if o.get("type").is_some_and(Value::is_string) => {}
+        Some(_) => {
+            return Err(ApiError::invalid_field("/response_format", "must be an object with a string `type`"))
+        }
+    }
+    if api == Api::C1 {
+        match body.get("user_id") {
+            Some(Value::String(s)) if valid_user_id(s) => {}
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "/user_id",
+                    "must be a string of 1-128 printable characters",
+                ))
+            }
+        }
+        match body.get("conversation_id") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if valid_conversation_id(s) => {}
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "/conversation_id",
+                    "must be a conversation id as returned by this gateway",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `user_id` is the caller's own identifier: any printable text, bounded.
+pub fn valid_user_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}
+
+/// Conversation ids are UUIDs minted by the gateway; anything else cannot exist.
+pub fn valid_conversation_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
+    let Some(m) = m.as_object() else {
+        return Err(ApiError::invalid_field(&format!("/messages/{i}"), "must be an object"));
+    };
+    let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+    if !ROLES.contains(&role) {
+        return Err(ApiError::invalid_field(
+            &format!("/messages/{i}/role"),
+            "must be one of system, developer, user, assistant, tool",
+        ));
+    }
+    match m.get("content") {
+        None | Some(Value::String(_)) => {}
+        Some(Value::Null) if role == "assistant" => {}
+        Some(Value::Array(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                let at = format!("/messages/{i}/content/{j}");
+                let Some(p) = p.as_object() else {
+                    return Err(ApiError::invalid_field(&at, "must be a content part object"));
+                };
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or_default();
+                if !PART_TYPES.contains(&kind) {
+                    return Err(ApiError::invalid_field(&format!("{at}/type"), "must be text or image_url"));
+                }
+                if kind == "text" && !p.get("text").is_some_and(Value::is_string) {
+                    return Err(ApiError::invalid_field(&format!("{at}/text"), "must be a string"));
+                }
+                if kind == "image_url" && !p.get("image_url").and_then(|u| u.get("url")).is_some_and(Value::is_string) {
+                    return Err(ApiError::invalid_field(&format!("{at}/image_url/url"), "must be a string"));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                &format!("/messages/{i}/content"),
+                "must be a string or an array of content parts",
+            ))
+        }
+    }
+    if let Some(name) = m.get("name") {
+        if !name.is_string() {
+            return Err(ApiError::invalid_field(&format!("/messages/{i}/name"), "must be a string"));
+        }
+    }
+    if role == "tool" && !m.get("tool_call_id").is_some_and(Value::is_string) {
+        return Err(ApiError::invalid_field(&format!("/messages/{i}/tool_call_id"), "must be a string"));
+    }
+    if let Some(calls) = m.get("tool_calls") {
+        let Some(calls) = calls.as_array().filter(|_| role == "assistant") else {
+            return Err(ApiError::invalid_field(
+                &format!("/messages/{i}/tool_calls"),
+                "must be an array, on assistant messages only",
+            ));
+        };
+        for (j, c) in calls.iter().enumerate() {
+            let at = format!("/messages/{i}/tool_calls/{j}");
+            if !c.get("id").is_some_and(Value::is_string) {
+                return Err(ApiError::invalid_field(&format!("{at}/id"), "must be a string"));
+            }
+            if !c.pointer("/function/name").is_some_and(Value::is_string) {
+                return Err(ApiError::invalid_field(&format!("{at}/function/name"), "must be a string"));
+            }
+            if !c.pointer("/function/arguments").is_some_and(Value::is_string) {
+                return Err(ApiError::invalid_field(
+                    &format!("{at}/function/arguments"),
+                    "must be a string holding JSON",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn allowlisted<'c>(
+    body: &Map<String, Value>,
+    config: &'c Config,
+    tenant: &Tenant,
+) -> Result<&'c Model, ApiError> {
+    let alias = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    config
+        .model(alias)
+        .filter(|_| tenant.allowed.permits(alias))
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::ModelNotInAllowlist,
+                "the model is not available for this token; see /v1/models",
+            )
+            .param("/model")
+        })
+}
+
+fn content_checks(body: &Map<String, Value>, model: &Model) -> Result<(), ApiError> {
+    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for (i, m) in messages.iter().enumerate() {
+        let Some(parts) = m.get("content").and_then(Value::as_array) else { continue };
+        for (j, p) in parts.iter().enumerate() {
+            if let Some(url) = p.get("image_url").and_then(|u| u.get("url")).and_then(Value::as_str) {
+                let at = format!("/messages/{i}/content/{j}/image_url/url");
+                images::check_image_url(url, &at, model.constraints.accepts_image_url)?;
+            }
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let Some(calls) = m.get("tool_calls").and_then(Value::as_array) else { continue };
+        for (j, c) in calls.iter().enumerate() {
+            let args = c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
+            if serde_json::from_str::<serde::de::IgnoredAny>(args).is_err() {
+                return Err(ApiError::new(
+                    Code::ToolCallArgumentsInvalid,
+                    "tool-call arguments must be a string holding valid JSON",
+                )
+                .param(format!("/messages/{i}/tool_calls/{j}/function/arguments")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Raises `max_tokens` / `max_completion_tokens` to the model's minimum; returns the minimum
+/// when it changed anything, for the `spass-applied` header.
+fn floor_max_tokens(body: &mut Map<String, Value>, min: u32) -> Option<u32> {
+    let mut floored = None;
+    for key in ["max_tokens", "max_completion_tokens"] {
+        if let Some(v) = body.get_mut(key) {
+            if v.as_u64().is_some_and(|n| n < u64::from(min)) {
+                *v = Value::from(min);
+                floored = Some(min);
+            }
+        }
+    }
+    floored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(body: Value, api: Api) -> Result<Map<String, Value>, Code> {
+        let mut map = body.as_object().cloned().unwrap();
+        let cfg = crate::testing::config();
+        let tenant = &cfg.tenants[0];
+        check_chat(&mut map, &cfg, tenant, api).map_err(|e| e.code)?;
+        Ok(map)
+    }
+
+    fn err(body: Value) -> (Code, Option<String>) {
+        let mut map = body.as_object().cloned().unwrap();
+        let cfg = crate::testing::config();
+        let e = check_chat(&mut map, &cfg, &cfg.tenants[0], Api::V1).unwrap_err();
+        (e.code, e.param)
+    }
+
+    #[test]
+    fn required_fields_come_before_types() {
+        let (c, p) = err(json!({"messages": [{"content": 1}], "temperature": "hot"}));
+        assert_eq!((c, p.as_deref()), (Code::MissingField, Some("/model")));
+        let (c, p) = err(json!({"model": "small", "messages": [{"role": "user", "content": "x"}, {"content": "y"}], "temperature": 9}));
+        assert_eq!((c, p.as_deref()), (Code::MissingField, Some("/messages/1/role")));
+        assert_eq!(run(json!({"model": "small", "messages": []}), Api::C1), Err(Code::MissingField));
+    }
+
+    #[test]
+    fn types_come_before_the_allowlist() {
+        let (c, p) = err(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}], "temperature": 3}));
+        assert_eq!((c, p.as_deref()), (Code::InvalidField, Some("/temperature")));
+        let (c, p) = err(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]}));
+        assert_eq!((c, p.as_deref()), (Code::InvalidField, Some("/messages/0/role")));
+        let (c, _) = err(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}));
+        assert_eq!(c, Code::ModelNotInAllowlist);
+        for (k, v) in [("max_tokens", json!(0)), ("max_tokens", json!(-5)), ("n", json!(1.5)), ("stream", json!("yes")), ("stop", json!(5))] {
+            let mut b = json!({"model": "small", "messages": [{"role": "user", "content": "x"}]});
+            b[k] = v;
+            let (c, p) = err(b);
+            assert_eq!((c, p), (Code::InvalidField, Some(format!("/{k}"))), "{k}");
+        }
+    }
+
+    #[test]
+    fn tool_arguments_must_be_json() {
+        let (c, p) = err(json!({"model": "small", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{bad"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"}
+        ]}));
+        assert_eq!((c, p.as_deref()), (Code::ToolCallArgumentsInvalid, Some("/messages/1/tool_calls/0/function/arguments")));
+    }
+
+    #[test]
+    fn max_tokens_is_floored_silently() {
+        let mut map = json!({"model": "small", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3}).as_object().cloned().unwrap();
+        let cfg = crate::testing::config();
+        let checked = check_chat(&mut map, &cfg, &cfg.tenants[0], Api::V1).unwrap();
+        assert_eq!(checked.floored, Some(16));
+        assert_eq!(map["max_tokens"], 16);
+    }
+
+    #[test]
+    fn non_objects_are_invalid_json() {
+        for b in [&b"[1]"[..], b"nul", b"\"x\"", b"{"] {
+            assert_eq!(parse_object(b).unwrap_err().code, Code::InvalidJson);
+        }
+    }
+}
