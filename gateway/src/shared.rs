@@ -17,6 +17,7 @@ use crate::config::{RateLimit, Tenant};
 use crate::limits::Decision;
 
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// GCRA: KEYS[1] bucket; ARGV[1] emission interval (µs), ARGV[2] burst.
 /// Returns {allowed, remaining, retry_after_us, reset_us}.
@@ -61,6 +62,9 @@ return 1
 pub struct RedisShared {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
+    /// After a failed connect, callers fail fast for `RECONNECT_AFTER` instead of queueing
+    /// behind new connection attempts: an outage must not add latency to every request.
+    last_failure: parking_lot::Mutex<Option<std::time::Instant>>,
     gcra: Script,
     reserve: Script,
     pub fail_closed: bool,
@@ -87,6 +91,7 @@ impl RedisShared {
         Ok(RedisShared {
             client: redis::Client::open(url)?,
             conn: Mutex::new(None),
+            last_failure: parking_lot::Mutex::new(None),
             gcra: Script::new(GCRA),
             reserve: Script::new(RESERVE),
             fail_closed,
@@ -94,19 +99,35 @@ impl RedisShared {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, SharedError> {
+        if self.last_failure.lock().is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+            return Err(SharedError("unavailable (recent connect failure)".into()));
+        }
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
+        if self.last_failure.lock().is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+            return Err(SharedError("unavailable (recent connect failure)".into()));
+        }
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(OP_TIMEOUT)
             .set_response_timeout(OP_TIMEOUT)
-            .set_number_of_retries(1);
-        let c = tokio::time::timeout(OP_TIMEOUT * 2, ConnectionManager::new_with_config(self.client.clone(), cfg))
+            .set_number_of_retries(0);
+        let c = tokio::time::timeout(OP_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), cfg))
             .await
-            .map_err(|_| SharedError("connect timed out".into()))??;
-        *slot = Some(c.clone());
-        Ok(c)
+            .map_err(|_| SharedError("connect timed out".into()))
+            .and_then(|r| r.map_err(SharedError::from));
+        match c {
+            Ok(c) => {
+                *self.last_failure.lock() = None;
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *self.last_failure.lock() = Some(std::time::Instant::now());
+                Err(e)
+            }
+        }
     }
 
     pub async fn check(&self, key: &[u8; 32], rate: RateLimit) -> Result<Decision, SharedError> {

@@ -1,0 +1,73 @@
+@quotas
+Feature: Model budgets and upstream quotas
+  A tenant's budget for a model is kept by the gateway's own ledger: a request reserves its share
+  before the upstream call, so parallel requests cannot overspend it (SPEC §3 "Budgets and limits
+  hold under concurrency"). A used-up budget, and an upstream that answers with a quota, credit or
+  rate-window error, both become model_quota_exhausted (429, Retry-After in whole seconds): the
+  body is provider-agnostic and names no upstream, no token counts and no billing URL (SPEC §3,
+  seed 000 "model_quota_exhausted", ADR 0006 v2). The only provider-specific exception is an
+  OpenRouter-pinned alias at its daily limit: openrouter_daily_quota_exhausted with Retry-After
+  equal to the seconds until the next 00:00 UTC, top-level "dgx_code" and "available_fallbacks"
+  (SPEC §3, seed 000 "openrouter_daily_quota_exhausted"). The quota check comes after the content
+  checks and the max_tokens floor and before the upstream call (SPEC §3 check order).
+
+  Background:
+    Given I authenticate with the "primary" token
+
+  @needs-config @needs-mock
+  Scenario: Parallel requests cannot overspend a tenant's daily budget
+    Given I use the "budget" model
+    When I send 5 chat requests in parallel
+    Then 2 of the responses had status 200
+    And 3 of the responses had status 429
+    And the upstream received 2 requests
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the response has a whole-seconds Retry-After
+    And the error message reveals no upstream details
+    And the body has no field "/dgx_code"
+    And the body has no field "/available_fallbacks"
+    And the upstream received 2 requests
+    # content checks come before the quota check (SPEC §3 check order)
+    Given the user message carries the image URL "data:image/bmp;base64,Qk0="
+    When I send a chat request
+    Then the response is the error "image_decode_error"
+
+  @needs-mock
+  Scenario Outline: An upstream quota, credit or rate-window answer becomes model_quota_exhausted
+    Given I use the "<model>" model
+    And the upstream answers with its <kind> error
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the response has a whole-seconds Retry-After
+    And the error message reveals no upstream details
+    And the error message does not contain "billing"
+    And the body has no field "/available_fallbacks"
+
+    Examples:
+      | model      | kind              |
+      | litellm    | quota-exhaustion  |
+      | litellm    | rate-window       |
+      | openrouter | credit-exhaustion |
+      | openrouter | rate-window       |
+
+  @needs-mock @needs-config
+  Scenario: An OpenRouter-pinned alias at its daily limit names its fallbacks and the reset time
+    Given I use the "openrouter" model
+    And the upstream answers with its daily-limit error
+    When I send a chat request
+    Then the response is the error "openrouter_daily_quota_exhausted"
+    And Retry-After is the number of seconds until 00:00 UTC
+    And the body field "/dgx_code" is "openrouter_daily_quota_exhausted"
+    And the body has the field "/available_fallbacks/0"
+    And the error message does not contain "sk-or-"
+
+  @needs-mock @needs-config
+  Scenario: The daily limit of an OpenRouter alias is reported the same way on a streaming request
+    Given I use the "openrouter" model
+    And the upstream answers with its daily-limit error
+    When I send a streaming chat request
+    Then the response is the error "openrouter_daily_quota_exhausted"
+    And the header "content-type" contains "application/json"
+    And Retry-After is the number of seconds until 00:00 UTC
+    And the body has the field "/available_fallbacks/0"

@@ -1,0 +1,68 @@
+@rate_limits @needs-config
+Feature: Per-token rate limiting
+  Each bearer has its own token bucket, keyed on the SHA-256 of the bearer and never on the
+  client address (SPEC §3 rate_limit_exceeded; default refill 1 request/s, burst 30). When the
+  bucket is empty the answer is rate_limit_exceeded (429) with a Retry-After header in whole
+  seconds and the x-ratelimit-* headers. The limit holds under concurrency (SPEC §3 "Budgets and
+  limits hold under concurrency") and is checked right after authentication, before the body is
+  read (SPEC §3 check order).
+
+  The scenarios use a fresh rate-limited token from the embedded configuration: a bucket of its
+  own with burst 3 and a refill of 1 request per second.
+
+  Background:
+    Given I authenticate with the "fresh rate-limited" token
+
+  Scenario: The burst is admitted and the next request is rejected with Retry-After
+    When I send 4 chat requests
+    Then 3 of the responses had status 200
+    And the response is the error "rate_limit_exceeded"
+    And the response has a whole-seconds Retry-After
+    And the header "x-ratelimit-limit" is present
+    And the header "x-ratelimit-remaining" is "0"
+    And the header "x-ratelimit-reset" is present
+
+  Scenario: Admitted responses carry the x-ratelimit headers too
+    When I send a chat request
+    Then the response status is 200
+    And the header "x-ratelimit-limit" is present
+    And the header "x-ratelimit-remaining" is present
+    And the header "x-ratelimit-reset" is present
+
+  Scenario: After waiting Retry-After seconds the token is admitted again
+    When I send 4 chat requests
+    Then the response is the error "rate_limit_exceeded"
+    When I wait for the Retry-After period
+    And I send a chat request
+    Then the response status is 200
+
+  Scenario: Parallel requests cannot get past the burst
+    When I send 6 chat requests in parallel
+    Then 3 of the responses had status 200
+    And 3 of the responses had status 429
+
+  Scenario: Buckets belong to tokens, so another token is unaffected
+    When I send 4 chat requests
+    Then the response is the error "rate_limit_exceeded"
+    Given I authenticate with the "fresh" token
+    When I send a chat request
+    Then the response status is 200
+
+  Scenario: A spoofed client address does not refill the bucket
+    When I send 4 chat requests
+    Then the response is the error "rate_limit_exceeded"
+    Given the header "X-Forwarded-For" is "203.0.113.77"
+    And the header "X-Real-IP" is "203.0.113.78"
+    When I send a chat request
+    Then the response is the error "rate_limit_exceeded"
+
+  Scenario: The rate limit is checked before the body is read
+    When I send 3 chat requests
+    And I send the raw body '{this is not json'
+    Then the response is the error "rate_limit_exceeded"
+    And the response has a whole-seconds Retry-After
+
+  Scenario: The rate limit is checked before the model allowlist
+    When I send 3 chat requests
+    And I send a chat request with "/model" set to '"no-such-model"'
+    Then the response is the error "rate_limit_exceeded"

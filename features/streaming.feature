@@ -1,0 +1,156 @@
+@streaming
+Feature: Streaming
+  With "stream": true the gateway relays the upstream SSE ("data: {chat.completion.chunk}" …
+  "data: [DONE]") without buffering the whole answer (SPEC §5). It sends its 200 header only once the
+  upstream's first chunk has arrived, so any failure before that (upstream 4xx/5xx, timeout, refused
+  connection, an error object inside a 200 stream) is an ordinary JSON error response with its real
+  status. A failure after the 200 (upstream drop, stall past the timeout, malformed chunk, missing
+  [DONE]) is sent as "event: error" with the error envelope as data, and then the stream ends: no
+  silent close, no fake finish_reason. Tool-call arguments split across deltas are reassembled
+  exactly. A client that goes away cancels the upstream request.
+
+  Background:
+    Given I authenticate with the "primary" token
+
+  Rule: Chunks are relayed as they arrive
+
+    @needs-mock
+    Scenario: The upstream's chunks are relayed without buffering and end with [DONE]
+      Given the upstream streams "The quick brown fox jumps over the lazy dog" in 5 chunks 200 ms apart
+      When I send a streaming chat request
+      Then the response status is 200
+      And the header "content-type" contains "text/event-stream"
+      And the streamed content is "The quick brown fox jumps over the lazy dog"
+      And the stream ends with the DONE marker
+      And the first chunk arrived at least 600 ms before the last
+
+    @needs-mock
+    Scenario: A requested usage chunk is relayed before [DONE]
+      Given the request field "/stream_options" is '{"include_usage": true}'
+      And the upstream streams "Hello there" in 2 chunks 10 ms apart
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream contains a usage chunk
+      And the stream ends with the DONE marker
+
+    @needs-mock
+    Scenario: A client that disconnects mid-stream cancels the upstream request
+      Given the upstream streams "one two three four five six seven eight nine ten" in 10 chunks 200 ms apart
+      When I send a streaming chat request and disconnect after 2 chunks
+      Then the upstream saw the client disconnect
+
+  Rule: A failure before the first chunk is an ordinary JSON error with its real status
+
+    Scenario: A validation error on a streaming request is a JSON error
+      Given the request field "/temperature" is '"hot"'
+      When I send a streaming chat request
+      Then the response is the error "invalid_field"
+      And the header "content-type" contains "application/json"
+      And the error param is "/temperature"
+
+    @needs-mock
+    Scenario Outline: An upstream error status before the first chunk (<model>, <upstream>)
+      Given I use the "<model>" model
+      And the upstream answers with the error status <upstream> and message "stream refused"
+      When I send a streaming chat request
+      Then the response is the error "<code>"
+      And the response status is <status>
+      And the header "content-type" contains "application/json"
+
+      Examples:
+        | model      | upstream | status | code                 |
+        | default    | 500      | 502    | upstream_error       |
+        | litellm    | 503      | 502    | upstream_error       |
+        | litellm    | 400      | 400    | upstream_bad_request |
+        | openrouter | 422      | 422    | upstream_bad_request |
+
+    @needs-mock
+    Scenario Outline: An upstream quota or context error before the first chunk (<model>, <kind>)
+      Given I use the "<model>" model
+      And the upstream answers with its <kind> error
+      When I send a streaming chat request
+      Then the response is the error "<code>"
+      And the header "content-type" contains "application/json"
+
+      Examples:
+        | model      | kind             | code                  |
+        | litellm    | quota-exhaustion | model_quota_exhausted |
+        | default    | context-length   | upstream_bad_request  |
+
+    @needs-mock
+    Scenario Outline: An error object inside a 200 stream is an ordinary JSON error (<model>, <upstream>)
+      Given I use the "<model>" model
+      And the upstream streams an error object with status <upstream>
+      When I send a streaming chat request
+      Then the response is the error "<code>"
+      And the response status is <status>
+      And the header "content-type" contains "application/json"
+
+      Examples:
+        | model   | upstream | status | code                 |
+        | default | 500      | 502    | upstream_error       |
+        | default | 400      | 400    | upstream_bad_request |
+        | litellm | 500      | 502    | upstream_error       |
+
+    @needs-mock @needs-config @slow
+    Scenario: An upstream that never sends a first chunk is a JSON upstream_timeout
+      Given the upstream hangs
+      When I send a streaming chat request
+      Then the response is the error "upstream_timeout"
+      And the header "content-type" contains "application/json"
+
+    @needs-config
+    Scenario: An unreachable upstream on a streaming request is a JSON upstream_unavailable
+      Given I use the "unreachable" model
+      When I send a streaming chat request
+      Then the response is the error "upstream_unavailable"
+      And the header "content-type" contains "application/json"
+
+  Rule: A failure after the first chunk ends the stream with an error event
+
+    @needs-mock
+    Scenario Outline: The upstream <failure> after two chunks
+      Given the upstream streams 2 chunks and then "<failure>"
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with an error event "<code>"
+
+      Examples:
+        | failure                      | code           |
+        | drops the connection         | upstream_error |
+        | sends a malformed chunk      | upstream_error |
+        | ends without the DONE marker | upstream_error |
+
+      @needs-config @slow
+      Examples: stalls past HTTP_TOTAL_TIMEOUT_SECS
+        | failure | code             |
+        | stalls  | upstream_timeout |
+
+  Rule: Tool-call arguments split across deltas are reassembled exactly
+
+    @needs-mock
+    Scenario Outline: A caller-defined tool call split into <parts> deltas
+      Given the request defines the caller tool "get_stock_price"
+      And the upstream streams the tool call "get_stock_price" with arguments '<arguments>' split into <parts> parts
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed tool call arguments are '<arguments>'
+      And the stream ends with the DONE marker
+
+      Examples:
+        | arguments                                                  | parts |
+        | {"symbol": "ACME", "exchange": "NYSE"}                     | 4     |
+        | {}                                                         | 2     |
+        | {"filters": {"days": [1, 2, 3], "hourly": true}, "n": null} | 7     |
+
+    @needs-mock @needs-config
+    Scenario: A split server-side tool call is executed and the answer is streamed
+      Given the upstream streams the tool call "lookup_weather" with arguments '{"city": "Berlin"}' split into 3 parts
+      And the upstream answers with the text "Sunny in Berlin."
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "Sunny in Berlin."
+      And the stream ends with the DONE marker
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 2 requests
+      And upstream request 2 contains a tool result message

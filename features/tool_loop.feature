@@ -1,0 +1,195 @@
+@tool_loop @needs-mock @needs-config
+Feature: The server-side tool loop
+  The gateway offers its configured server-side tools to the model; when the model calls one, the
+  gateway runs it, appends the result as a "tool" message and calls the model again (SPEC §4). A
+  call to a tool the caller defined in the request is returned to the caller as usual
+  (finish_reason "tool_calls"). The loop ends in a narrative answer in every case:
+  - at MAX_TOOL_ITERATIONS (10 in the embedded configuration) without a final answer, one more
+    upstream call with "tools": [] synthesises the answer; HTTP 200, finish_reason "stop",
+    "dgx_code": "tool_loop_max_iterations";
+  - the same tool call (name + canonicalised arguments) twice in a row triggers the same synthesis
+    call, with "dgx_code": "tool_loop_anti_loop_synthesised";
+  - in a stream, the named event "spass.tool-cap" or "spass.tool-anti-loop" with the payload
+    {"code", "iterations", "synth_called"} comes before the final content and "data: [DONE]".
+  A caller never receives raw server-side tool_calls or an empty answer (SPEC §4, seed 000 "Tool-Loop
+  Status-Codes"). The embedded configuration has the server-side tools "lookup_weather" (built in,
+  deterministic) and "slow_http_tool" (an HTTP executor that times out).
+
+  Background:
+    Given I authenticate with the "primary" token
+
+  Rule: Server-side tool calls are executed and never shown to the caller
+
+    Scenario: A server-side tool call is executed and the model's final answer is returned
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the text "It is sunny in Berlin."
+      When I send a chat request
+      Then the response status is 200
+      And the body matches the schema "chat_completion.json"
+      And the body field "/choices/0/message/content" is "It is sunny in Berlin."
+      And the body field "/choices/0/finish_reason" is "stop"
+      And the body has no field "/dgx_code"
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 2 requests
+      And upstream request 1 offered the tool "lookup_weather"
+      And upstream request 2 contains a tool result message
+
+    @slow
+    Scenario: A server-side tool that fails is reported to the model, and the caller still gets an answer
+      Given the upstream answers with the tool call "slow_http_tool" with arguments '{"query": "status"}'
+      And the upstream answers with the text "The status service did not answer in time."
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "The status service did not answer in time."
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 2 requests
+      And upstream request 2 contains a tool result message
+
+  Rule: The loop is capped at exactly MAX_TOOL_ITERATIONS
+
+    Scenario: Ten tool iterations without a final answer end in one synthesis call with no tools
+      Given the upstream answers 10 times with distinct tool calls to "lookup_weather"
+      And the upstream answers with the text "Summary of ten weather lookups."
+      When I send a chat request
+      Then the response is the tool-loop status "tool_loop_max_iterations"
+      And the body field "/choices/0/finish_reason" is "stop"
+      And the body field "/choices/0/message/content" is "Summary of ten weather lookups."
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 11 requests
+      And upstream request 10 offered the tool "lookup_weather"
+      And the last upstream request had an empty "tools" list
+
+    Scenario: Nine tool iterations followed by a final answer need no synthesis
+      Given the upstream answers 9 times with distinct tool calls to "lookup_weather"
+      And the upstream answers with the text "Nine lookups, all sunny."
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "Nine lookups, all sunny."
+      And the body has no field "/dgx_code"
+      And the upstream received 10 requests
+      And upstream request 10 offered the tool "lookup_weather"
+
+  Rule: The same call twice in a row is a loop; two different calls are not
+
+    Scenario: The second identical call triggers the synthesis call
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the text "Berlin is sunny, as the lookup said."
+      When I send a chat request
+      Then the response is the tool-loop status "tool_loop_anti_loop_synthesised"
+      And the body field "/choices/0/finish_reason" is "stop"
+      And the body field "/choices/0/message/content" is "Berlin is sunny, as the lookup said."
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 3 requests
+      And the last upstream request had an empty "tools" list
+
+    Scenario Outline: Arguments are compared after canonicalisation
+      Given the upstream answers with the tool call "lookup_weather" with arguments '<first>'
+      And the upstream answers with the tool call "lookup_weather" with arguments '<second>'
+      And the upstream answers with the text "Same question twice, answered once."
+      When I send a chat request
+      Then the response is the tool-loop status "tool_loop_anti_loop_synthesised"
+      And the upstream received 3 requests
+      And the last upstream request had an empty "tools" list
+
+      Examples:
+        | first                                  | second                                  |
+        | {"city": "Berlin", "unit": "celsius"}  | {"unit": "celsius", "city": "Berlin"}   |
+        | {"city":"Berlin"}                      | { "city" : "Berlin" }                   |
+
+    Scenario Outline: Two different calls in a row are not a loop
+      Given the upstream answers with the tool call "lookup_weather" with arguments '<first>'
+      And the upstream answers with the tool call "lookup_weather" with arguments '<second>'
+      And the upstream answers with the text "Two different lookups."
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "Two different lookups."
+      And the body has no field "/dgx_code"
+      And the upstream received 3 requests
+      And upstream request 3 offered the tool "lookup_weather"
+
+      Examples:
+        | first              | second                                |
+        | {"city": "Berlin"} | {"city": "Paris"}                     |
+        | {"city": "Berlin"} | {"city": "Berlin", "unit": "celsius"} |
+
+    Scenario: The same call again after a different one is not a loop
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Paris"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the text "Berlin, Paris, Berlin."
+      When I send a chat request
+      Then the response status is 200
+      And the body has no field "/dgx_code"
+      And the upstream received 4 requests
+      And upstream request 4 offered the tool "lookup_weather"
+
+  Rule: Caller-defined tools are the caller's business
+
+    Scenario: A call to a caller-defined tool is returned untouched with finish_reason tool_calls
+      Given the request defines the caller tool "get_stock_price"
+      And the upstream answers with the tool call "get_stock_price" with arguments '{"symbol": "ACME"}'
+      When I send a chat request
+      Then the response status is 200
+      And the body matches the schema "chat_completion.json"
+      And the body field "/choices/0/finish_reason" is "tool_calls"
+      And the body field "/choices/0/message/tool_calls/0/function/name" is "get_stock_price"
+      And the body field "/choices/0/message/tool_calls/0/function/arguments" is '{"symbol": "ACME"}'
+      And the body has no field "/dgx_code"
+      And the upstream received 1 request
+      And upstream request 1 offered the tool "get_stock_price"
+      And upstream request 1 offered the tool "lookup_weather"
+
+    Scenario: A caller-defined tool call after a server-side one is returned to the caller
+      Given the request defines the caller tool "get_stock_price"
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the tool call "get_stock_price" with arguments '{"symbol": "ACME"}'
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/finish_reason" is "tool_calls"
+      And the body field "/choices/0/message/tool_calls/0/function/name" is "get_stock_price"
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 2 requests
+
+  Rule: The caller never gets raw server-side tool calls or an empty answer
+
+    Scenario: A model that keeps calling a tool even in the synthesis call does not leak it
+      Given the upstream answers every request with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      When I send a chat request
+      Then the caller got neither raw server-side tool calls nor an empty answer
+
+    Scenario: An empty synthesis answer is not passed on as an empty answer
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the text ""
+      When I send a chat request
+      Then the caller got neither raw server-side tool calls nor an empty answer
+
+  Rule: In a stream the synthesis is announced by a named event
+
+    Scenario: The cap is announced by the spass.tool-cap event before the final content
+      Given the upstream answers 10 times with distinct tool calls to "lookup_weather"
+      And the upstream answers with the text "Summary of ten weather lookups."
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream event "spass.tool-cap" has the field "code" = "tool_loop_max_iterations"
+      And the stream event "spass.tool-cap" has the field "iterations" = "10"
+      And the stream event "spass.tool-cap" has the field "synth_called" = "true"
+      And the streamed content is "Summary of ten weather lookups."
+      And the stream ends with the DONE marker
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 11 requests
+      And the last upstream request had an empty "tools" list
+
+    Scenario: The anti-loop synthesis is announced by the spass.tool-anti-loop event
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      And the upstream answers with the text "Berlin is sunny, as the lookup said."
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream event "spass.tool-anti-loop" has the field "code" = "tool_loop_anti_loop_synthesised"
+      And the stream event "spass.tool-anti-loop" has the field "synth_called" = "true"
+      And the streamed content is "Berlin is sunny, as the lookup said."
+      And the stream ends with the DONE marker
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the last upstream request had an empty "tools" list

@@ -1,0 +1,103 @@
+@upstream_errors
+Feature: Mapping of upstream failures
+  Whatever the upstream personality (vLLM behind the "default" model, LiteLLM, OpenRouter), its
+  failures reach the caller as catalog codes (SPEC §3 catalog, §7 mock personalities): an upstream
+  4xx not covered by a more specific code is upstream_bad_request with the upstream's own status
+  1:1 and its sanitised message; an upstream 5xx is upstream_error (502) with the sanitised
+  upstream message inline; HTTP_TOTAL_TIMEOUT_SECS elapsing is upstream_timeout (504); a refused
+  TCP/TLS connection is upstream_unavailable (503). "Sanitised" means no upstream API key, no
+  upstream host name or URL, no provider name where the catalog is provider-agnostic (SPEC §3).
+
+  Background:
+    Given I authenticate with the "primary" token
+
+  @needs-mock
+  Scenario Outline: An upstream 4xx keeps its status as upstream_bad_request (<model>, <upstream>)
+    Given I use the "<model>" model
+    And the upstream answers with the error status <upstream> and message "the prompt was rejected by policy"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the response status is <upstream>
+    And the error message contains "the prompt was rejected by policy"
+    And the error message reveals no upstream details
+
+    Examples:
+      | model      | upstream |
+      | default    | 400      |
+      | default    | 422      |
+      | litellm    | 400      |
+      | litellm    | 404      |
+      | openrouter | 400      |
+      | openrouter | 422      |
+
+  @needs-mock
+  Scenario Outline: An upstream 5xx becomes upstream_error 502 (<model>, <upstream>)
+    Given I use the "<model>" model
+    And the upstream answers with the error status <upstream> and message "the model backend is overloaded"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "the model backend is overloaded"
+    And the error message reveals no upstream details
+
+    Examples:
+      | model      | upstream |
+      | default    | 500      |
+      | default    | 503      |
+      | litellm    | 500      |
+      | litellm    | 502      |
+      | openrouter | 500      |
+      | openrouter | 504      |
+
+  @needs-mock
+  Scenario Outline: Upstream hosts, URLs and keys never reach the caller (<model>, <upstream>)
+    Given I use the "<model>" model
+    And the upstream answers with the error status <upstream> and message "call to http://10.20.30.40:8000/v1/chat/completions with key sk-live-9f8e7d6c5b4a failed"
+    When I send a chat request
+    Then the response is the error "<code>"
+    And the error message does not contain "10.20.30.40"
+    And the error message does not contain "sk-live-9f8e7d6c5b4a"
+    And the error message does not contain "http://"
+    And the error message reveals no upstream details
+
+    Examples:
+      | model      | upstream | code                 |
+      | default    | 500      | upstream_error       |
+      | litellm    | 400      | upstream_bad_request |
+      | openrouter | 503      | upstream_error       |
+
+  @needs-mock
+  Scenario Outline: A context-length error is the caller's to fix: upstream_bad_request 400 (<model>)
+    Given I use the "<model>" model
+    And the upstream answers with its context-length error
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the response status is 400
+    And the error message reveals no upstream details
+
+    Examples:
+      | model      |
+      | default    |
+      | litellm    |
+      | openrouter |
+
+  @needs-mock @needs-config @slow
+  Scenario: An upstream that never answers is upstream_timeout after HTTP_TOTAL_TIMEOUT_SECS
+    Given the upstream hangs
+    When I send a chat request
+    Then the response is the error "upstream_timeout"
+    And the error message reveals no upstream details
+
+  @needs-config
+  Scenario: An upstream that refuses connections is upstream_unavailable
+    Given I use the "unreachable" model
+    When I send a chat request
+    Then the response is the error "upstream_unavailable"
+    And the error message reveals no upstream details
+
+  @needs-mock
+  Scenario: An upstream error carries the request id like every other response
+    Given the upstream answers with the error status 500 and message "boom"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the header "x-request-id" is present

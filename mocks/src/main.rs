@@ -1,0 +1,76 @@
+//! The `mocks` binary: one mock upstream on a socket, until ctrl-c.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mocks::{MockConfig, MockServer, Personality};
+
+/// Mock LLM upstream (vLLM, LiteLLM or OpenRouter wire format), scriptable over /__mock.
+#[derive(Debug, Parser)]
+#[command(name = "mocks", version)]
+struct Args {
+    /// Which server to imitate: vllm, litellm or openrouter.
+    #[arg(long, default_value = "vllm")]
+    personality: Personality,
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// Delay before the first chunk, in ms.
+    #[arg(long, default_value_t = 0)]
+    ttft_ms: u64,
+    /// Delay between content chunks, in ms.
+    #[arg(long, default_value_t = 0)]
+    inter_chunk_ms: u64,
+    /// Up to this much random extra delay per chunk, in ms.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Seed for ids and jitter.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Content chunks of the default streamed reply (0 = 4).
+    #[arg(long, default_value_t = 0)]
+    default_chunks: usize,
+    /// Require `Authorization: Bearer <KEY>` on the API routes.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// vLLM only: answer errors in the flat pre-0.10 shape {"object":"error",...}.
+    #[arg(long)]
+    vllm_legacy_errors: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = MockConfig {
+        personality: args.personality,
+        ttft_ms: args.ttft_ms,
+        inter_chunk_ms: args.inter_chunk_ms,
+        jitter_ms: args.jitter_ms,
+        seed: args.seed,
+        default_chunks: args.default_chunks,
+        api_key: args.api_key,
+    };
+    let server = match MockServer::start_with(config, args.bind).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("mocks: cannot listen on {}: {e}", args.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    server.set_vllm_legacy_errors(args.vllm_legacy_errors);
+    println!(
+        "mocks listening on http://{} personality={}",
+        server.addr(),
+        server.personality()
+    );
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("mocks: cannot wait for ctrl-c: {e}");
+    }
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}

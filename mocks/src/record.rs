@@ -1,0 +1,167 @@
+//! Recording: every request carrying a marker, and how its exchange ended.
+//!
+//! The outcome of an exchange is only known after the handler has returned (a client can
+//! leave halfway through a stream), so each record keeps its outcome in an atomic that the
+//! response body's drop guard updates without taking the store lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// How an exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The mock sent everything it meant to send.
+    Completed,
+    /// The client went away before the mock finished sending.
+    ClientDisconnected,
+    /// The mock aborted the connection on purpose (a `drop` step).
+    DroppedByMock,
+    /// Still in flight.
+    Pending,
+}
+
+impl Outcome {
+    fn to_u8(self) -> u8 {
+        match self {
+            Outcome::Pending => 0,
+            Outcome::Completed => 1,
+            Outcome::ClientDisconnected => 2,
+            Outcome::DroppedByMock => 3,
+        }
+    }
+
+    fn from_u8(v: u8) -> Outcome {
+        match v {
+            1 => Outcome::Completed,
+            2 => Outcome::ClientDisconnected,
+            3 => Outcome::DroppedByMock,
+            _ => Outcome::Pending,
+        }
+    }
+}
+
+/// One recorded request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recorded {
+    pub path: String,
+    /// Header names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The parsed JSON body.
+    pub body: serde_json::Value,
+    pub outcome: Outcome,
+}
+
+impl Recorded {
+    /// The value of the first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A record as stored: immutable request data plus a settable outcome.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: serde_json::Value,
+    outcome: AtomicU8,
+}
+
+impl Entry {
+    fn snapshot(&self) -> Recorded {
+        Recorded {
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            outcome: Outcome::from_u8(self.outcome.load(Ordering::Acquire)),
+        }
+    }
+
+    pub fn set_outcome(&self, outcome: Outcome) {
+        self.outcome.store(outcome.to_u8(), Ordering::Release);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RecordStore {
+    records: Mutex<HashMap<String, Vec<Arc<Entry>>>>,
+}
+
+impl RecordStore {
+    pub fn record(
+        &self,
+        marker: &str,
+        path: String,
+        headers: Vec<(String, String)>,
+        body: serde_json::Value,
+    ) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            path,
+            headers,
+            body,
+            outcome: AtomicU8::new(Outcome::Pending.to_u8()),
+        });
+        let mut records = self.records.lock();
+        match records.get_mut(marker) {
+            Some(list) => list.push(Arc::clone(&entry)),
+            None => {
+                records.insert(marker.to_owned(), vec![Arc::clone(&entry)]);
+            }
+        }
+        entry
+    }
+
+    pub fn get(&self, marker: &str) -> Vec<Recorded> {
+        // Clone the Arcs under the lock, copy the data outside it.
+        let entries: Vec<Arc<Entry>> = self
+            .records
+            .lock()
+            .get(marker)
+            .map(|list| list.to_vec())
+            .unwrap_or_default();
+        entries.iter().map(|e| e.snapshot()).collect()
+    }
+
+    pub fn clear(&self) {
+        self.records.lock().clear();
+    }
+}
+
+/// Settles an exchange's outcome. Dropped without `finish` means the client went away: hyper
+/// drops the handler future or the body stream when the connection closes.
+#[derive(Debug)]
+pub(crate) struct OutcomeGuard {
+    entry: Option<Arc<Entry>>,
+    done: bool,
+}
+
+impl OutcomeGuard {
+    pub fn new(entry: Option<Arc<Entry>>) -> OutcomeGuard {
+        OutcomeGuard { entry, done: false }
+    }
+
+    pub fn finish(&mut self, outcome: Outcome) {
+        if let Some(entry) = &self.entry {
+            entry.set_outcome(outcome);
+        }
+        self.done = true;
+    }
+}
+
+impl Drop for OutcomeGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(entry) = &self.entry {
+                entry.set_outcome(Outcome::ClientDisconnected);
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Scripts: what the mock does for the 1st, 2nd, … request carrying a marker.
+//!
+//! A `Step` is public JSON (the same in Rust and over the control API), so a test in another
+//! language can script a standalone mock exactly as an in-process test does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// One scripted answer. `delay_ms` is waited before any header is sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delay_ms: u64,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn default_arg_splits() -> usize {
+    3
+}
+
+fn default_stream_error_status() -> u16 {
+    500
+}
+
+/// What a step does. Tagged by `kind` in JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// A text reply, streamed in several content deltas when the request asked `stream: true`.
+    Reply { content: String },
+    /// These content deltas, `interval_ms` apart; joined into one reply for a non-streaming request.
+    Stream {
+        chunks: Vec<String>,
+        #[serde(default)]
+        interval_ms: u64,
+    },
+    /// Tool calls with `finish_reason: "tool_calls"`; streamed arguments are split in `arg_splits` pieces.
+    ToolCalls {
+        calls: Vec<ToolCallSpec>,
+        #[serde(default = "default_arg_splits")]
+        arg_splits: usize,
+    },
+    /// An error status with the personality's error body.
+    Error {
+        status: u16,
+        message: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_type: Option<String>,
+    },
+    /// Budget / credit / quota exhaustion in the personality's own words.
+    QuotaExhausted,
+    /// OpenRouter's daily free-model limit (a plain rate-limit 429 elsewhere).
+    DailyLimit,
+    /// The 400 for a prompt longer than the model's context window.
+    ContextLength { max: u64, requested: u64 },
+    /// `chunks` good content chunks, then the connection is aborted (no `[DONE]`).
+    Drop {
+        chunks: usize,
+        #[serde(default)]
+        interval_ms: u64,
+    },
+    /// After `after` good chunks, `data: {not json`, then the stream finishes normally.
+    Malformed { after: usize },
+    /// After `after` chunks (0 = before any), an error object inside the 200 stream, then `[DONE]`.
+    StreamError {
+        after: usize,
+        message: String,
+        #[serde(default = "default_stream_error_status")]
+        status: u16,
+    },
+    /// A complete stream (with its finish chunk) that never sends `data: [DONE]`.
+    NoDone { chunks: usize },
+    /// After `after` chunks, wait `ms`, then continue.
+    Stall { after: usize, ms: u64 },
+    /// Never send headers; wait until the client leaves.
+    Hang,
+}
+
+/// One tool call a `tool_calls` step makes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallSpec {
+    pub name: String,
+    /// The arguments as a JSON string, exactly as it goes on the wire.
+    pub arguments: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl ToolCallSpec {
+    pub fn new(name: impl Into<String>, arguments: impl Into<String>) -> ToolCallSpec {
+        ToolCallSpec {
+            name: name.into(),
+            arguments: arguments.into(),
+            id: None,
+        }
+    }
+
+    pub fn with_id(mut self, id: impl Into<String>) -> ToolCallSpec {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+impl From<Action> for Step {
+    fn from(action: Action) -> Step {
+        Step {
+            delay_ms: 0,
+            action,
+        }
+    }
+}
+
+impl Step {
+    pub fn reply(content: impl Into<String>) -> Step {
+        Action::Reply {
+            content: content.into(),
+        }
+        .into()
+    }
+
+    pub fn stream<S: Into<String>>(chunks: impl IntoIterator<Item = S>, interval_ms: u64) -> Step {
+        Action::Stream {
+            chunks: chunks.into_iter().map(Into::into).collect(),
+            interval_ms,
+        }
+        .into()
+    }
+
+    /// One tool call; `arguments` is the JSON string the model would emit.
+    pub fn tool_call(name: impl Into<String>, arguments: impl Into<String>) -> Step {
+        Step::tool_calls(vec![ToolCallSpec::new(name, arguments)])
+    }
+
+    pub fn tool_calls(calls: Vec<ToolCallSpec>) -> Step {
+        Action::ToolCalls {
+            calls,
+            arg_splits: default_arg_splits(),
+        }
+        .into()
+    }
+
+    pub fn error(status: u16, message: impl Into<String>) -> Step {
+        Action::Error {
+            status,
+            message: message.into(),
+            headers: BTreeMap::new(),
+            error_type: None,
+        }
+        .into()
+    }
+
+    /// An error with extra response headers, e.g. `[("retry-after", "7")]`.
+    pub fn error_with_headers<K: Into<String>, V: Into<String>>(
+        status: u16,
+        message: impl Into<String>,
+        headers: impl IntoIterator<Item = (K, V)>,
+    ) -> Step {
+        Action::Error {
+            status,
+            message: message.into(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            error_type: None,
+        }
+        .into()
+    }
+
+    pub fn quota_exhausted() -> Step {
+        Action::QuotaExhausted.into()
+    }
+
+    pub fn daily_limit() -> Step {
+        Action::DailyLimit.into()
+    }
+
+    pub fn context_length(max: u64, requested: u64) -> Step {
+        Action::ContextLength { max, requested }.into()
+    }
+
+    /// `chunks` good chunks, then the connection is aborted.
+    pub fn drop_after(chunks: usize, interval_ms: u64) -> Step {
+        Action::Drop {
+            chunks,
+            interval_ms,
+        }
+        .into()
+    }
+
+    pub fn malformed(after: usize) -> Step {
+        Action::Malformed { after }.into()
+    }
+
+    pub fn stream_error(after: usize, status: u16, message: impl Into<String>) -> Step {
+        Action::StreamError {
+            after,
+            message: message.into(),
+            status,
+        }
+        .into()
+    }
+
+    pub fn no_done(chunks: usize) -> Step {
+        Action::NoDone { chunks }.into()
+    }
+
+    pub fn stall(after: usize, ms: u64) -> Step {
+        Action::Stall { after, ms }.into()
+    }
+
+    pub fn hang() -> Step {
+        Action::Hang.into()
+    }
+
+    /// Wait `ms` before sending headers.
+    pub fn with_delay(mut self, ms: u64) -> Step {
+        self.delay_ms = ms;
+        self
+    }
+
+    /// Split streamed tool-call arguments in `n` pieces (tool_calls steps only).
+    pub fn with_arg_splits(mut self, n: usize) -> Step {
+        if let Action::ToolCalls { arg_splits, .. } = &mut self.action {
+            *arg_splits = n;
+        }
+        self
+    }
+}
+
+/// The body of `PUT /__mock/scripts/{marker}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScriptBody {
+    pub steps: Vec<Step>,
+}
+
+/// A script and how far it has been played.
+#[derive(Debug)]
+struct Cursor {
+    steps: Arc<[Step]>,
+    next: usize,
+}
+
+/// Scripts by marker. The lock is held only to pick the next step, never across an await.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptStore {
+    scripts: Mutex<HashMap<String, Cursor>>,
+}
+
+/// The step picked for one request: a shared script and the index in it.
+#[derive(Clone, Debug)]
+pub(crate) struct Picked {
+    steps: Arc<[Step]>,
+    index: usize,
+}
+
+impl Picked {
+    pub fn step(&self) -> Option<&Step> {
+        self.steps.get(self.index)
+    }
+}
+
+impl ScriptStore {
+    pub fn set(&self, marker: &str, steps: Vec<Step>) {
+        let cursor = Cursor {
+            steps: steps.into(),
+            next: 0,
+        };
+        self.scripts.lock().insert(marker.to_owned(), cursor);
+    }
+
+    pub fn remove(&self, marker: &str) -> bool {
+        self.scripts.lock().remove(marker).is_some()
+    }
+
+    pub fn clear(&self) {
+        self.scripts.lock().clear();
+    }
+
+    /// The step for the next request carrying `marker`, or None once the script is played out.
+    pub fn next(&self, marker: &str) -> Option<Picked> {
+        let mut scripts = self.scripts.lock();
+        let cursor = scripts.get_mut(marker)?;
+        if cursor.next >= cursor.steps.len() {
+            return None;
+        }
+        let index = cursor.next;
+        cursor.next += 1;
+        Some(Picked {
+            steps: Arc::clone(&cursor.steps),
+            index,
+        })
+    }
+}
+
+/// Whether `marker` is a valid marker name: `[A-Za-z0-9_.-]+`.
+pub fn is_marker_name(marker: &str) -> bool {
+    !marker.is_empty() && marker.bytes().all(is_marker_byte)
+}
+
+fn is_marker_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// The first `mock:<name>` in `text`, if any.
+pub fn find_marker_in(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(pos) = rest.find("mock:") {
+        let after = &rest[pos + 5..];
+        let len = after.bytes().take_while(|b| is_marker_byte(*b)).count();
+        if len > 0 {
+            return Some(&after[..len]);
+        }
+        rest = after;
+    }
+    None
+}
+
+/// The first marker in any message content (string content or text parts) of a request body.
+pub fn find_marker(body: &serde_json::Value) -> Option<&str> {
+    let messages = body.get("messages")?.as_array()?;
+    for message in messages {
+        match message.get("content") {
+            Some(serde_json::Value::String(s)) => {
+                if let Some(m) = find_marker_in(s) {
+                    return Some(m);
+                }
+            }
+            Some(serde_json::Value::Array(parts)) => {
+                for part in parts {
+                    if let Some(m) = part
+                        .get("text")
+                        .and_then(|t| t.as_str())
+                        .and_then(find_marker_in)
+                    {
+                        return Some(m);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_is_first_valid_occurrence() {
+        assert_eq!(
+            find_marker_in("hi mock:auth-17 and mock:x"),
+            Some("auth-17")
+        );
+        assert_eq!(find_marker_in("mock: mock:a.b_c"), Some("a.b_c"));
+        assert_eq!(find_marker_in("no marker"), None);
+        assert_eq!(find_marker_in("mock:"), None);
+    }
+
+    #[test]
+    fn step_json_round_trips() {
+        let steps = vec![
+            Step::reply("hi").with_delay(5),
+            Step::tool_call("f", "{}"),
+            Step::hang(),
+            Step::error_with_headers(429, "slow", [("retry-after", "7")]),
+        ];
+        let text = serde_json::to_string(&steps).unwrap_or_default();
+        let back: Vec<Step> = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(back, steps);
+        let hang: Step = serde_json::from_str(r#"{"kind":"hang","delay_ms":3}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hang, Step::hang().with_delay(3));
+    }
+}
