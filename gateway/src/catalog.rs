@@ -348,7 +348,10 @@ mod tests {
     fn every_row_is_documented() {
         for e in ENTRIES {
             assert!(!e.title.is_empty() && !e.description.is_empty() && !e.remediation.is_empty());
-            assert!(e.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(e
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
             let status_ok = match e.error_type {
                 ErrorType::ToolLoopStatus => e.http_status == 200,
                 _ => (400..600).contains(&e.http_status),

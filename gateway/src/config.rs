@@ -181,7 +181,10 @@ pub struct Model {
 pub enum Executor {
     /// A deterministic tool implemented in the gateway (see `tools.rs`).
     Builtin(String),
-    Http { url: String, timeout: Duration },
+    Http {
+        url: String,
+        timeout: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -257,14 +260,21 @@ impl Config {
                 "must be a positive number of seconds",
             ));
         }
-        let max_tool_iterations: u32 =
-            parse_var(get(vars::MAX_TOOL_ITERATIONS), vars::MAX_TOOL_ITERATIONS, "10")?;
+        let max_tool_iterations: u32 = parse_var(
+            get(vars::MAX_TOOL_ITERATIONS),
+            vars::MAX_TOOL_ITERATIONS,
+            "10",
+        )?;
         let rps: f64 = parse_var(get(vars::RATE_LIMIT_RPS), vars::RATE_LIMIT_RPS, "1")?;
         let burst: u32 = parse_var(get(vars::RATE_LIMIT_BURST), vars::RATE_LIMIT_BURST, "30")?;
         let rate_limit = RateLimit { rps, burst };
         check_rate(&rate_limit, "environment", "RATE_LIMIT_*")?;
         if max_body_bytes == 0 {
-            return Err(ConfigError::new("environment", vars::MAX_BODY_BYTES, "must be > 0"));
+            return Err(ConfigError::new(
+                "environment",
+                vars::MAX_BODY_BYTES,
+                "must be > 0",
+            ));
         }
 
         let demo = Self::demo_requested(env);
@@ -524,7 +534,11 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigErr
     let de = serde_norway::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { "(root)".to_owned() } else { path };
+        let path = if path == "." {
+            "(root)".to_owned()
+        } else {
+            path
+        };
         ConfigError::new(&name, path, e.into_inner().to_string())
     })
 }
@@ -539,10 +553,16 @@ fn load_tokens_file(path: &Path, models: &[Model]) -> Result<Vec<Tenant>, Config
     let mut tenants = Vec::with_capacity(raw.tenants.len());
     for (i, t) in raw.tenants.into_iter().enumerate() {
         if t.id.trim().is_empty() || !ids.insert(t.id.clone()) {
-            return Err(err(format!("tenants[{i}].id"), "must be non-empty and unique"));
+            return Err(err(
+                format!("tenants[{i}].id"),
+                "must be non-empty and unique",
+            ));
         }
         if t.tokens.is_empty() {
-            return Err(err(format!("tenants[{i}].tokens"), "needs at least one token"));
+            return Err(err(
+                format!("tenants[{i}].tokens"),
+                "needs at least one token",
+            ));
         }
         let mut token_hashes = Vec::new();
         for (j, tok) in t.tokens.iter().enumerate() {
@@ -654,12 +674,20 @@ fn load_gateway_file(
     let mut models: Vec<Model> = Vec::new();
     for (i, m) in raw.models.iter().enumerate() {
         if m.alias.trim().is_empty() || models.iter().any(|x| x.alias == m.alias) {
-            return Err(err(format!("models[{i}].alias"), "must be non-empty and unique"));
+            return Err(err(
+                format!("models[{i}].alias"),
+                "must be non-empty and unique",
+            ));
         }
         let upstream = upstreams
             .iter()
             .position(|u| u.name == m.upstream)
-            .ok_or_else(|| err(format!("models[{i}].upstream"), "names no configured upstream"))?;
+            .ok_or_else(|| {
+                err(
+                    format!("models[{i}].upstream"),
+                    "names no configured upstream",
+                )
+            })?;
         let c = &m.constraints;
         if c.min_max_tokens == 0 || c.max_output_tokens.is_some_and(|x| x < c.min_max_tokens) {
             return Err(err(
@@ -696,8 +724,7 @@ fn load_gateway_file(
     for (i, t) in raw.tools.into_iter().enumerate() {
         let valid_name = !t.name.is_empty()
             && t.name.len() <= 64
-            && t
-                .name
+            && t.name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name || tools.iter().any(|x| x.name == t.name) {
@@ -707,7 +734,10 @@ fn load_gateway_file(
             ));
         }
         if !t.parameters.is_object() {
-            return Err(err(format!("tools[{i}].parameters"), "must be a JSON-schema object"));
+            return Err(err(
+                format!("tools[{i}].parameters"),
+                "must be a JSON-schema object",
+            ));
         }
         let executor = match t.executor {
             RawExecutor::Builtin { name } => {
@@ -720,8 +750,8 @@ fn load_gateway_file(
                 Executor::Builtin(name)
             }
             RawExecutor::Http { url, timeout_ms } => {
-                let ok = reqwest::Url::parse(&url)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                let ok =
+                    reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
                 if !ok || timeout_ms == 0 {
                     return Err(err(
                         format!("tools[{i}].executor"),
@@ -787,7 +817,10 @@ mod tests {
     const GATEWAY: &str = "upstreams:\n  - name: local\n    kind: vllm\n    base_url: http://127.0.0.1:9/v1\nmodels:\n  - alias: small\n    upstream: local\n    upstream_model: m\n    constraints: { min_max_tokens: 16 }\n";
 
     fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -802,11 +835,20 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        assert_eq!(cfg.rate_limit, RateLimit { rps: 1.0, burst: 30 });
+        assert_eq!(
+            cfg.rate_limit,
+            RateLimit {
+                rps: 1.0,
+                burst: 30
+            }
+        );
         assert_eq!(cfg.max_body_bytes, 33_554_432);
         assert_eq!(cfg.http_total_timeout, Duration::from_secs(600));
         assert_eq!(cfg.max_tool_iterations, 10);
-        assert_eq!(cfg.upstreams[0].chat_url, "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(
+            cfg.upstreams[0].chat_url,
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
         assert_eq!(cfg.upstreams[0].health_url, "http://127.0.0.1:9/health");
         assert!(!cfg.demo);
     }
@@ -871,7 +913,10 @@ mod tests {
             "upstreams:\n  - { name: u, kind: openrouter, base_url: 'https://openrouter.ai/api/v1', api_key_env: OR_KEY }\nmodels: []\n",
         );
         let e = Config::from_vars(
-            &env(&[(vars::GATEWAY_CONFIG, g), (vars::RUST_API_BEARER, "t".into())]),
+            &env(&[
+                (vars::GATEWAY_CONFIG, g),
+                (vars::RUST_API_BEARER, "t".into()),
+            ]),
             &|_| None,
         )
         .unwrap_err()

@@ -23,7 +23,8 @@ fn sane(id: &HeaderValue) -> Option<String> {
     let s = id.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
     ok.then(|| s.to_owned())
 }
 
@@ -41,7 +42,9 @@ pub fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
-        p if p.starts_with("/c1/conversations/") && p[18..].find('/').is_none() => "/c1/conversations/{id}",
+        p if p.starts_with("/c1/conversations/") && p[18..].find('/').is_none() => {
+            "/c1/conversations/{id}"
+        }
         _ => "unmatched",
     }
 }

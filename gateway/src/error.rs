@@ -9,8 +9,12 @@ use serde::Serialize;
 
 use crate::catalog::Code;
 
+/// Boxed so that `Result<_, ApiError>` stays one pointer wide on the hot path.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorData>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorData {
     pub code: Code,
     pub message: String,
     pub param: Option<String>,
@@ -42,9 +46,22 @@ pub struct ErrorBody<'a> {
     pub param: Option<&'a str>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(ErrorData {
             code,
             message: message.into(),
             param: None,
@@ -52,7 +69,7 @@ impl ApiError {
             retry_after: None,
             fallbacks: None,
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {
@@ -76,8 +93,11 @@ impl ApiError {
     }
 
     pub fn missing_field(pointer: &str) -> Self {
-        ApiError::new(Code::MissingField, format!("required field `{pointer}` is missing"))
-            .param(pointer)
+        ApiError::new(
+            Code::MissingField,
+            format!("required field `{pointer}` is missing"),
+        )
+        .param(pointer)
     }
 
     pub fn invalid_field(pointer: &str, why: impl std::fmt::Display) -> Self {
@@ -135,7 +155,7 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        for (name, value) in self.headers.iter() {
+        for (name, value) in self.0.headers.iter() {
             headers.insert(name.clone(), value.clone());
         }
         // Metrics and access logs read the code from here, never from the body.

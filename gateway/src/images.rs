@@ -70,7 +70,12 @@ pub fn check_data_uri(uri: &str) -> Result<(), ApiError> {
         .iter()
         .find(|(m, _)| m.eq_ignore_ascii_case(mime))
         .map(|(_, t)| *t)
-        .ok_or_else(|| decode_error(&format!("MIME type `{}` is not supported", truncate(mime, 40))))?;
+        .ok_or_else(|| {
+            decode_error(&format!(
+                "MIME type `{}` is not supported",
+                truncate(mime, 40)
+            ))
+        })?;
     let bytes = payload.as_bytes();
     if bytes.is_empty() || bytes.len() % 4 != 0 {
         return Err(base64_error());
@@ -147,7 +152,11 @@ mod tests {
             ("webp", WEBP_1X1),
             ("jpeg", JPEG_1X1),
         ] {
-            assert_eq!(code(&format!("data:image/{mime};base64,{b64}")), None, "{mime}");
+            assert_eq!(
+                code(&format!("data:image/{mime};base64,{b64}")),
+                None,
+                "{mime}"
+            );
         }
     }
 
@@ -168,7 +177,16 @@ mod tests {
 
     #[test]
     fn bad_base64_is_base64_invalid() {
-        for payload in ["", "abc", "ab=c", "a b=", "abc=d", "====", "iVBO\nRw0K", "ab*d"] {
+        for payload in [
+            "",
+            "abc",
+            "ab=c",
+            "a b=",
+            "abc=d",
+            "====",
+            "iVBO\nRw0K",
+            "ab*d",
+        ] {
             let uri = format!("data:image/png;base64,{payload}");
             assert_eq!(code(&uri), Some(Code::ImageBase64Invalid), "{payload:?}");
         }
@@ -184,19 +202,32 @@ mod tests {
         // … and one bad character deep inside is still found.
         let mut bad = payload.clone();
         bad.replace_range(2_000_000..2_000_001, "*");
-        assert_eq!(code(&format!("data:image/png;base64,{bad}")), Some(Code::ImageBase64Invalid));
+        assert_eq!(
+            code(&format!("data:image/png;base64,{bad}")),
+            Some(Code::ImageBase64Invalid)
+        );
         // padding in the middle is invalid
         let mut mid = payload;
         mid.replace_range(HEAD_CHARS + SLICE_CHARS - 1..HEAD_CHARS + SLICE_CHARS, "=");
-        assert_eq!(code(&format!("data:image/png;base64,{mid}")), Some(Code::ImageBase64Invalid));
+        assert_eq!(
+            code(&format!("data:image/png;base64,{mid}")),
+            Some(Code::ImageBase64Invalid)
+        );
     }
 
     #[test]
     fn remote_urls_follow_the_model_constraint() {
-        let e = check_image_url("https://example.com/a.png", "/messages/0/content/1/image_url/url", false)
-            .unwrap_err();
+        let e = check_image_url(
+            "https://example.com/a.png",
+            "/messages/0/content/1/image_url/url",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(e.code, Code::ImageUrlNotSupported);
-        assert_eq!(e.param.as_deref(), Some("/messages/0/content/1/image_url/url"));
+        assert_eq!(
+            e.param.as_deref(),
+            Some("/messages/0/content/1/image_url/url")
+        );
         assert!(check_image_url("HTTP://example.com/a.png", "/x", true).is_ok());
     }
 }

@@ -22,7 +22,10 @@ pub struct Hold {
 /// The budgets that apply to `alias` for `tenant`.
 pub fn applicable<'t>(tenant: &'t Tenant, alias: &str) -> impl Iterator<Item = &'t Budget> + 't {
     let alias = alias.to_owned();
-    tenant.budgets.iter().filter(move |b| b.model == alias || b.model == "*")
+    tenant
+        .budgets
+        .iter()
+        .filter(move |b| b.model == alias || b.model == "*")
 }
 
 pub fn budget_key(tenant: &str, budget_model: &str, day: u64) -> String {
@@ -37,15 +40,26 @@ pub struct LocalLedger {
 
 impl LocalLedger {
     /// Reserves against every applicable budget, all or nothing.
-    pub fn reserve(&self, tenant: &Tenant, alias: &str, tokens: u64, now_unix: u64) -> Option<Vec<Hold>> {
+    pub fn reserve(
+        &self,
+        tenant: &Tenant,
+        alias: &str,
+        tokens: u64,
+        now_unix: u64,
+    ) -> Option<Vec<Hold>> {
         let day = now_unix / DAY;
         let mut counters = self.counters.lock();
         // Old days are dead weight.
         counters.retain(|k, _| k.ends_with(&format!(":{day}")));
         let budgets: Vec<&Budget> = applicable(tenant, alias).collect();
         for b in &budgets {
-            let (r, t) = counters.get(&budget_key(&tenant.id, &b.model, day)).copied().unwrap_or_default();
-            if b.requests_per_day.is_some_and(|lim| r + 1 > lim) || b.tokens_per_day.is_some_and(|lim| t >= lim) {
+            let (r, t) = counters
+                .get(&budget_key(&tenant.id, &b.model, day))
+                .copied()
+                .unwrap_or_default();
+            if b.requests_per_day.is_some_and(|lim| r + 1 > lim)
+                || b.tokens_per_day.is_some_and(|lim| t >= lim)
+            {
                 return None;
             }
         }
@@ -55,7 +69,10 @@ impl LocalLedger {
             let c = counters.entry(key.clone()).or_default();
             c.0 += 1;
             c.1 += tokens;
-            holds.push(Hold { key, reserved_tokens: tokens });
+            holds.push(Hold {
+                key,
+                reserved_tokens: tokens,
+            });
         }
         Some(holds)
     }
@@ -81,7 +98,11 @@ mod tests {
             token_hashes: vec![],
             allowed: Allowed::All,
             rate_limit: None,
-            budgets: vec![Budget { model: "m".into(), requests_per_day: req, tokens_per_day: tok }],
+            budgets: vec![Budget {
+                model: "m".into(),
+                requests_per_day: req,
+                tokens_per_day: tok,
+            }],
         }
     }
 
@@ -92,7 +113,10 @@ mod tests {
         assert!(l.reserve(&t, "m", 0, 10).is_some());
         assert!(l.reserve(&t, "m", 0, 10).is_some());
         assert!(l.reserve(&t, "m", 0, 10).is_none());
-        assert!(l.reserve(&t, "other", 0, 10).is_some(), "budget is per alias");
+        assert!(
+            l.reserve(&t, "other", 0, 10).is_some(),
+            "budget is per alias"
+        );
         assert!(l.reserve(&t, "m", 0, DAY + 1).is_some(), "a new UTC day");
     }
 
@@ -104,6 +128,9 @@ mod tests {
         l.settle(&h, 30);
         let h = l.reserve(&t, "m", 0, 0).unwrap();
         l.settle(&h, 70);
-        assert!(l.reserve(&t, "m", 0, 0).is_none(), "30 + 70 = the whole budget");
+        assert!(
+            l.reserve(&t, "m", 0, 0).is_none(),
+            "30 + 70 = the whole budget"
+        );
     }
 }

@@ -100,7 +100,8 @@ impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
     fn new(rate: RateLimit) -> Self {
         Bucket {
             rate,
-            limiter: RateLimiter::keyed(quota(rate)).with_middleware::<StateInformationMiddleware>(),
+            limiter: RateLimiter::keyed(quota(rate))
+                .with_middleware::<StateInformationMiddleware>(),
         }
     }
 
@@ -190,19 +191,30 @@ mod tests {
     fn burst_is_admitted_then_refused_with_retry_after() {
         let l = LocalLimiters::new(RateLimit { rps: 1.0, burst: 3 }, []);
         let key = [7u8; 32];
-        let remaining: Vec<u32> = (0..3).map(|_| l.check(&key, RateLimit { rps: 1.0, burst: 3 }).remaining).collect();
+        let remaining: Vec<u32> = (0..3)
+            .map(|_| l.check(&key, RateLimit { rps: 1.0, burst: 3 }).remaining)
+            .collect();
         assert_eq!(remaining, [2, 1, 0]);
         let d = l.check(&key, RateLimit { rps: 1.0, burst: 3 });
         assert!(!d.allowed);
         assert_eq!(ceil_secs(d.retry_after), 1);
         // another key has its own bucket
-        assert!(l.check(&[8u8; 32], RateLimit { rps: 1.0, burst: 3 }).allowed);
+        assert!(
+            l.check(&[8u8; 32], RateLimit { rps: 1.0, burst: 3 })
+                .allowed
+        );
     }
 
     #[test]
     fn overrides_get_their_own_bucket() {
         let slow = RateLimit { rps: 0.5, burst: 1 };
-        let l = LocalLimiters::new(RateLimit { rps: 1.0, burst: 30 }, [slow]);
+        let l = LocalLimiters::new(
+            RateLimit {
+                rps: 1.0,
+                burst: 30,
+            },
+            [slow],
+        );
         let key = [1u8; 32];
         assert!(l.check(&key, slow).allowed);
         let d = l.check(&key, slow);

@@ -35,7 +35,11 @@ async fn main() -> ExitCode {
 
     let bind = config.bind;
     let demo = config.demo;
-    let demo_token = config.tenants.first().map(|t| t.id == "demo").unwrap_or(false);
+    let demo_token = config
+        .tenants
+        .first()
+        .map(|t| t.id == "demo")
+        .unwrap_or(false);
     let state = match gateway::AppState::new(config) {
         Ok(s) => s,
         Err(e) => {
@@ -53,7 +57,11 @@ async fn main() -> ExitCode {
     let addr = listener.local_addr().unwrap_or(bind);
     println!("gateway listening on http://{addr}");
     if demo {
-        let token = if demo_token { DEMO_TOKEN } else { "$YOUR_TOKEN" };
+        let token = if demo_token {
+            DEMO_TOKEN
+        } else {
+            "$YOUR_TOKEN"
+        };
         println!("demo mode: upstream is an embedded mock (vLLM personality); try:");
         println!(
             "  curl -s http://{addr}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"model\":\"{DEMO_MODEL}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
@@ -74,7 +82,9 @@ async fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -53,10 +53,9 @@ impl Metrics {
             "HTTP requests by route template, status and catalog code",
             requests.clone(),
         );
-        let upstream_seconds =
-            Family::<UpstreamLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 18))
-            });
+        let upstream_seconds = Family::<UpstreamLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 18))
+        });
         registry.register(
             "upstream_request_duration_seconds",
             "Latency of upstream calls until the response headers (or failure)",
@@ -118,6 +117,9 @@ mod tests {
         m.upstream("local", "ok", 0.01);
         let text = m.render();
         assert!(text.contains(r#"gateway_http_requests_total{route="/v1/chat/completions",status="429",code="rate_limit_exceeded"} 1"#), "{text}");
-        assert!(text.contains("gateway_upstream_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("gateway_upstream_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
     Required, ResponseBuilder,
@@ -87,30 +91,69 @@ struct RouteDoc {
     user_id_query: bool,
 }
 
-const AUTH: [Code; 3] = [Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded];
+const AUTH: [Code; 3] = [
+    Code::MissingAuthorization,
+    Code::InvalidAuthorization,
+    Code::RateLimitExceeded,
+];
 
 const CHAT_CODES: &[Code] = &[
-    Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded,
-    Code::ModelQuotaExhausted, Code::OpenrouterDailyQuotaExhausted, Code::BodyTooLarge,
-    Code::InvalidJson, Code::MissingField, Code::InvalidField, Code::ModelNotInAllowlist,
-    Code::MaxTokensBelowMinimum, Code::ImageUrlNotSupported, Code::ImageDecodeError,
-    Code::ImageBase64Invalid, Code::ToolCallArgumentsInvalid, Code::UpstreamBadRequest,
-    Code::UpstreamError, Code::UpstreamTimeout, Code::UpstreamUnavailable, Code::InternalError,
+    Code::MissingAuthorization,
+    Code::InvalidAuthorization,
+    Code::RateLimitExceeded,
+    Code::ModelQuotaExhausted,
+    Code::OpenrouterDailyQuotaExhausted,
+    Code::BodyTooLarge,
+    Code::InvalidJson,
+    Code::MissingField,
+    Code::InvalidField,
+    Code::ModelNotInAllowlist,
+    Code::MaxTokensBelowMinimum,
+    Code::ImageUrlNotSupported,
+    Code::ImageDecodeError,
+    Code::ImageBase64Invalid,
+    Code::ToolCallArgumentsInvalid,
+    Code::UpstreamBadRequest,
+    Code::UpstreamError,
+    Code::UpstreamTimeout,
+    Code::UpstreamUnavailable,
+    Code::InternalError,
 ];
 
 const C1_CHAT_CODES: &[Code] = &[
-    Code::MissingAuthorization, Code::InvalidAuthorization, Code::RateLimitExceeded,
-    Code::ModelQuotaExhausted, Code::OpenrouterDailyQuotaExhausted, Code::BodyTooLarge,
-    Code::InvalidJson, Code::MissingField, Code::InvalidField, Code::ModelNotInAllowlist,
-    Code::MaxTokensBelowMinimum, Code::ImageUrlNotSupported, Code::ImageDecodeError,
-    Code::ImageBase64Invalid, Code::ToolCallArgumentsInvalid, Code::UpstreamBadRequest,
-    Code::ConversationNotFound, Code::UpstreamError, Code::UpstreamTimeout,
-    Code::UpstreamUnavailable, Code::InternalError, Code::StorageError,
+    Code::MissingAuthorization,
+    Code::InvalidAuthorization,
+    Code::RateLimitExceeded,
+    Code::ModelQuotaExhausted,
+    Code::OpenrouterDailyQuotaExhausted,
+    Code::BodyTooLarge,
+    Code::InvalidJson,
+    Code::MissingField,
+    Code::InvalidField,
+    Code::ModelNotInAllowlist,
+    Code::MaxTokensBelowMinimum,
+    Code::ImageUrlNotSupported,
+    Code::ImageDecodeError,
+    Code::ImageBase64Invalid,
+    Code::ToolCallArgumentsInvalid,
+    Code::UpstreamBadRequest,
+    Code::ConversationNotFound,
+    Code::UpstreamError,
+    Code::UpstreamTimeout,
+    Code::UpstreamUnavailable,
+    Code::InternalError,
+    Code::StorageError,
 ];
 
 const CONV_CODES: &[Code] = &[
-    AUTH[0], AUTH[1], AUTH[2], Code::MissingField, Code::InvalidField,
-    Code::ConversationNotFound, Code::InternalError, Code::StorageError,
+    AUTH[0],
+    AUTH[1],
+    AUTH[2],
+    Code::MissingField,
+    Code::InvalidField,
+    Code::ConversationNotFound,
+    Code::InternalError,
+    Code::StorageError,
 ];
 
 const INFO_CODES: &[Code] = &[AUTH[0], AUTH[1], AUTH[2], Code::InternalError];
@@ -118,28 +161,152 @@ const PUBLIC_CODES: &[Code] = &[Code::RateLimitExceeded, Code::InternalError];
 const OPS_CODES: &[Code] = &[Code::InternalError];
 
 const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "post", path: "/v1/chat/completions", summary: "OpenAI-compatible chat completion; `stream: true` answers SSE; server-side tool loop", auth: true, ok: (200, "chat.completion, or text/event-stream of chat.completion.chunk", Some("ChatCompletion")), request: Some("ChatCompletionRequest"), codes: CHAT_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/v1/models", summary: "Model aliases this token may use (OpenAI list format)", auth: true, ok: (200, "model list", None), request: None, codes: INFO_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/v1/info", summary: "Models with capabilities and constraints, the token's limits, gateway version", auth: true, ok: (200, "gateway info", None), request: None, codes: INFO_CODES, user_id_query: false },
-    RouteDoc { method: "post", path: "/c1/chat/completions", summary: "Chat with server-side conversation history (SQLite)", auth: true, ok: (200, "chat.completion with conversation_id, or SSE", Some("ChatCompletion")), request: Some("C1ChatCompletionRequest"), codes: C1_CHAT_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/c1/conversations", summary: "The user's conversations", auth: true, ok: (200, "conversation list", None), request: None, codes: CONV_CODES, user_id_query: true },
-    RouteDoc { method: "get", path: "/c1/conversations/{id}", summary: "One conversation with its messages", auth: true, ok: (200, "conversation", None), request: None, codes: CONV_CODES, user_id_query: true },
-    RouteDoc { method: "delete", path: "/c1/conversations/{id}", summary: "Delete a conversation", auth: true, ok: (204, "deleted", None), request: None, codes: CONV_CODES, user_id_query: true },
-    RouteDoc { method: "get", path: "/errors", summary: "Machine-readable error catalog", auth: false, ok: (200, "catalog", Some("Catalog")), request: None, codes: PUBLIC_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/docs/errors", summary: "Error catalog as HTML, one `#<code>` anchor per code", auth: false, ok: (200, "text/html", None), request: None, codes: PUBLIC_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/openapi.json", summary: "This document", auth: false, ok: (200, "OpenAPI 3.1", None), request: None, codes: PUBLIC_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/healthz", summary: "Liveness", auth: false, ok: (200, "alive", None), request: None, codes: OPS_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/readyz", summary: "Readiness: each dependency with detail; 503 when one is down", auth: false, ok: (200, "ready (503 with the same body when not)", None), request: None, codes: OPS_CODES, user_id_query: false },
-    RouteDoc { method: "get", path: "/metrics", summary: "Prometheus metrics", auth: false, ok: (200, "OpenMetrics text", None), request: None, codes: OPS_CODES, user_id_query: false },
+    RouteDoc {
+        method: "post",
+        path: "/v1/chat/completions",
+        summary:
+            "OpenAI-compatible chat completion; `stream: true` answers SSE; server-side tool loop",
+        auth: true,
+        ok: (
+            200,
+            "chat.completion, or text/event-stream of chat.completion.chunk",
+            Some("ChatCompletion"),
+        ),
+        request: Some("ChatCompletionRequest"),
+        codes: CHAT_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/models",
+        summary: "Model aliases this token may use (OpenAI list format)",
+        auth: true,
+        ok: (200, "model list", None),
+        request: None,
+        codes: INFO_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/info",
+        summary: "Models with capabilities and constraints, the token's limits, gateway version",
+        auth: true,
+        ok: (200, "gateway info", None),
+        request: None,
+        codes: INFO_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/c1/chat/completions",
+        summary: "Chat with server-side conversation history (SQLite)",
+        auth: true,
+        ok: (
+            200,
+            "chat.completion with conversation_id, or SSE",
+            Some("ChatCompletion"),
+        ),
+        request: Some("C1ChatCompletionRequest"),
+        codes: C1_CHAT_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/c1/conversations",
+        summary: "The user's conversations",
+        auth: true,
+        ok: (200, "conversation list", None),
+        request: None,
+        codes: CONV_CODES,
+        user_id_query: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/c1/conversations/{id}",
+        summary: "One conversation with its messages",
+        auth: true,
+        ok: (200, "conversation", None),
+        request: None,
+        codes: CONV_CODES,
+        user_id_query: true,
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/c1/conversations/{id}",
+        summary: "Delete a conversation",
+        auth: true,
+        ok: (204, "deleted", None),
+        request: None,
+        codes: CONV_CODES,
+        user_id_query: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/errors",
+        summary: "Machine-readable error catalog",
+        auth: false,
+        ok: (200, "catalog", Some("Catalog")),
+        request: None,
+        codes: PUBLIC_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/docs/errors",
+        summary: "Error catalog as HTML, one `#<code>` anchor per code",
+        auth: false,
+        ok: (200, "text/html", None),
+        request: None,
+        codes: PUBLIC_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        auth: false,
+        ok: (200, "OpenAPI 3.1", None),
+        request: None,
+        codes: PUBLIC_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness",
+        auth: false,
+        ok: (200, "alive", None),
+        request: None,
+        codes: OPS_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: each dependency with detail; 503 when one is down",
+        auth: false,
+        ok: (200, "ready (503 with the same body when not)", None),
+        request: None,
+        codes: OPS_CODES,
+        user_id_query: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        auth: false,
+        ok: (200, "OpenMetrics text", None),
+        request: None,
+        codes: OPS_CODES,
+        user_id_query: false,
+    },
 ];
 
 /// The codes a route can answer with (also used by tests to tie routes to the catalog).
 pub fn route_codes() -> Vec<(&'static str, &'static str, Vec<Code>)> {
     ROUTES
         .iter()
-        .map(|r| {
-            (r.method, r.path, r.codes.to_vec())
-        })
+        .map(|r| (r.method, r.path, r.codes.to_vec()))
         .collect()
 }
 
@@ -152,19 +319,29 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>) -> Schema {
 
 fn error_envelope_schema() -> Schema {
     let types = [
-        ErrorType::AuthenticationError, ErrorType::PermissionError, ErrorType::RateLimitError,
-        ErrorType::InvalidRequestError, ErrorType::NotFoundError, ErrorType::UpstreamError,
-        ErrorType::InternalError, ErrorType::ToolLoopStatus,
+        ErrorType::AuthenticationError,
+        ErrorType::PermissionError,
+        ErrorType::RateLimitError,
+        ErrorType::InvalidRequestError,
+        ErrorType::NotFoundError,
+        ErrorType::UpstreamError,
+        ErrorType::InternalError,
+        ErrorType::ToolLoopStatus,
     ];
     let inner = ObjectBuilder::new()
         .property("type", string_enum(types.iter().map(|t| t.as_str())))
         .property("code", string_enum(ENTRIES.iter().map(|e| e.code)))
-        .property("message", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property(
+            "message",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
         .property(
             "param",
             ObjectBuilder::new()
                 .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                .description(Some("JSON pointer into the request, or a header/query locator")),
+                .description(Some(
+                    "JSON pointer into the request, or a header/query locator",
+                )),
         )
         .required("type")
         .required("code")
@@ -173,10 +350,14 @@ fn error_envelope_schema() -> Schema {
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
     ObjectBuilder::new()
         .property("error", inner)
-        .property("dgx_code", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+        .property(
+            "dgx_code",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
         .property(
             "available_fallbacks",
-            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))),
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))),
         )
         .required("error")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
@@ -186,15 +367,42 @@ fn error_envelope_schema() -> Schema {
 
 fn catalog_schema() -> Schema {
     let entry = ObjectBuilder::new()
-        .property("code", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
-        .property("type", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
-        .property("http_status", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)))
-        .property("title", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
-        .property("description", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
-        .property("remediation", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
-        .property("typical_param", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])))
-        .property("retryable", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)))
-        .property("docs_url", ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)));
+        .property(
+            "code",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
+        .property(
+            "type",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
+        .property(
+            "http_status",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
+        )
+        .property(
+            "title",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
+        .property(
+            "description",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
+        .property(
+            "remediation",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        )
+        .property(
+            "typical_param",
+            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
+        )
+        .property(
+            "retryable",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)),
+        )
+        .property(
+            "docs_url",
+            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+        );
     ObjectBuilder::new()
         .property("entries", ArrayBuilder::new().items(entry))
         .required("entries")
@@ -206,7 +414,11 @@ pub fn document() -> OpenApi {
     for r in ROUTES {
         let mut op = OperationBuilder::new()
             .summary(Some(r.summary))
-            .operation_id(Some(format!("{}{}", r.method, r.path.replace(['/', '{', '}', '.'], "_"))));
+            .operation_id(Some(format!(
+                "{}{}",
+                r.method,
+                r.path.replace(['/', '{', '}', '.'], "_")
+            )));
         if r.path.contains("{id}") {
             op = op.parameter(
                 ParameterBuilder::new()
@@ -229,13 +441,23 @@ pub fn document() -> OpenApi {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
-                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(req))).build())
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name(req)))
+                            .build(),
+                    )
                     .build(),
             ));
         }
         let mut ok = ResponseBuilder::new().description(r.ok.1);
         if let Some(schema) = r.ok.2 {
-            ok = ok.content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build());
+            ok = ok.content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            );
         }
         op = op.response(r.ok.0.to_string(), ok.build());
         let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
@@ -246,7 +468,10 @@ pub fn document() -> OpenApi {
             }
         }
         if r.codes.contains(&Code::UpstreamBadRequest) {
-            by_status.entry(422).or_default().push("upstream_bad_request");
+            by_status
+                .entry(422)
+                .or_default()
+                .push("upstream_bad_request");
         }
         for (status, codes) in by_status {
             let content = ContentBuilder::new()
@@ -268,7 +493,10 @@ pub fn document() -> OpenApi {
             op = op.response(status.to_string(), resp.build());
         }
         if r.auth {
-            op = op.security(utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()));
+            op = op.security(utoipa::openapi::security::SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            ));
         }
         let method = match r.method {
             "post" => HttpMethod::Post,
@@ -317,15 +545,24 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json()).unwrap();
         assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
         for r in ROUTES {
-            assert!(v["paths"][r.path][r.method].is_object(), "{} {}", r.method, r.path);
+            assert!(
+                v["paths"][r.path][r.method].is_object(),
+                "{} {}",
+                r.method,
+                r.path
+            );
         }
-        let codes = &v["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]["properties"]["code"]["enum"];
+        let codes = &v["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]
+            ["properties"]["code"]["enum"];
         assert_eq!(codes.as_array().unwrap().len(), ENTRIES.len());
     }
 
     #[test]
     fn every_error_code_is_returned_by_some_route() {
-        let mut seen: HashSet<Code> = ROUTES.iter().flat_map(|r| r.codes.iter().copied()).collect();
+        let mut seen: HashSet<Code> = ROUTES
+            .iter()
+            .flat_map(|r| r.codes.iter().copied())
+            .collect();
         seen.insert(Code::RouteNotFound);
         seen.insert(Code::ToolLoopMaxIterations);
         seen.insert(Code::ToolLoopAntiLoopSynthesised);

@@ -12,8 +12,8 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::Mutex;
 
-use crate::ledger::{applicable, budget_key, Hold, DAY};
 use crate::config::{RateLimit, Tenant};
+use crate::ledger::{applicable, budget_key, Hold, DAY};
 use crate::limits::Decision;
 
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -72,7 +72,9 @@ pub struct RedisShared {
 
 impl std::fmt::Debug for RedisShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisShared").field("fail_closed", &self.fail_closed).finish()
+        f.debug_struct("RedisShared")
+            .field("fail_closed", &self.fail_closed)
+            .finish()
     }
 }
 
@@ -99,24 +101,35 @@ impl RedisShared {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, SharedError> {
-        if self.last_failure.lock().is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+        if self
+            .last_failure
+            .lock()
+            .is_some_and(|t| t.elapsed() < RECONNECT_AFTER)
+        {
             return Err(SharedError("unavailable (recent connect failure)".into()));
         }
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        if self.last_failure.lock().is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+        if self
+            .last_failure
+            .lock()
+            .is_some_and(|t| t.elapsed() < RECONNECT_AFTER)
+        {
             return Err(SharedError("unavailable (recent connect failure)".into()));
         }
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(OP_TIMEOUT)
             .set_response_timeout(OP_TIMEOUT)
             .set_number_of_retries(0);
-        let c = tokio::time::timeout(OP_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), cfg))
-            .await
-            .map_err(|_| SharedError("connect timed out".into()))
-            .and_then(|r| r.map_err(SharedError::from));
+        let c = tokio::time::timeout(
+            OP_TIMEOUT,
+            ConnectionManager::new_with_config(self.client.clone(), cfg),
+        )
+        .await
+        .map_err(|_| SharedError("connect timed out".into()))
+        .and_then(|r| r.map_err(SharedError::from));
         match c {
             Ok(c) => {
                 *self.last_failure.lock() = None;
@@ -133,7 +146,12 @@ impl RedisShared {
     pub async fn check(&self, key: &[u8; 32], rate: RateLimit) -> Result<Decision, SharedError> {
         let mut c = self.conn().await?;
         let period_us = (1_000_000.0 / rate.rps).max(1.0).round() as i64;
-        let k = format!("gw:rl:{}:{}:{}", hex::encode(&key[..16]), period_us, rate.burst);
+        let k = format!(
+            "gw:rl:{}:{}:{}",
+            hex::encode(&key[..16]),
+            period_us,
+            rate.burst
+        );
         let mut inv = self.gcra.key(k);
         inv.arg(period_us).arg(rate.burst);
         let v: Vec<i64> = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
@@ -149,7 +167,13 @@ impl RedisShared {
         })
     }
 
-    pub async fn reserve(&self, tenant: &Tenant, alias: &str, tokens: u64, now_unix: u64) -> Result<Option<Vec<Hold>>, SharedError> {
+    pub async fn reserve(
+        &self,
+        tenant: &Tenant,
+        alias: &str,
+        tokens: u64,
+        now_unix: u64,
+    ) -> Result<Option<Vec<Hold>>, SharedError> {
         let day = now_unix / DAY;
         let budgets: Vec<_> = applicable(tenant, alias).collect();
         if budgets.is_empty() {
@@ -162,8 +186,12 @@ impl RedisShared {
         for b in &budgets {
             let key = budget_key(&tenant.id, &b.model, day);
             inv.key(format!("{key}:req")).key(format!("{key}:tok"));
-            inv.arg(b.requests_per_day.map_or(-1, |x| x as i64)).arg(b.tokens_per_day.map_or(-1, |x| x as i64));
-            holds.push(Hold { key, reserved_tokens: tokens });
+            inv.arg(b.requests_per_day.map_or(-1, |x| x as i64))
+                .arg(b.tokens_per_day.map_or(-1, |x| x as i64));
+            holds.push(Hold {
+                key,
+                reserved_tokens: tokens,
+            });
         }
         let ok: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
             .await

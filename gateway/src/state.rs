@@ -123,7 +123,12 @@ impl AppState {
     }
 
     /// Reserves the request against the tenant's budgets for `alias`.
-    pub async fn reserve(&self, tenant: &Tenant, alias: &str, tokens: u64) -> Result<Vec<Hold>, ApiError> {
+    pub async fn reserve(
+        &self,
+        tenant: &Tenant,
+        alias: &str,
+        tokens: u64,
+    ) -> Result<Vec<Hold>, ApiError> {
         if tenant.budgets.is_empty() {
             return Ok(Vec::new());
         }
@@ -149,7 +154,9 @@ impl AppState {
                 }
             }
         }
-        self.ledger.reserve(tenant, alias, tokens, now).ok_or_else(refused)
+        self.ledger
+            .reserve(tenant, alias, tokens, now)
+            .ok_or_else(refused)
     }
 
     /// Replaces a reservation by the tokens the upstream reported.

@@ -41,8 +41,7 @@ pub struct Conversation {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE conversations (
+const MIGRATIONS: &[&str] = &["CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
         tenant TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -56,8 +55,7 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (conversation_id, seq)
-    );",
-];
+    );"];
 
 #[derive(Clone)]
 pub struct Store {
@@ -93,7 +91,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            conn.execute_batch(&format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
         }
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
@@ -124,7 +125,12 @@ impl Store {
     }
 
     /// The stored messages of a conversation owned by (tenant, user), or None.
-    pub async fn history(&self, tenant: &str, user: &str, id: &str) -> Result<Option<Vec<Value>>, StoreError> {
+    pub async fn history(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
         let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         self.run(move |c| {
             let owned: Option<String> = c
@@ -137,7 +143,9 @@ impl Store {
             if owned.is_none() {
                 return Ok(None);
             }
-            let mut stmt = c.prepare_cached("SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY seq")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY seq",
+            )?;
             let rows = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for r in rows {
@@ -160,7 +168,12 @@ impl Store {
         if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError("injected write failure".into()));
         }
-        let (tenant, user, id, model) = (tenant.to_owned(), user.to_owned(), id.to_owned(), model.to_owned());
+        let (tenant, user, id, model) = (
+            tenant.to_owned(),
+            user.to_owned(),
+            id.to_owned(),
+            model.to_owned(),
+        );
         self.run(move |c| {
             let tx = c.transaction()?;
             let t = now();
@@ -220,7 +233,12 @@ impl Store {
         .await
     }
 
-    pub async fn get(&self, tenant: &str, user: &str, id: &str) -> Result<Option<Conversation>, StoreError> {
+    pub async fn get(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
         let Some(messages) = self.history(tenant, user, id).await? else {
             return Ok(None);
         };
@@ -268,15 +286,53 @@ mod tests {
     async fn exchanges_are_scoped_ordered_and_deletable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.sqlite3")).unwrap();
-        store.append("t", "u", "c1", "m", vec![json!({"role": "user", "content": "1"}), json!({"role": "assistant", "content": "2"})]).await.unwrap();
-        store.append("t", "u", "c1", "m", vec![json!({"role": "user", "content": "3"})]).await.unwrap();
+        store
+            .append(
+                "t",
+                "u",
+                "c1",
+                "m",
+                vec![
+                    json!({"role": "user", "content": "1"}),
+                    json!({"role": "assistant", "content": "2"}),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .append(
+                "t",
+                "u",
+                "c1",
+                "m",
+                vec![json!({"role": "user", "content": "3"})],
+            )
+            .await
+            .unwrap();
         let h = store.history("t", "u", "c1").await.unwrap().unwrap();
-        assert_eq!(h.iter().map(|m| m["content"].as_str().unwrap()).collect::<Vec<_>>(), ["1", "2", "3"]);
+        assert_eq!(
+            h.iter()
+                .map(|m| m["content"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["1", "2", "3"]
+        );
         assert!(store.history("t", "other", "c1").await.unwrap().is_none());
         assert!(store.history("t2", "u", "c1").await.unwrap().is_none());
         // another user cannot write into it either
-        store.append("t", "intruder", "c1", "m", vec![json!({"role": "user", "content": "x"})]).await.ok();
-        assert_eq!(store.history("t", "u", "c1").await.unwrap().unwrap().len(), 3);
+        store
+            .append(
+                "t",
+                "intruder",
+                "c1",
+                "m",
+                vec![json!({"role": "user", "content": "x"})],
+            )
+            .await
+            .ok();
+        assert_eq!(
+            store.history("t", "u", "c1").await.unwrap().unwrap().len(),
+            3
+        );
         assert_eq!(store.list("t", "u").await.unwrap()[0].message_count, 3);
         assert!(!store.delete("t", "other", "c1").await.unwrap());
         assert!(store.delete("t", "u", "c1").await.unwrap());
@@ -289,10 +345,21 @@ mod tests {
         let p = dir.path().join("c.sqlite3");
         {
             let s = Store::open(&p).unwrap();
-            s.append("t", "u", "c", "m", vec![json!({"role": "user", "content": "kept"})]).await.unwrap();
+            s.append(
+                "t",
+                "u",
+                "c",
+                "m",
+                vec![json!({"role": "user", "content": "kept"})],
+            )
+            .await
+            .unwrap();
         }
         let s = Store::open(&p).unwrap();
-        assert_eq!(s.history("t", "u", "c").await.unwrap().unwrap()[0]["content"], "kept");
+        assert_eq!(
+            s.history("t", "u", "c").await.unwrap().unwrap()[0]["content"],
+            "kept"
+        );
         s.check_writable().await.unwrap();
     }
 }

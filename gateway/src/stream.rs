@@ -20,8 +20,12 @@ use crate::config::Model;
 use crate::error::ApiError;
 use crate::upstream::{self, Usage};
 
-type EventStream =
-    Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>> + Send>>;
+type EventStream = Pin<
+    Box<
+        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
+            + Send,
+    >,
+>;
 
 /// One parsed item of an upstream stream.
 #[derive(Debug)]
@@ -116,7 +120,10 @@ fn in_stream_error(err: &Value) -> ApiError {
         .collect::<String>();
     let status = err
         .get("code")
-        .and_then(|c| c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        })
         .and_then(|c| u16::try_from(c).ok())
         .and_then(|c| StatusCode::from_u16(c).ok());
     match status {
@@ -152,13 +159,19 @@ pub fn error_event(e: &ApiError) -> Bytes {
 /// Whether a chunk is the usage-only chunk of `stream_options.include_usage`.
 pub fn is_usage_only(chunk: &Map<String, Value>) -> bool {
     chunk.get("usage").is_some_and(Value::is_object)
-        && chunk.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        && chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
 }
 
 pub fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
@@ -217,7 +230,11 @@ impl Hooks {
     pub fn abandon(&mut self, usage: Usage, content: String) {
         if let Some(f) = self.finish.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(f(Outcome { usage, content, completed: false }));
+                rt.spawn(f(Outcome {
+                    usage,
+                    content,
+                    completed: false,
+                }));
             }
         }
     }
@@ -225,7 +242,13 @@ impl Hooks {
     /// Runs the finish hook for a completed stream; returns the bytes that end it.
     pub async fn complete(&mut self, usage: Usage, content: String) -> Bytes {
         if let Some(f) = self.finish.take() {
-            if let Err(e) = f(Outcome { usage, content, completed: true }).await {
+            if let Err(e) = f(Outcome {
+                usage,
+                content,
+                completed: true,
+            })
+            .await
+            {
                 return error_event(&e);
             }
         }

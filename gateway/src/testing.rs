@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::config::{sha256, Allowed, Config, Constraints, Model, RateLimit, Tenant, Upstream, UpstreamKind};
+use crate::config::{
+    sha256, Allowed, Config, Constraints, Model, RateLimit, Tenant, Upstream, UpstreamKind,
+};
 use crate::state::{AppState, FixedClock};
 
 pub const TOKEN: &str = "tok-primary";
@@ -49,7 +51,10 @@ pub fn config_with_upstream(api_base: &str) -> Config {
         max_body_bytes: 1024 * 1024,
         http_total_timeout: std::time::Duration::from_secs(5),
         max_tool_iterations: 10,
-        rate_limit: RateLimit { rps: 1.0, burst: 30 },
+        rate_limit: RateLimit {
+            rps: 1.0,
+            burst: 30,
+        },
         sqlite_path: ":memory:".into(),
         redis_url: None,
         redis_fail_closed: false,

@@ -55,7 +55,10 @@ pub fn canonical(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -67,9 +70,21 @@ fn calls_of(message: &Value) -> Vec<Call> {
         .map(|list| {
             list.iter()
                 .map(|c| Call {
-                    id: c.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    name: c.pointer("/function/name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    arguments: c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    id: c
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    name: c
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    arguments: c
+                        .pointer("/function/arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                 })
                 .collect()
         })
@@ -102,17 +117,28 @@ impl<'a> Loop<'a> {
             .and_then(Value::as_array)
             .map(|l| {
                 l.iter()
-                    .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str).map(str::to_owned))
+                    .filter_map(|t| {
+                        t.pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .collect()
             })
             .unwrap_or_default();
         // The caller's own tools win a name clash: its tool is the one it will execute.
-        let mut offered: Vec<Value> = body.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut offered: Vec<Value> = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         offered.extend(
             tools::definitions(&state.config.tools)
                 .into_iter()
                 .filter(|d| {
-                    let n = d.pointer("/function/name").and_then(Value::as_str).unwrap_or_default();
+                    let n = d
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     !caller_tools.iter().any(|c| c == n)
                 }),
         );
@@ -129,13 +155,18 @@ impl<'a> Loop<'a> {
     }
 
     fn is_server_tool(&self, name: &str) -> bool {
-        !self.caller_tools.iter().any(|c| c == name) && self.state.config.tools.iter().any(|t| t.name == name)
+        !self.caller_tools.iter().any(|c| c == name)
+            && self.state.config.tools.iter().any(|t| t.name == name)
     }
 
     /// Decides what a round's assistant message means, running server-side tools if needed.
     async fn after_round(&mut self, message: &Value) -> Next {
         let calls = calls_of(message);
-        let server: Vec<Call> = calls.iter().filter(|c| self.is_server_tool(&c.name)).cloned().collect();
+        let server: Vec<Call> = calls
+            .iter()
+            .filter(|c| self.is_server_tool(&c.name))
+            .cloned()
+            .collect();
         if server.is_empty() || server.len() != calls.len() {
             // No tools, or the caller's tools are involved: the caller gets this round.
             return Next::Final;
@@ -159,7 +190,8 @@ impl<'a> Loop<'a> {
                 Some(t) => tools::execute(&self.state.http, t, &c.arguments).await,
                 None => json!({"error": "unknown tool"}).to_string(),
             };
-            self.collected.push((c.name.clone(), c.arguments.clone(), out.clone()));
+            self.collected
+                .push((c.name.clone(), c.arguments.clone(), out.clone()));
             results.push(json!({"role": "tool", "tool_call_id": c.id, "content": out}));
         }
         if let Some(Value::Array(msgs)) = self.body.get_mut("messages") {
@@ -196,13 +228,18 @@ impl<'a> Loop<'a> {
     /// Text the caller gets if even the synthesis call came back empty: never an empty answer.
     fn fallback_text(&self) -> String {
         let mut s = String::from("The tools returned: ");
-        let parts: Vec<String> = self.collected.iter().map(|(n, _, o)| format!("{n}: {o}")).collect();
+        let parts: Vec<String> = self
+            .collected
+            .iter()
+            .map(|(n, _, o)| format!("{n}: {o}"))
+            .collect();
         s.push_str(&parts.join("; "));
         s
     }
 
     fn event_payload(&self, code: Code) -> String {
-        json!({"code": code.as_str(), "iterations": self.iterations, "synth_called": true}).to_string()
+        json!({"code": code.as_str(), "iterations": self.iterations, "synth_called": true})
+            .to_string()
     }
 }
 
@@ -220,12 +257,20 @@ pub async fn run(
     model: &Model,
     body: Map<String, Value>,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
-    let original: Vec<Value> = body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let original: Vec<Value> = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut lp = Loop::new(state, body);
     loop {
         let (mut completion, usage) = upstream::chat(state, model, &lp.body).await?;
         lp.usage.add(usage);
-        let message = completion.get("choices").and_then(|c| c.pointer("/0/message")).cloned().unwrap_or(Value::Null);
+        let message = completion
+            .get("choices")
+            .and_then(|c| c.pointer("/0/message"))
+            .cloned()
+            .unwrap_or(Value::Null);
         match lp.after_round(&message).await {
             Next::Again => continue,
             Next::Final => {
@@ -266,15 +311,24 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn add(&mut self, chunk: &Map<String, Value>) {
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else { return };
+        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+            return;
+        };
         if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(f.to_owned());
         }
-        let Some(delta) = choice.get("delta") else { return };
+        let Some(delta) = choice.get("delta") else {
+            return;
+        };
         if let Some(t) = delta.get("content").and_then(Value::as_str) {
             self.content.push_str(t);
         }
-        for tc in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for tc in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
             if idx > 128 {
                 continue;
@@ -367,7 +421,12 @@ impl Out {
 /// How a streamed round went.
 enum Round {
     /// The message of the round, and whether its chunks already reached the caller.
-    Complete { message: Value, relayed: bool, buffered: Vec<Map<String, Value>>, last: Option<Map<String, Value>> },
+    Complete {
+        message: Value,
+        relayed: bool,
+        buffered: Vec<Map<String, Value>>,
+        last: Option<Map<String, Value>>,
+    },
     /// Failure already reported, or the caller left.
     Over,
 }
@@ -385,7 +444,11 @@ pub async fn stream(
     let (start_tx, start_rx) = oneshot::channel();
     tokio::spawn(async move {
         let closed = tx.clone();
-        let mut out = Out { tx, start: Some(start_tx), hooks };
+        let mut out = Out {
+            tx,
+            start: Some(start_tx),
+            hooks,
+        };
         let usage = std::sync::Arc::new(parking_lot::Mutex::new(Usage::default()));
         let seen = usage.clone();
         tokio::select! {
@@ -400,12 +463,17 @@ pub async fn stream(
     match start_rx.await {
         Ok(Ok(())) => {
             let body = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
             });
             Ok(stream::sse_response(Body::from_stream(body)))
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ApiError::new(Code::InternalError, "the stream driver stopped before answering")),
+        Err(_) => Err(ApiError::new(
+            Code::InternalError,
+            "the stream driver stopped before answering",
+        )),
     }
 }
 
@@ -418,21 +486,37 @@ async fn drive(
     seen: &parking_lot::Mutex<Usage>,
 ) {
     let wants_usage = stream::request_usage(&mut body);
-    let original: Vec<Value> = body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let original: Vec<Value> = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut lp = Loop::new(state, body);
     let mut last_chunk: Option<Map<String, Value>> = None;
     let mut final_text;
     loop {
         let round = stream_round(state, model, &lp.body, deadline, out, &mut lp.usage, true).await;
         *seen.lock() = lp.usage;
-        let Round::Complete { message, relayed, buffered, last } = round else { return };
+        let Round::Complete {
+            message,
+            relayed,
+            buffered,
+            last,
+        } = round
+        else {
+            return;
+        };
         if last.is_some() {
             last_chunk = last;
         }
         match lp.after_round(&message).await {
             Next::Again => continue,
             Next::Final => {
-                final_text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_owned();
+                final_text = message
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 if !relayed {
                     for c in &buffered {
                         if !out.chunk(c).await {
@@ -444,17 +528,27 @@ async fn drive(
             }
             Next::Synthesise(code) => {
                 let payload = lp.event_payload(code);
-                if !out.emit(stream::sse_event(event_name(code), &payload)).await {
+                if !out
+                    .emit(stream::sse_event(event_name(code), &payload))
+                    .await
+                {
                     return;
                 }
                 let synth = lp.synthesis_body(&original);
-                let round = stream_round(state, model, &synth, deadline, out, &mut lp.usage, false).await;
+                let round =
+                    stream_round(state, model, &synth, deadline, out, &mut lp.usage, false).await;
                 *seen.lock() = lp.usage;
-                let Round::Complete { message, last, .. } = round else { return };
+                let Round::Complete { message, last, .. } = round else {
+                    return;
+                };
                 if last.is_some() {
                     last_chunk = last;
                 }
-                final_text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_owned();
+                final_text = message
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 if final_text.trim().is_empty() {
                     final_text = lp.fallback_text();
                     let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": final_text}, "finish_reason": "stop"}]});
@@ -524,7 +618,10 @@ async fn stream_round(
                     }
                 }
                 let held = has_tool_calls(&c)
-                    || c.get("choices").and_then(|x| x.pointer("/0/finish_reason")).and_then(Value::as_str) == Some("tool_calls");
+                    || c.get("choices")
+                        .and_then(|x| x.pointer("/0/finish_reason"))
+                        .and_then(Value::as_str)
+                        == Some("tool_calls");
                 if live && !(hold_tools && held) {
                     if !out.chunk(&c).await {
                         return Round::Over;
@@ -541,7 +638,12 @@ async fn stream_round(
             }
         }
     }
-    Round::Complete { message: asm.message(), relayed: live, buffered, last }
+    Round::Complete {
+        message: asm.message(),
+        relayed: live,
+        buffered,
+        last,
+    }
 }
 
 #[cfg(test)]
@@ -550,10 +652,22 @@ mod tests {
 
     #[test]
     fn signatures_ignore_key_order_and_whitespace() {
-        let a = [Call { id: "1".into(), name: "f".into(), arguments: r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#.into() }];
-        let b = [Call { id: "2".into(), name: "f".into(), arguments: r#"{ "a": {"x":[1,2],"y":2}, "b":1 }"#.into() }];
+        let a = [Call {
+            id: "1".into(),
+            name: "f".into(),
+            arguments: r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#.into(),
+        }];
+        let b = [Call {
+            id: "2".into(),
+            name: "f".into(),
+            arguments: r#"{ "a": {"x":[1,2],"y":2}, "b":1 }"#.into(),
+        }];
         assert_eq!(signature(&a), signature(&b));
-        let c = [Call { id: "3".into(), name: "f".into(), arguments: r#"{"b":2}"#.into() }];
+        let c = [Call {
+            id: "3".into(),
+            name: "f".into(),
+            arguments: r#"{"b":2}"#.into(),
+        }];
         assert_ne!(signature(&a), signature(&c));
     }
 
@@ -570,7 +684,10 @@ mod tests {
             asm.add(c.as_object().unwrap());
         }
         let m = asm.message();
-        assert_eq!(m["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Oslo\"}");
+        assert_eq!(
+            m["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Oslo\"}"
+        );
         assert_eq!(m["tool_calls"][0]["id"], "call_1");
         assert_eq!(asm.finish_reason.as_deref(), Some("tool_calls"));
     }

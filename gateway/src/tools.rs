@@ -18,14 +18,22 @@ fn builtin(name: &str, args: &Value) -> Result<Value, String> {
                 .and_then(Value::as_str)
                 .ok_or("argument `city` (string) is required")?;
             // Deterministic: the same city always gets the same weather.
-            let h = city.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let h = city
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             let sky = ["sunny", "cloudy", "rainy", "windy"][(h % 4) as usize];
             Ok(json!({"city": city, "forecast": sky, "temperature_c": (h % 35) as i64 - 5}))
         }
         "echo" => Ok(json!({"echo": args})),
         "add" => {
-            let a = args.get("a").and_then(Value::as_f64).ok_or("argument `a` (number) is required")?;
-            let b = args.get("b").and_then(Value::as_f64).ok_or("argument `b` (number) is required")?;
+            let a = args
+                .get("a")
+                .and_then(Value::as_f64)
+                .ok_or("argument `a` (number) is required")?;
+            let b = args
+                .get("b")
+                .and_then(Value::as_f64)
+                .ok_or("argument `b` (number) is required")?;
             Ok(json!({"sum": a + b}))
         }
         other => Err(format!("unknown built-in `{other}`")),
@@ -46,12 +54,16 @@ pub async fn execute(http: &reqwest::Client, tool: &Tool, arguments: &str) -> St
         Executor::Http { url, timeout } => {
             match http.post(url).timeout(*timeout).json(&args).send().await {
                 Ok(r) if r.status().is_success() => match r.bytes().await {
-                    Ok(b) => Ok(serde_json::from_slice::<Value>(&b)
-                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b[..b.len().min(8192)]).into_owned()))),
+                    Ok(b) => Ok(serde_json::from_slice::<Value>(&b).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&b[..b.len().min(8192)]).into_owned())
+                    })),
                     Err(_) => Err("the tool's answer could not be read".to_owned()),
                 },
                 Ok(r) => Err(format!("the tool answered HTTP {}", r.status().as_u16())),
-                Err(e) if e.is_timeout() => Err(format!("the tool timed out after {} ms", timeout.as_millis())),
+                Err(e) if e.is_timeout() => Err(format!(
+                    "the tool timed out after {} ms",
+                    timeout.as_millis()
+                )),
                 Err(_) => Err("the tool could not be reached".to_owned()),
             }
         }
@@ -95,7 +107,12 @@ mod tests {
         assert!(a.contains("Oslo"));
         assert!(execute(&http, &w, "{}").await.contains("error"));
         assert!(execute(&http, &w, "{nope").await.contains("not JSON"));
-        let sum = execute(&http, &tool(Executor::Builtin("add".into())), r#"{"a":2,"b":3}"#).await;
+        let sum = execute(
+            &http,
+            &tool(Executor::Builtin("add".into())),
+            r#"{"a":2,"b":3}"#,
+        )
+        .await;
         assert_eq!(sum, r#"{"sum":5.0}"#);
     }
 

@@ -25,10 +25,16 @@ pub struct Usage {
 
 impl Usage {
     pub fn from_json(v: Option<&Value>) -> Usage {
-        let get = |k: &str| v.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+        let get = |k: &str| {
+            v.and_then(|u| u.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
         let prompt = get("prompt_tokens");
         let completion = get("completion_tokens");
-        let total = v.and_then(|u| u.get("total_tokens")).and_then(Value::as_u64);
+        let total = v
+            .and_then(|u| u.get("total_tokens"))
+            .and_then(Value::as_u64);
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -74,7 +80,11 @@ pub async fn send(
     let elapsed = started.elapsed().as_secs_f64();
     match result {
         Ok(resp) => {
-            let outcome = if resp.status().is_success() { "ok" } else { "http_error" };
+            let outcome = if resp.status().is_success() {
+                "ok"
+            } else {
+                "http_error"
+            };
             state.metrics.upstream(&upstream.name, outcome, elapsed);
             if resp.status().is_success() {
                 Ok(resp)
@@ -219,12 +229,22 @@ pub fn map_status(
             .param("/model")
             .retry_after(upstream_retry.unwrap_or(60));
         }
-        let mentions_limit = ["max_tokens", "max_completion_tokens", "max_output_tokens", "max tokens"]
-            .iter()
-            .any(|w| lower.contains(w));
-        let sent_limit = body.contains_key("max_tokens") || body.contains_key("max_completion_tokens");
+        let mentions_limit = [
+            "max_tokens",
+            "max_completion_tokens",
+            "max_output_tokens",
+            "max tokens",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        let sent_limit =
+            body.contains_key("max_tokens") || body.contains_key("max_completion_tokens");
         if mentions_limit && sent_limit && !lower.contains("context length") {
-            let param = if body.contains_key("max_tokens") { "/max_tokens" } else { "/max_completion_tokens" };
+            let param = if body.contains_key("max_tokens") {
+                "/max_tokens"
+            } else {
+                "/max_completion_tokens"
+            };
             return ApiError::new(
                 Code::MaxTokensBelowMinimum,
                 format!(
@@ -236,7 +256,10 @@ pub fn map_status(
         }
         return ApiError::new(
             Code::UpstreamBadRequest,
-            format!("the upstream rejected the request: {}", sanitize(&raw_msg, upstream)),
+            format!(
+                "the upstream rejected the request: {}",
+                sanitize(&raw_msg, upstream)
+            ),
         )
         .with_status(status);
     }
@@ -290,7 +313,12 @@ pub fn sanitize(msg: &str, upstream: &Upstream) -> String {
             out.push_str(word);
         }
         if out.len() > 500 {
-            out.truncate(out.char_indices().take_while(|(i, _)| *i < 500).last().map_or(0, |(i, c)| i + c.len_utf8()));
+            out.truncate(
+                out.char_indices()
+                    .take_while(|(i, _)| *i < 500)
+                    .last()
+                    .map_or(0, |(i, c)| i + c.len_utf8()),
+            );
             out.push('…');
             break;
         }
@@ -341,17 +369,42 @@ mod tests {
 
     #[test]
     fn four_xx_keeps_its_status_and_five_xx_is_502() {
-        let e = map(UpstreamKind::Vllm, 422, r#"{"object":"error","message":"bad schema","type":"BadRequestError","param":null,"code":422}"#, false);
-        assert_eq!((e.code, e.status_code().as_u16()), (Code::UpstreamBadRequest, 422));
+        let e = map(
+            UpstreamKind::Vllm,
+            422,
+            r#"{"object":"error","message":"bad schema","type":"BadRequestError","param":null,"code":422}"#,
+            false,
+        );
+        assert_eq!(
+            (e.code, e.status_code().as_u16()),
+            (Code::UpstreamBadRequest, 422)
+        );
         assert!(e.message.contains("bad schema"));
-        let e = map(UpstreamKind::Litellm, 500, r#"{"error":{"message":"boom at http://llm.internal.example:8000/x key sk-secret-123","type":"None","param":"None","code":"500"}}"#, false);
-        assert_eq!((e.code, e.status_code().as_u16()), (Code::UpstreamError, 502));
-        assert!(!e.message.contains("llm.internal.example") && !e.message.contains("sk-secret"), "{}", e.message);
+        let e = map(
+            UpstreamKind::Litellm,
+            500,
+            r#"{"error":{"message":"boom at http://llm.internal.example:8000/x key sk-secret-123","type":"None","param":"None","code":"500"}}"#,
+            false,
+        );
+        assert_eq!(
+            (e.code, e.status_code().as_u16()),
+            (Code::UpstreamError, 502)
+        );
+        assert!(
+            !e.message.contains("llm.internal.example") && !e.message.contains("sk-secret"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn quota_answers_become_provider_agnostic_429() {
-        let e = map(UpstreamKind::Litellm, 400, r#"{"error":{"message":"Budget has been exceeded! Current cost: 1.2, Max budget: 1.0","type":"budget_exceeded","param":null,"code":"400"}}"#, false);
+        let e = map(
+            UpstreamKind::Litellm,
+            400,
+            r#"{"error":{"message":"Budget has been exceeded! Current cost: 1.2, Max budget: 1.0","type":"budget_exceeded","param":null,"code":"400"}}"#,
+            false,
+        );
         assert_eq!(e.code, Code::ModelQuotaExhausted);
         assert!(!e.message.to_lowercase().contains("litellm") && !e.message.contains("1.2"));
         assert_eq!(e.retry_after, Some(60));
@@ -359,11 +412,24 @@ mod tests {
 
     #[test]
     fn openrouter_daily_limit_names_fallbacks_and_midnight() {
-        let e = map(UpstreamKind::Openrouter, 429, r#"{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day","metadata":{}}}"#, false);
+        let e = map(
+            UpstreamKind::Openrouter,
+            429,
+            r#"{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day","metadata":{}}}"#,
+            false,
+        );
         assert_eq!(e.code, Code::OpenrouterDailyQuotaExhausted);
         assert_eq!(e.retry_after, Some(32_400));
-        assert_eq!(e.fallbacks.as_deref(), Some(&["b".to_owned(), "c".to_owned()][..]));
-        let e = map(UpstreamKind::Openrouter, 402, r#"{"error":{"code":402,"message":"Insufficient credits"}}"#, false);
+        assert_eq!(
+            e.fallbacks.as_deref(),
+            Some(&["b".to_owned(), "c".to_owned()][..])
+        );
+        let e = map(
+            UpstreamKind::Openrouter,
+            402,
+            r#"{"error":{"code":402,"message":"Insufficient credits"}}"#,
+            false,
+        );
         assert_eq!(e.code, Code::OpenrouterDailyQuotaExhausted);
     }
 
@@ -371,8 +437,14 @@ mod tests {
     fn max_tokens_rejection_after_the_floor() {
         let body = r#"{"object":"error","message":"max_tokens must be at least 50, got 16.","type":"BadRequestError","param":null,"code":400}"#;
         let e = map(UpstreamKind::Vllm, 400, body, true);
-        assert_eq!((e.code, e.param.as_deref()), (Code::MaxTokensBelowMinimum, Some("/max_tokens")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            (Code::MaxTokensBelowMinimum, Some("/max_tokens"))
+        );
         // without a max_tokens in the request it is an ordinary upstream 400
-        assert_eq!(map(UpstreamKind::Vllm, 400, body, false).code, Code::UpstreamBadRequest);
+        assert_eq!(
+            map(UpstreamKind::Vllm, 400, body, false).code,
+            Code::UpstreamBadRequest
+        );
     }
 }

@@ -34,7 +34,10 @@ pub enum Api {
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(Code::InvalidJson, "the body must be a JSON object")),
+        Ok(_) => Err(ApiError::new(
+            Code::InvalidJson,
+            "the body must be a JSON object",
+        )),
         Err(e) => Err(ApiError::new(
             Code::InvalidJson,
             format!("the body is not valid JSON: {e}"),
@@ -83,7 +86,9 @@ fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> 
                 return Err(ApiError::missing_field(&format!("/messages/{i}/content")));
             }
             if role == "tool" && !m.contains_key("tool_call_id") {
-                return Err(ApiError::missing_field(&format!("/messages/{i}/tool_call_id")));
+                return Err(ApiError::missing_field(&format!(
+                    "/messages/{i}/tool_call_id"
+                )));
             }
         }
     }
@@ -98,8 +103,14 @@ fn number_in(body: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_f64() {
             Some(x) if (lo..=hi).contains(&x) => Ok(()),
-            Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be between {lo} and {hi}"))),
-            None => Err(ApiError::invalid_field(&format!("/{key}"), "must be a number")),
+            Some(_) => Err(ApiError::invalid_field(
+                &format!("/{key}"),
+                format!("must be between {lo} and {hi}"),
+            )),
+            None => Err(ApiError::invalid_field(
+                &format!("/{key}"),
+                "must be a number",
+            )),
         },
     }
 }
@@ -109,9 +120,18 @@ fn integer_in(body: &Map<String, Value>, key: &str, lo: i64, hi: i64) -> Result<
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_i64() {
             Some(x) if (lo..=hi).contains(&x) => Ok(()),
-            Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be an integer between {lo} and {hi}"))),
-            None if v.is_u64() => Err(ApiError::invalid_field(&format!("/{key}"), format!("must be an integer between {lo} and {hi}"))),
-            None => Err(ApiError::invalid_field(&format!("/{key}"), "must be an integer")),
+            Some(_) => Err(ApiError::invalid_field(
+                &format!("/{key}"),
+                format!("must be an integer between {lo} and {hi}"),
+            )),
+            None if v.is_u64() => Err(ApiError::invalid_field(
+                &format!("/{key}"),
+                format!("must be an integer between {lo} and {hi}"),
+            )),
+            None => Err(ApiError::invalid_field(
+                &format!("/{key}"),
+                "must be an integer",
+            )),
         },
     }
 }
@@ -119,28 +139,47 @@ fn integer_in(body: &Map<String, Value>, key: &str, lo: i64, hi: i64) -> Result<
 fn bool_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
-        Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), "must be a boolean")),
+        Some(_) => Err(ApiError::invalid_field(
+            &format!("/{key}"),
+            "must be a boolean",
+        )),
     }
 }
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
-        Some(_) => Err(ApiError::invalid_field(&format!("/{key}"), "must be a string")),
+        Some(_) => Err(ApiError::invalid_field(
+            &format!("/{key}"),
+            "must be a string",
+        )),
     }
 }
 
 fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
     match body.get("model") {
         Some(Value::String(s)) if !s.is_empty() => {}
-        _ => return Err(ApiError::invalid_field("/model", "must be a non-empty string")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "/model",
+                "must be a non-empty string",
+            ))
+        }
     }
     let messages = match body.get("messages") {
         Some(Value::Array(list)) if !list.is_empty() => list,
         Some(Value::Array(_)) => {
-            return Err(ApiError::invalid_field("/messages", "must hold at least one message"))
+            return Err(ApiError::invalid_field(
+                "/messages",
+                "must hold at least one message",
+            ))
         }
-        _ => return Err(ApiError::invalid_field("/messages", "must be an array of messages")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "/messages",
+                "must be an array of messages",
+            ))
+        }
     };
     for (i, m) in messages.iter().enumerate() {
         check_message(m, i)?;
@@ -160,15 +199,24 @@ fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError>
     string_field(body, "user")?;
     match body.get("stream_options") {
         None | Some(Value::Null) => {}
-        Some(Value::Object(o)) => bool_field(o, "include_usage")
-            .map_err(|_| ApiError::invalid_field("/stream_options/include_usage", "must be a boolean"))?,
-        Some(_) => return Err(ApiError::invalid_field("/stream_options", "must be an object")),
+        Some(Value::Object(o)) => bool_field(o, "include_usage").map_err(|_| {
+            ApiError::invalid_field("/stream_options/include_usage", "must be a boolean")
+        })?,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "/stream_options",
+                "must be an object",
+            ))
+        }
     }
     match body.get("stop") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
         Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
         Some(_) => {
-            return Err(ApiError::invalid_field("/stop", "must be a string or up to 4 strings"))
+            return Err(ApiError::invalid_field(
+                "/stop",
+                "must be a string or up to 4 strings",
+            ))
         }
     }
     match body.get("tools") {
@@ -177,14 +225,23 @@ fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError>
             for (j, t) in tools.iter().enumerate() {
                 let name = t.pointer("/function/name").and_then(Value::as_str);
                 if t.get("type").and_then(Value::as_str) != Some("function") {
-                    return Err(ApiError::invalid_field(&format!("/tools/{j}/type"), "must be \"function\""));
+                    return Err(ApiError::invalid_field(
+                        &format!("/tools/{j}/type"),
+                        "must be \"function\"",
+                    ));
                 }
                 if name.is_none_or(str::is_empty) {
-                    return Err(ApiError::invalid_field(&format!("/tools/{j}/function/name"), "must be a non-empty string"));
+                    return Err(ApiError::invalid_field(
+                        &format!("/tools/{j}/function/name"),
+                        "must be a non-empty string",
+                    ));
                 }
                 if let Some(p) = t.pointer("/function/parameters") {
                     if !p.is_object() {
-                        return Err(ApiError::invalid_field(&format!("/tools/{j}/function/parameters"), "must be a JSON-schema object"));
+                        return Err(ApiError::invalid_field(
+                            &format!("/tools/{j}/function/parameters"),
+                            "must be a JSON-schema object",
+                        ));
                     }
                 }
             }
@@ -195,14 +252,20 @@ fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError>
         None | Some(Value::Null) | Some(Value::Object(_)) => {}
         Some(Value::String(s)) if ["none", "auto", "required"].contains(&s.as_str()) => {}
         Some(_) => {
-            return Err(ApiError::invalid_field("/tool_choice", "must be none, auto, required or an object"))
+            return Err(ApiError::invalid_field(
+                "/tool_choice",
+                "must be none, auto, required or an object",
+            ))
         }
     }
     match body.get("response_format") {
         None | Some(Value::Null) => {}
         Some(Value::Object(o)) if o.get("type").is_some_and(Value::is_string) => {}
         Some(_) => {
-            return Err(ApiError::invalid_field("/response_format", "must be an object with a string `type`"))
+            return Err(ApiError::invalid_field(
+                "/response_format",
+                "must be an object with a string `type`",
+            ))
         }
     }
     if api == Api::C1 {
@@ -241,7 +304,10 @@ pub fn valid_conversation_id(s: &str) -> bool {
 
 fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
     let Some(m) = m.as_object() else {
-        return Err(ApiError::invalid_field(&format!("/messages/{i}"), "must be an object"));
+        return Err(ApiError::invalid_field(
+            &format!("/messages/{i}"),
+            "must be an object",
+        ));
     };
     let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
     if !ROLES.contains(&role) {
@@ -257,17 +323,34 @@ fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
             for (j, p) in parts.iter().enumerate() {
                 let at = format!("/messages/{i}/content/{j}");
                 let Some(p) = p.as_object() else {
-                    return Err(ApiError::invalid_field(&at, "must be a content part object"));
+                    return Err(ApiError::invalid_field(
+                        &at,
+                        "must be a content part object",
+                    ));
                 };
                 let kind = p.get("type").and_then(Value::as_str).unwrap_or_default();
                 if !PART_TYPES.contains(&kind) {
-                    return Err(ApiError::invalid_field(&format!("{at}/type"), "must be text or image_url"));
+                    return Err(ApiError::invalid_field(
+                        &format!("{at}/type"),
+                        "must be text or image_url",
+                    ));
                 }
                 if kind == "text" && !p.get("text").is_some_and(Value::is_string) {
-                    return Err(ApiError::invalid_field(&format!("{at}/text"), "must be a string"));
+                    return Err(ApiError::invalid_field(
+                        &format!("{at}/text"),
+                        "must be a string",
+                    ));
                 }
-                if kind == "image_url" && !p.get("image_url").and_then(|u| u.get("url")).is_some_and(Value::is_string) {
-                    return Err(ApiError::invalid_field(&format!("{at}/image_url/url"), "must be a string"));
+                if kind == "image_url"
+                    && !p
+                        .get("image_url")
+                        .and_then(|u| u.get("url"))
+                        .is_some_and(Value::is_string)
+                {
+                    return Err(ApiError::invalid_field(
+                        &format!("{at}/image_url/url"),
+                        "must be a string",
+                    ));
                 }
             }
         }
@@ -280,11 +363,17 @@ fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
     }
     if let Some(name) = m.get("name") {
         if !name.is_string() {
-            return Err(ApiError::invalid_field(&format!("/messages/{i}/name"), "must be a string"));
+            return Err(ApiError::invalid_field(
+                &format!("/messages/{i}/name"),
+                "must be a string",
+            ));
         }
     }
     if role == "tool" && !m.get("tool_call_id").is_some_and(Value::is_string) {
-        return Err(ApiError::invalid_field(&format!("/messages/{i}/tool_call_id"), "must be a string"));
+        return Err(ApiError::invalid_field(
+            &format!("/messages/{i}/tool_call_id"),
+            "must be a string",
+        ));
     }
     if let Some(calls) = m.get("tool_calls") {
         let Some(calls) = calls.as_array().filter(|_| role == "assistant") else {
@@ -296,12 +385,21 @@ fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
         for (j, c) in calls.iter().enumerate() {
             let at = format!("/messages/{i}/tool_calls/{j}");
             if !c.get("id").is_some_and(Value::is_string) {
-                return Err(ApiError::invalid_field(&format!("{at}/id"), "must be a string"));
+                return Err(ApiError::invalid_field(
+                    &format!("{at}/id"),
+                    "must be a string",
+                ));
             }
             if !c.pointer("/function/name").is_some_and(Value::is_string) {
-                return Err(ApiError::invalid_field(&format!("{at}/function/name"), "must be a string"));
+                return Err(ApiError::invalid_field(
+                    &format!("{at}/function/name"),
+                    "must be a string",
+                ));
             }
-            if !c.pointer("/function/arguments").is_some_and(Value::is_string) {
+            if !c
+                .pointer("/function/arguments")
+                .is_some_and(Value::is_string)
+            {
                 return Err(ApiError::invalid_field(
                     &format!("{at}/function/arguments"),
                     "must be a string holding JSON",
@@ -317,7 +415,10 @@ fn allowlisted<'c>(
     config: &'c Config,
     tenant: &Tenant,
 ) -> Result<&'c Model, ApiError> {
-    let alias = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    let alias = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     config
         .model(alias)
         .filter(|_| tenant.allowed.permits(alias))
@@ -331,20 +432,35 @@ fn allowlisted<'c>(
 }
 
 fn content_checks(body: &Map<String, Value>, model: &Model) -> Result<(), ApiError> {
-    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for (i, m) in messages.iter().enumerate() {
-        let Some(parts) = m.get("content").and_then(Value::as_array) else { continue };
+        let Some(parts) = m.get("content").and_then(Value::as_array) else {
+            continue;
+        };
         for (j, p) in parts.iter().enumerate() {
-            if let Some(url) = p.get("image_url").and_then(|u| u.get("url")).and_then(Value::as_str) {
+            if let Some(url) = p
+                .get("image_url")
+                .and_then(|u| u.get("url"))
+                .and_then(Value::as_str)
+            {
                 let at = format!("/messages/{i}/content/{j}/image_url/url");
                 images::check_image_url(url, &at, model.constraints.accepts_image_url)?;
             }
         }
     }
     for (i, m) in messages.iter().enumerate() {
-        let Some(calls) = m.get("tool_calls").and_then(Value::as_array) else { continue };
+        let Some(calls) = m.get("tool_calls").and_then(Value::as_array) else {
+            continue;
+        };
         for (j, c) in calls.iter().enumerate() {
-            let args = c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
+            let args = c
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if serde_json::from_str::<serde::de::IgnoredAny>(args).is_err() {
                 return Err(ApiError::new(
                     Code::ToolCallArgumentsInvalid,
@@ -389,27 +505,50 @@ mod tests {
         let mut map = body.as_object().cloned().unwrap();
         let cfg = crate::testing::config();
         let e = check_chat(&mut map, &cfg, &cfg.tenants[0], Api::V1).unwrap_err();
-        (e.code, e.param)
+        (e.code, e.param.clone())
     }
 
     #[test]
     fn required_fields_come_before_types() {
         let (c, p) = err(json!({"messages": [{"content": 1}], "temperature": "hot"}));
         assert_eq!((c, p.as_deref()), (Code::MissingField, Some("/model")));
-        let (c, p) = err(json!({"model": "small", "messages": [{"role": "user", "content": "x"}, {"content": "y"}], "temperature": 9}));
-        assert_eq!((c, p.as_deref()), (Code::MissingField, Some("/messages/1/role")));
-        assert_eq!(run(json!({"model": "small", "messages": []}), Api::C1), Err(Code::MissingField));
+        let (c, p) = err(
+            json!({"model": "small", "messages": [{"role": "user", "content": "x"}, {"content": "y"}], "temperature": 9}),
+        );
+        assert_eq!(
+            (c, p.as_deref()),
+            (Code::MissingField, Some("/messages/1/role"))
+        );
+        assert_eq!(
+            run(json!({"model": "small", "messages": []}), Api::C1),
+            Err(Code::MissingField)
+        );
     }
 
     #[test]
     fn types_come_before_the_allowlist() {
-        let (c, p) = err(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}], "temperature": 3}));
-        assert_eq!((c, p.as_deref()), (Code::InvalidField, Some("/temperature")));
-        let (c, p) = err(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]}));
-        assert_eq!((c, p.as_deref()), (Code::InvalidField, Some("/messages/0/role")));
+        let (c, p) = err(
+            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}], "temperature": 3}),
+        );
+        assert_eq!(
+            (c, p.as_deref()),
+            (Code::InvalidField, Some("/temperature"))
+        );
+        let (c, p) =
+            err(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]}));
+        assert_eq!(
+            (c, p.as_deref()),
+            (Code::InvalidField, Some("/messages/0/role"))
+        );
         let (c, _) = err(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}));
         assert_eq!(c, Code::ModelNotInAllowlist);
-        for (k, v) in [("max_tokens", json!(0)), ("max_tokens", json!(-5)), ("n", json!(1.5)), ("stream", json!("yes")), ("stop", json!(5))] {
+        for (k, v) in [
+            ("max_tokens", json!(0)),
+            ("max_tokens", json!(-5)),
+            ("n", json!(1.5)),
+            ("stream", json!("yes")),
+            ("stop", json!(5)),
+        ] {
             let mut b = json!({"model": "small", "messages": [{"role": "user", "content": "x"}]});
             b[k] = v;
             let (c, p) = err(b);
@@ -424,7 +563,13 @@ mod tests {
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{bad"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "r"}
         ]}));
-        assert_eq!((c, p.as_deref()), (Code::ToolCallArgumentsInvalid, Some("/messages/1/tool_calls/0/function/arguments")));
+        assert_eq!(
+            (c, p.as_deref()),
+            (
+                Code::ToolCallArgumentsInvalid,
+                Some("/messages/1/tool_calls/0/function/arguments")
+            )
+        );
     }
 
     #[test]

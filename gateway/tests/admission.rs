@@ -40,8 +40,13 @@ async fn count_admitted(base: &str, token: &str, n: usize) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_requests_admit_exactly_the_burst() {
     let mut cfg = testing::config();
-    cfg.rate_limit = RateLimit { rps: 0.001, burst: 30 };
-    let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    cfg.rate_limit = RateLimit {
+        rps: 0.001,
+        burst: 30,
+    };
+    let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(count_admitted(&gw.base_url(), TOKEN, 300).await, 30);
     gw.shutdown().await;
 }
@@ -51,7 +56,9 @@ async fn admitted_is_burst_plus_elapsed_times_rate() {
     let mut cfg = testing::config();
     let (rps, burst) = (20.0, 5);
     cfg.rate_limit = RateLimit { rps, burst };
-    let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let url = format!("{}/v1/models", gw.base_url());
     let start = Instant::now();
@@ -126,7 +133,10 @@ fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (Proc, String) {
         .env("RATE_LIMIT_RPS", "0.001")
         .env("REDIS_URL", redis_url)
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("SQLITE_PATH", dir.join(format!("{}.sqlite3", uuid::Uuid::new_v4())))
+        .env(
+            "SQLITE_PATH",
+            dir.join(format!("{}.sqlite3", uuid::Uuid::new_v4())),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -154,9 +164,23 @@ async fn redis_down_fails_open_to_local_limits_and_readyz_says_so() {
     let (_g, base) = start_gateway(dir.path(), &url);
     // Fail-open: the process still limits on its own (burst 10).
     assert_eq!(count_admitted(&base, TOKEN, 30).await, 10);
-    let r: serde_json::Value = reqwest::get(format!("{base}/readyz")).await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["checks"]["redis"]["ok"], false);
     assert_eq!(r["checks"]["redis"]["fail_mode"], "open");
-    let m = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(m.lines().any(|l| l.starts_with("gateway_redis_errors_total") && !l.ends_with(" 0")), "{m}");
+    let m = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("gateway_redis_errors_total") && !l.ends_with(" 0")),
+        "{m}"
+    );
 }

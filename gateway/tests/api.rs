@@ -43,8 +43,13 @@ impl Reply {
         if code != Code::UpstreamBadRequest {
             assert_eq!(self.status.as_u16(), e.http_status, "body: {}", self.text);
         }
-        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(self.body["error"].as_object().unwrap().contains_key("param"));
+        assert!(self.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert!(self.body["error"]
+            .as_object()
+            .unwrap()
+            .contains_key("param"));
         assert!(self.header("x-request-id").is_some());
     }
 }
@@ -56,7 +61,12 @@ async fn send(state: &AppState, req: Request<Body>) -> Reply {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, body, text }
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
 }
 
 fn chat(token: Option<&str>, body: Value) -> Request<Body> {
@@ -104,29 +114,41 @@ async fn upstream_answering(status: u16, body: Value) -> MockServer {
 }
 
 fn online(server: &MockServer) -> AppState {
-    state_with(testing::config_with_upstream(&format!("{}/v1", server.uri())))
+    state_with(testing::config_with_upstream(&format!(
+        "{}/v1",
+        server.uri()
+    )))
 }
 
 #[tokio::test]
 async fn auth_errors() {
     let s = offline();
-    send(&s, chat(None, hello())).await.assert_error(Code::MissingAuthorization);
+    send(&s, chat(None, hello()))
+        .await
+        .assert_error(Code::MissingAuthorization);
     let r = send(&s, chat(Some("wrong"), hello())).await;
     r.assert_error(Code::InvalidAuthorization);
     assert_eq!(r.param(), Some("headers.authorization"));
     let mut req = chat(Some(TOKEN), hello());
-    req.headers_mut().insert("x-tenant-id", "other".parse().unwrap());
+    req.headers_mut()
+        .insert("x-tenant-id", "other".parse().unwrap());
     send(&s, req).await.assert_error(Code::InvalidAuthorization);
     // check order: auth before body checks
-    let req = Request::post("/v1/chat/completions").body(Body::from("{not json")).unwrap();
+    let req = Request::post("/v1/chat/completions")
+        .body(Body::from("{not json"))
+        .unwrap();
     send(&s, req).await.assert_error(Code::MissingAuthorization);
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_before_auth() {
     let s = offline();
-    send(&s, get("/v2/nothing", None)).await.assert_error(Code::RouteNotFound);
-    send(&s, get("/v1/chat/completions", None)).await.assert_error(Code::RouteNotFound);
+    send(&s, get("/v2/nothing", None))
+        .await
+        .assert_error(Code::RouteNotFound);
+    send(&s, get("/v1/chat/completions", None))
+        .await
+        .assert_error(Code::RouteNotFound);
     let del = Request::delete("/errors").body(Body::empty()).unwrap();
     send(&s, del).await.assert_error(Code::RouteNotFound);
 }
@@ -152,10 +174,19 @@ async fn rate_limit_with_retry_after_and_openai_headers() {
 async fn body_cap_is_enforced_while_reading() {
     let s = offline(); // MAX 1 MiB
     let big = "x".repeat(1024 * 1024 + 10);
-    let r = send(&s, chat(Some(TOKEN), json!({"model": "small", "messages": [{"role": "user", "content": big}]}))).await;
+    let r = send(
+        &s,
+        chat(
+            Some(TOKEN),
+            json!({"model": "small", "messages": [{"role": "user", "content": big}]}),
+        ),
+    )
+    .await;
     r.assert_error(Code::BodyTooLarge);
     // no Content-Length: a chunked body is cut off as it streams in
-    let chunks = futures_util::stream::iter((0..200).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 64 * 1024]))));
+    let chunks = futures_util::stream::iter(
+        (0..200).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 64 * 1024]))),
+    );
     let req = Request::post("/v1/chat/completions")
         .header("authorization", format!("Bearer {TOKEN}"))
         .body(Body::from_stream(chunks))
@@ -172,7 +203,9 @@ async fn request_checks_in_spec_order() {
             .body(Body::from(b.to_owned()))
             .unwrap()
     };
-    send(&s, raw("{not json")).await.assert_error(Code::InvalidJson);
+    send(&s, raw("{not json"))
+        .await
+        .assert_error(Code::InvalidJson);
     send(&s, raw("[1,2]")).await.assert_error(Code::InvalidJson);
     let r = send(&s, chat(Some(TOKEN), json!({"messages": []}))).await;
     r.assert_error(Code::MissingField);
@@ -180,10 +213,19 @@ async fn request_checks_in_spec_order() {
     let r = send(&s, chat(Some(TOKEN), json!({"model": "small", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}))).await;
     r.assert_error(Code::InvalidField);
     assert_eq!(r.param(), Some("/temperature"));
-    let r = send(&s, chat(Some(TOKEN), json!({"model": "gpt-nope", "messages": [{"role": "user", "content": "x"}]}))).await;
+    let r = send(
+        &s,
+        chat(
+            Some(TOKEN),
+            json!({"model": "gpt-nope", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    )
+    .await;
     r.assert_error(Code::ModelNotInAllowlist);
     // allowed nowhere for tenant "other"
-    send(&s, chat(Some(OTHER_TOKEN), hello())).await.assert_error(Code::ModelNotInAllowlist);
+    send(&s, chat(Some(OTHER_TOKEN), hello()))
+        .await
+        .assert_error(Code::ModelNotInAllowlist);
 }
 
 fn image(url: &str) -> Value {
@@ -197,10 +239,19 @@ async fn image_checks() {
     let r = send(&s, chat(Some(TOKEN), image("https://example.com/cat.png"))).await;
     r.assert_error(Code::ImageUrlNotSupported);
     assert_eq!(r.param(), Some("/messages/0/content/1/image_url/url"));
-    send(&s, chat(Some(TOKEN), image("data:image/png;base64,ab=c"))).await.assert_error(Code::ImageBase64Invalid);
-    send(&s, chat(Some(TOKEN), image("data:image/bmp;base64,AAAA"))).await.assert_error(Code::ImageDecodeError);
-    let png_as_jpeg = format!("data:image/jpeg;base64,{}", gateway::images::samples::PNG_1X1);
-    send(&s, chat(Some(TOKEN), image(&png_as_jpeg))).await.assert_error(Code::ImageDecodeError);
+    send(&s, chat(Some(TOKEN), image("data:image/png;base64,ab=c")))
+        .await
+        .assert_error(Code::ImageBase64Invalid);
+    send(&s, chat(Some(TOKEN), image("data:image/bmp;base64,AAAA")))
+        .await
+        .assert_error(Code::ImageDecodeError);
+    let png_as_jpeg = format!(
+        "data:image/jpeg;base64,{}",
+        gateway::images::samples::PNG_1X1
+    );
+    send(&s, chat(Some(TOKEN), image(&png_as_jpeg)))
+        .await
+        .assert_error(Code::ImageDecodeError);
 }
 
 #[tokio::test]
@@ -211,7 +262,10 @@ async fn tool_arguments_are_checked() {
         {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"a\":"}}]},
         {"role": "tool", "tool_call_id": "c", "content": "r"}]}))).await;
     r.assert_error(Code::ToolCallArgumentsInvalid);
-    assert_eq!(r.param(), Some("/messages/1/tool_calls/0/function/arguments"));
+    assert_eq!(
+        r.param(),
+        Some("/messages/1/tool_calls/0/function/arguments")
+    );
 }
 
 #[tokio::test]
@@ -223,9 +277,13 @@ async fn success_with_silent_floor_and_alias_model() {
     let r = send(&s, chat(Some(TOKEN), body)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("spass-applied"), Some("max_tokens_floored=16"));
-    assert_eq!(r.header("x-rust-api-applied"), Some("max_tokens_floored=16"));
+    assert_eq!(
+        r.header("x-rust-api-applied"),
+        Some("max_tokens_floored=16")
+    );
     assert_eq!(r.body["model"], "small");
-    let got: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    let got: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(got["max_tokens"], 16);
     assert_eq!(got["model"], "upstream-small");
 }
@@ -248,7 +306,11 @@ async fn upstream_statuses_map_onto_the_catalog() {
             assert!(r.header("retry-after").is_some());
         }
     }
-    let server = upstream_answering(400, vllm_err(400, "max_tokens must be at least 32, got 16.")).await;
+    let server = upstream_answering(
+        400,
+        vllm_err(400, "max_tokens must be at least 32, got 16."),
+    )
+    .await;
     let mut body = hello();
     body["max_tokens"] = json!(1);
     let r = send(&online(&server), chat(Some(TOKEN), body)).await;
@@ -259,15 +321,23 @@ async fn upstream_statuses_map_onto_the_catalog() {
 #[tokio::test]
 async fn refused_port_is_unavailable_and_slow_upstream_times_out() {
     // port 9 (discard) is closed on loopback: connection refused
-    send(&offline(), chat(Some(TOKEN), hello())).await.assert_error(Code::UpstreamUnavailable);
+    send(&offline(), chat(Some(TOKEN), hello()))
+        .await
+        .assert_error(Code::UpstreamUnavailable);
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(completion()).set_delay(Duration::from_secs(5)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion())
+                .set_delay(Duration::from_secs(5)),
+        )
         .mount(&server)
         .await;
     let mut cfg = testing::config_with_upstream(&format!("{}/v1", server.uri()));
     cfg.http_total_timeout = Duration::from_millis(300);
-    send(&state_with(cfg), chat(Some(TOKEN), hello())).await.assert_error(Code::UpstreamTimeout);
+    send(&state_with(cfg), chat(Some(TOKEN), hello()))
+        .await
+        .assert_error(Code::UpstreamTimeout);
 }
 
 #[tokio::test]
@@ -279,11 +349,22 @@ async fn openrouter_daily_limit_carries_fallbacks() {
         .mount(&server)
         .await;
     let mut cfg = testing::config();
-    cfg.upstreams.push(testing::upstream("or", UpstreamKind::Openrouter, &format!("{}/api/v1", server.uri())));
+    cfg.upstreams.push(testing::upstream(
+        "or",
+        UpstreamKind::Openrouter,
+        &format!("{}/api/v1", server.uri()),
+    ));
     let mut m = testing::model("gpt-pinned", 1, 1);
     m.fallbacks = vec!["small".into()];
     cfg.models.push(m);
-    let r = send(&state_with(cfg), chat(Some(TOKEN), json!({"model": "gpt-pinned", "messages": [{"role": "user", "content": "hi"}]}))).await;
+    let r = send(
+        &state_with(cfg),
+        chat(
+            Some(TOKEN),
+            json!({"model": "gpt-pinned", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    )
+    .await;
     r.assert_error(Code::OpenrouterDailyQuotaExhausted);
     assert_eq!(r.header("retry-after"), Some("32400"));
     assert_eq!(r.body["dgx_code"], "openrouter_daily_quota_exhausted");
@@ -294,7 +375,11 @@ async fn openrouter_daily_limit_carries_fallbacks() {
 async fn tenant_budget_is_exact() {
     let server = upstream_answering(200, completion()).await;
     let mut cfg = testing::config_with_upstream(&format!("{}/v1", server.uri()));
-    cfg.tenants[0].budgets = vec![Budget { model: "small".into(), requests_per_day: Some(2), tokens_per_day: None }];
+    cfg.tenants[0].budgets = vec![Budget {
+        model: "small".into(),
+        requests_per_day: Some(2),
+        tokens_per_day: None,
+    }];
     let s = state_with(cfg);
     assert_eq!(send(&s, chat(Some(TOKEN), hello())).await.status, 200);
     assert_eq!(send(&s, chat(Some(TOKEN), hello())).await.status, 200);
@@ -302,19 +387,28 @@ async fn tenant_budget_is_exact() {
     r.assert_error(Code::ModelQuotaExhausted);
     assert_eq!(r.header("retry-after"), Some("32400"));
     assert!(!r.text.contains("vllm") && !r.text.contains("token count"));
-    assert_eq!(server.received_requests().await.unwrap().len(), 2, "a refused request makes no upstream call");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "a refused request makes no upstream call"
+    );
 }
 
 #[tokio::test]
 async fn panics_become_internal_error_with_the_request_id() {
     let s = offline();
     let mut req = chat(Some(TOKEN), hello());
-    req.headers_mut().insert("x-gateway-fault", "panic".parse().unwrap());
-    req.headers_mut().insert("x-request-id", "trace-123".parse().unwrap());
+    req.headers_mut()
+        .insert("x-gateway-fault", "panic".parse().unwrap());
+    req.headers_mut()
+        .insert("x-request-id", "trace-123".parse().unwrap());
     let r = send(&s, req).await;
     r.assert_error(Code::InternalError);
     assert_eq!(r.header("x-request-id"), Some("trace-123"));
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("trace-123"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("trace-123"));
 }
 
 #[tokio::test]
@@ -322,8 +416,14 @@ async fn request_ids_are_kept_when_sane_and_minted_otherwise() {
     let s = offline();
     let r = send(&s, get("/healthz", None)).await;
     assert_eq!(r.header("x-request-id").unwrap().len(), 36);
-    let req = Request::get("/healthz").header("x-request-id", "bad id with spaces").body(Body::empty()).unwrap();
-    assert_ne!(send(&s, req).await.header("x-request-id"), Some("bad id with spaces"));
+    let req = Request::get("/healthz")
+        .header("x-request-id", "bad id with spaces")
+        .body(Body::empty())
+        .unwrap();
+    assert_ne!(
+        send(&s, req).await.header("x-request-id"),
+        Some("bad id with spaces")
+    );
 }
 
 #[tokio::test]
@@ -337,7 +437,10 @@ async fn discovery_routes() {
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     assert!(r.text.contains("id=\"image_base64_invalid\""));
     let r = send(&s, get("/openapi.json", None)).await;
-    assert_eq!(r.body["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+    assert_eq!(
+        r.body["openapi"].as_str().map(|v| v.starts_with("3.1")),
+        Some(true)
+    );
     let r = send(&s, get("/v1/models", Some(TOKEN))).await;
     assert_eq!(r.body["data"][0]["id"], "small");
     let r = send(&s, get("/v1/info", Some(TOKEN))).await;
@@ -355,7 +458,11 @@ async fn readiness_reports_each_upstream() {
     assert_eq!(r.body["checks"]["upstream:local"]["ok"], false);
     assert_eq!(r.body["checks"]["sqlite"]["ok"], true);
     let server = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/health")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
     let r = send(&online(&server), get("/readyz", None)).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -374,9 +481,22 @@ async fn conversations_are_stored_scoped_and_deletable() {
     let mut cfg = testing::config_with_upstream(&format!("{}/v1", server.uri()));
     cfg.sqlite_path = dir.path().join("c.sqlite3");
     cfg.tenants[1].allowed = Allowed::All;
-    cfg.tenants.push(Tenant { id: "third".into(), token_hashes: vec![sha256("tok-third")], allowed: Allowed::All, rate_limit: None, budgets: vec![] });
+    cfg.tenants.push(Tenant {
+        id: "third".into(),
+        token_hashes: vec![sha256("tok-third")],
+        allowed: Allowed::All,
+        rate_limit: None,
+        budgets: vec![],
+    });
     let s = state_with(cfg);
-    let r = send(&s, c1(json!({"model": "small", "messages": [{"role": "user", "content": "one"}]}), TOKEN)).await;
+    let r = send(
+        &s,
+        c1(
+            json!({"model": "small", "messages": [{"role": "user", "content": "one"}]}),
+            TOKEN,
+        ),
+    )
+    .await;
     r.assert_error(Code::MissingField);
     assert_eq!(r.param(), Some("/user_id"));
     let r = send(&s, c1(json!({"model": "small", "user_id": "alice", "messages": [{"role": "user", "content": "one"}]}), TOKEN)).await;
@@ -385,33 +505,92 @@ async fn conversations_are_stored_scoped_and_deletable() {
     let r = send(&s, c1(json!({"model": "small", "user_id": "alice", "conversation_id": id, "messages": [{"role": "user", "content": "two"}]}), TOKEN)).await;
     assert_eq!(r.status, 200);
     // the second upstream call carried the history
-    let second: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[1].body).unwrap();
+    let second: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[1].body).unwrap();
     assert_eq!(second["messages"].as_array().unwrap().len(), 3);
     assert!(second.get("user_id").is_none() && second.get("conversation_id").is_none());
-    let r = send(&s, get(&format!("/c1/conversations/{id}?user_id=alice"), Some(TOKEN))).await;
-    let contents: Vec<_> = r.body["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap_or("").to_owned()).collect();
+    let r = send(
+        &s,
+        get(
+            &format!("/c1/conversations/{id}?user_id=alice"),
+            Some(TOKEN),
+        ),
+    )
+    .await;
+    let contents: Vec<_> = r.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(contents, ["one", "hello", "two", "hello"]);
     let r = send(&s, get("/c1/conversations?user_id=alice", Some(TOKEN))).await;
     assert_eq!(r.body["data"][0]["id"], id.as_str());
     // other user, other tenant, unknown id, hostile id
-    send(&s, get(&format!("/c1/conversations/{id}?user_id=bob"), Some(TOKEN))).await.assert_error(Code::ConversationNotFound);
-    send(&s, get(&format!("/c1/conversations/{id}?user_id=alice"), Some("tok-third"))).await.assert_error(Code::ConversationNotFound);
+    send(
+        &s,
+        get(&format!("/c1/conversations/{id}?user_id=bob"), Some(TOKEN)),
+    )
+    .await
+    .assert_error(Code::ConversationNotFound);
+    send(
+        &s,
+        get(
+            &format!("/c1/conversations/{id}?user_id=alice"),
+            Some("tok-third"),
+        ),
+    )
+    .await
+    .assert_error(Code::ConversationNotFound);
     let r = send(&s, c1(json!({"model": "small", "user_id": "alice", "conversation_id": id, "messages": [{"role": "user", "content": "x"}]}), "tok-third")).await;
     r.assert_error(Code::ConversationNotFound);
-    send(&s, get("/c1/conversations/00000000-0000-0000-0000-000000000000?user_id=alice", Some(TOKEN))).await.assert_error(Code::ConversationNotFound);
-    send(&s, get(&format!("/c1/conversations/{}?user_id=alice", "a".repeat(500)), Some(TOKEN))).await.assert_error(Code::InvalidField);
-    send(&s, get("/c1/conversations", Some(TOKEN))).await.assert_error(Code::MissingField);
-    let del = Request::delete(format!("/c1/conversations/{id}?user_id=alice")).header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap();
+    send(
+        &s,
+        get(
+            "/c1/conversations/00000000-0000-0000-0000-000000000000?user_id=alice",
+            Some(TOKEN),
+        ),
+    )
+    .await
+    .assert_error(Code::ConversationNotFound);
+    send(
+        &s,
+        get(
+            &format!("/c1/conversations/{}?user_id=alice", "a".repeat(500)),
+            Some(TOKEN),
+        ),
+    )
+    .await
+    .assert_error(Code::InvalidField);
+    send(&s, get("/c1/conversations", Some(TOKEN)))
+        .await
+        .assert_error(Code::MissingField);
+    let del = Request::delete(format!("/c1/conversations/{id}?user_id=alice"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(send(&s, del).await.status, 204);
-    send(&s, get(&format!("/c1/conversations/{id}?user_id=alice"), Some(TOKEN))).await.assert_error(Code::ConversationNotFound);
+    send(
+        &s,
+        get(
+            &format!("/c1/conversations/{id}?user_id=alice"),
+            Some(TOKEN),
+        ),
+    )
+    .await
+    .assert_error(Code::ConversationNotFound);
 }
 
 #[tokio::test]
 async fn storage_failure_is_storage_error_and_nothing_half_written() {
     let server = upstream_answering(200, completion()).await;
     let s = online(&server);
-    let mut req = c1(json!({"model": "small", "user_id": "alice", "messages": [{"role": "user", "content": "x"}]}), TOKEN);
-    req.headers_mut().insert("x-gateway-fault", "storage".parse().unwrap());
+    let mut req = c1(
+        json!({"model": "small", "user_id": "alice", "messages": [{"role": "user", "content": "x"}]}),
+        TOKEN,
+    );
+    req.headers_mut()
+        .insert("x-gateway-fault", "storage".parse().unwrap());
     send(&s, req).await.assert_error(Code::StorageError);
     let r = send(&s, get("/c1/conversations?user_id=alice", Some(TOKEN))).await;
     assert_eq!(r.body["data"], json!([]));

@@ -16,7 +16,11 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&p).unwrap();
             // Only the code before a file's unit tests counts.
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_owned();
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             out.push((name, code));
         }
     }
@@ -25,24 +29,41 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
 #[test]
 fn every_code_is_constructed_by_gateway_code() {
     let mut files = Vec::new();
-    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let excluded = ["catalog.rs", "openapi.rs", "testing.rs"];
     for code in Code::ALL {
         let needle = format!("Code::{code:?}");
         let used = files
             .iter()
             .any(|(name, text)| !excluded.contains(&name.as_str()) && text.contains(&needle));
-        assert!(used, "catalog code `{}` is never constructed by gateway code", code.as_str());
+        assert!(
+            used,
+            "catalog code `{}` is never constructed by gateway code",
+            code.as_str()
+        );
     }
 }
 
 #[test]
 fn every_code_is_documented_and_listed() {
     let html = gateway::routes::discovery::docs_html();
-    let listed: serde_json::Value = serde_json::from_str(gateway::routes::discovery::errors_json()).unwrap();
-    let codes: Vec<&str> = listed["entries"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    let listed: serde_json::Value =
+        serde_json::from_str(gateway::routes::discovery::errors_json()).unwrap();
+    let codes: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ENTRIES.iter().map(|e| e.code).collect::<Vec<_>>());
     for e in ENTRIES {
-        assert!(html.contains(&format!("id=\"{}\"", e.code)), "{} has no docs anchor", e.code);
+        assert!(
+            html.contains(&format!("id=\"{}\"", e.code)),
+            "{} has no docs anchor",
+            e.code
+        );
     }
 }

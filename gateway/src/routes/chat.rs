@@ -30,7 +30,9 @@ pub async fn v1(
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
-    let holds = state.reserve(tenant, &checked.model.alias, reserved_tokens(&obj)).await?;
+    let holds = state
+        .reserve(tenant, &checked.model.alias, reserved_tokens(&obj))
+        .await?;
     let mut resp = if checked.stream {
         let settle_state = state.clone();
         let hooks = Hooks {
@@ -118,12 +120,22 @@ pub async fn c1(
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::C1)?;
-    let user = obj.remove("user_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let requested = obj.remove("conversation_id").and_then(|v| v.as_str().map(str::to_owned));
+    let user = obj
+        .remove("user_id")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let requested = obj
+        .remove("conversation_id")
+        .and_then(|v| v.as_str().map(str::to_owned));
     if state.config.fault_injection && headers.get(FAULT_HEADER).is_some_and(|v| v == "storage") {
-        state.store.fail_writes.store(true, std::sync::atomic::Ordering::Relaxed);
+        state
+            .store
+            .fail_writes
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let id = requested.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = requested
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // Exchanges of one conversation are serialised: the next one reads this one's answer.
     let guard = state.store.lock(&id).await;
     let history = match &requested {
@@ -141,11 +153,17 @@ pub async fn c1(
             })?,
         None => Vec::new(),
     };
-    let new_messages: Vec<Value> = obj.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let new_messages: Vec<Value> = obj
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut full = history;
     full.extend(new_messages.iter().cloned());
     obj.insert("messages".into(), Value::Array(full));
-    let holds = state.reserve(tenant, &checked.model.alias, reserved_tokens(&obj)).await?;
+    let holds = state
+        .reserve(tenant, &checked.model.alias, reserved_tokens(&obj))
+        .await?;
 
     let mut resp = if checked.stream {
         let st = state.clone();
@@ -161,18 +179,24 @@ pub async fn c1(
                     }
                     let mut exchange = new_messages;
                     exchange.push(serde_json::json!({"role": "assistant", "content": o.content}));
-                    st.store.append(&tenant_id, &user, &conv, &alias, exchange).await.map_err(storage_error)
+                    st.store
+                        .append(&tenant_id, &user, &conv, &alias, exchange)
+                        .await
+                        .map_err(storage_error)
                 })
             })),
         };
         let mut r = open_stream(&state, checked.model, obj, deadline, hooks).await?;
         if let Ok(v) = HeaderValue::from_str(&id) {
-            r.headers_mut().insert(HeaderName::from_static("x-conversation-id"), v);
+            r.headers_mut()
+                .insert(HeaderName::from_static("x-conversation-id"), v);
         }
         r
     } else {
         let result = complete(&state, checked.model, obj).await;
-        state.settle(&holds, result.as_ref().map_or(0, |(_, u)| u.total_tokens)).await;
+        state
+            .settle(&holds, result.as_ref().map_or(0, |(_, u)| u.total_tokens))
+            .await;
         let (mut completion, _) = result?;
         let answer = completion
             .get("choices")
@@ -191,7 +215,8 @@ pub async fn c1(
         completion.insert("conversation_id".into(), Value::String(id.clone()));
         let mut r = Json(Value::Object(completion)).into_response();
         if let Ok(v) = HeaderValue::from_str(&id) {
-            r.headers_mut().insert(HeaderName::from_static("x-conversation-id"), v);
+            r.headers_mut()
+                .insert(HeaderName::from_static("x-conversation-id"), v);
         }
         r
     };

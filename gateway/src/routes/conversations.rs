@@ -21,10 +21,14 @@ fn user_id(query: Option<String>) -> Result<String, ApiError> {
         .find(|(k, _)| k == "user_id")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| {
-            ApiError::new(Code::MissingField, "query parameter `user_id` is required").param("query.user_id")
+            ApiError::new(Code::MissingField, "query parameter `user_id` is required")
+                .param("query.user_id")
         })?;
     if !valid_user_id(&user) {
-        return Err(ApiError::invalid_field("query.user_id", "must be 1-128 printable characters"));
+        return Err(ApiError::invalid_field(
+            "query.user_id",
+            "must be 1-128 printable characters",
+        ));
     }
     Ok(user)
 }
@@ -33,17 +37,27 @@ fn conversation_id(id: &str) -> Result<&str, ApiError> {
     if valid_conversation_id(id) {
         Ok(id)
     } else {
-        Err(ApiError::invalid_field("path.id", "is not a conversation id of this gateway"))
+        Err(ApiError::invalid_field(
+            "path.id",
+            "is not a conversation id of this gateway",
+        ))
     }
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(Code::ConversationNotFound, "no such conversation for this user").param("path.id")
+    ApiError::new(
+        Code::ConversationNotFound,
+        "no such conversation for this user",
+    )
+    .param("path.id")
 }
 
 fn storage(e: crate::store::StoreError) -> ApiError {
     tracing::error!(error = %e, "conversation store failed");
-    ApiError::new(Code::StorageError, "the conversation store could not be read or written")
+    ApiError::new(
+        Code::StorageError,
+        "the conversation store could not be read or written",
+    )
 }
 
 pub async fn list(
@@ -66,7 +80,12 @@ pub async fn get(
     let user = user_id(q)?;
     let id = conversation_id(&id)?;
     let tenant = &state.config.tenants[p.tenant].id;
-    let conv = state.store.get(tenant, &user, id).await.map_err(storage)?.ok_or_else(not_found)?;
+    let conv = state
+        .store
+        .get(tenant, &user, id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(not_found)?;
     Ok(Json(json!(conv)))
 }
 
@@ -80,7 +99,12 @@ pub async fn delete(
     let id = conversation_id(&id)?;
     let tenant = &state.config.tenants[p.tenant].id;
     let _guard = state.store.lock(id).await;
-    if state.store.delete(tenant, &user, id).await.map_err(storage)? {
+    if state
+        .store
+        .delete(tenant, &user, id)
+        .await
+        .map_err(storage)?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(not_found())

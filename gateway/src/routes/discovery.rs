@@ -110,7 +110,11 @@ pub fn docs_html() -> &'static str {
 }
 
 pub async fn docs() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], docs_html()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        docs_html(),
+    )
+        .into_response()
 }
 
 pub async fn openapi() -> Response {
@@ -130,7 +134,11 @@ mod tests {
         let listed = json["entries"].as_array().unwrap();
         assert_eq!(listed.len(), ENTRIES.len());
         for (e, l) in ENTRIES.iter().zip(listed) {
-            assert!(html.contains(&format!("<section id=\"{}\">", e.code)), "{}", e.code);
+            assert!(
+                html.contains(&format!("<section id=\"{}\">", e.code)),
+                "{}",
+                e.code
+            );
             assert_eq!(l["code"], e.code);
             assert_eq!(l["docs_url"], format!("/docs/errors#{}", e.code));
             assert!(l["retryable"].is_boolean());

@@ -42,7 +42,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     ready &= sqlite_ok;
     checks.insert(
         "sqlite".into(),
-        if sqlite_ok { json!({"ok": true}) } else { json!({"ok": false, "detail": "not writable"}) },
+        if sqlite_ok {
+            json!({"ok": true})
+        } else {
+            json!({"ok": false, "detail": "not writable"})
+        },
     );
     if let Some(redis) = &state.redis {
         let r = redis.ping().await;
@@ -70,14 +74,21 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         };
         checks.insert(format!("upstream:{name}"), v);
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": checks});
     (status, Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

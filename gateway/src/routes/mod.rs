@@ -16,7 +16,11 @@ use crate::error::ApiError;
 /// Reads a request body, refusing it as soon as it passes `max` bytes: a declared
 /// Content-Length over the cap is refused before reading, and a streamed body is cut off
 /// while it arrives, so no more than `max` bytes are ever buffered.
-pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<bytes::Bytes, ApiError> {
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             Code::BodyTooLarge,
