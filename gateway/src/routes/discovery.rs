@@ -26,7 +26,12 @@ pub fn errors_json() -> &'static str {
                 docs_url: entry.docs_url(),
             })
             .collect();
-        serde_json::to_string(&serde_json::json!({ "entries": entries }))
+        #[derive(Serialize)]
+        struct Catalog<'a> {
+            entries: Vec<Listed<'a>>,
+        }
+        // Serialised from the struct so each entry keeps the catalog's field order.
+        serde_json::to_string(&Catalog { entries })
             .unwrap_or_else(|_| r#"{"entries":[]}"#.into())
     })
 }
