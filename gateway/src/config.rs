@@ -944,15 +944,24 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let cfg = Config::from_vars(
             &env(&[
-                (vars::GATEWAY_CONFIG, root.join("gateway.yaml").display().to_string()),
-                (vars::TOKENS_FILE, root.join("tokens.yaml").display().to_string()),
+                (
+                    vars::GATEWAY_CONFIG,
+                    root.join("gateway.yaml").display().to_string(),
+                ),
+                (
+                    vars::TOKENS_FILE,
+                    root.join("tokens.yaml").display().to_string(),
+                ),
             ]),
             &|name| Some(format!("key-of-{name}")),
         )
         .unwrap();
         assert_eq!(cfg.tenants.len(), 2);
         assert_eq!(cfg.model("gpt-premium").unwrap().fallbacks.len(), 2);
-        assert_eq!(cfg.upstreams[2].chat_url, "https://openrouter.ai/api/v1/chat/completions");
+        assert_eq!(
+            cfg.upstreams[2].chat_url,
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
         assert!(cfg.tenants[0].token_hashes[0] == sha256("change-me-acme"));
     }
 }

@@ -57,6 +57,25 @@ impl Usage {
     }
 }
 
+/// The client's body with `model` swapped for the upstream's name, serialised without
+/// copying the body (which may hold megabytes of inline images).
+struct Outbound<'a> {
+    model: &'a str,
+    body: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for Outbound<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.body.len()))?;
+        m.serialize_entry("model", self.model)?;
+        for (k, v) in self.body.iter().filter(|(k, _)| k.as_str() != "model") {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// Sends one chat request upstream and returns the response once its headers arrived.
 /// `body` is the client's body (already validated); `model` is replaced by the upstream's.
 pub async fn send(
@@ -65,13 +84,17 @@ pub async fn send(
     body: &Map<String, Value>,
 ) -> Result<reqwest::Response, ApiError> {
     let upstream = &state.config.upstreams[model.upstream];
-    let mut outbound = body.clone();
-    outbound.insert("model".into(), Value::String(model.upstream_model.clone()));
+    let outbound = serde_json::to_vec(&Outbound {
+        model: &model.upstream_model,
+        body,
+    })
+    .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?;
     let mut req = state
         .http
         .post(&upstream.chat_url)
         .timeout(state.config.http_total_timeout)
-        .json(&outbound);
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(outbound);
     if let Some(key) = &upstream.api_key {
         req = req.bearer_auth(key);
     }

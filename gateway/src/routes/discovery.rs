@@ -31,8 +31,7 @@ pub fn errors_json() -> &'static str {
             entries: Vec<Listed<'a>>,
         }
         // Serialised from the struct so each entry keeps the catalog's field order.
-        serde_json::to_string(&Catalog { entries })
-            .unwrap_or_else(|_| r#"{"entries":[]}"#.into())
+        serde_json::to_string(&Catalog { entries }).unwrap_or_else(|_| r#"{"entries":[]}"#.into())
     })
 }
 
