@@ -420,10 +420,9 @@ impl Out {
 
 /// How a streamed round went.
 enum Round {
-    /// The message of the round, and whether its chunks already reached the caller.
+    /// The assembled message, and the chunks not yet sent to the caller.
     Complete {
         message: Value,
-        relayed: bool,
         buffered: Vec<Map<String, Value>>,
         last: Option<Map<String, Value>>,
     },
@@ -499,7 +498,6 @@ async fn drive(
         *seen.lock() = lp.usage;
         let Round::Complete {
             message,
-            relayed,
             buffered,
             last,
         } = round
@@ -517,11 +515,11 @@ async fn drive(
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                if !relayed {
-                    for c in &buffered {
-                        if !out.chunk(c).await {
-                            return;
-                        }
+                // Not relayed: the whole round is here. Relayed: only the held tool-call
+                // deltas are (calls to the caller's own tools after some content).
+                for c in &buffered {
+                    if !out.chunk(c).await {
+                        return;
                     }
                 }
                 break;
@@ -640,7 +638,6 @@ async fn stream_round(
     }
     Round::Complete {
         message: asm.message(),
-        relayed: live,
         buffered,
         last,
     }
