@@ -87,6 +87,10 @@ impl MockServer {
         let state = MockState::new(config);
         let app = router(state.clone());
         let shutdown = state.shutdown_signal();
+        // Without TCP_NODELAY each small SSE write waits for the client's delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
