@@ -67,8 +67,8 @@ Feature: Inline images
       | URL-safe alphabet           | data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK-kcQAAAABJRU5ErkJggg== |
       | space inside                | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg AAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
       | newline inside (base64 -w)  | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\nAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
-      | CRLF inside                 | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\r\nAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
-      | tab inside                  | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\tAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
+      | CRLF inside                 | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\\r\nAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
+      | tab inside                  | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\\tAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
       | empty payload               | data:image/png;base64, |
 
   Scenario Outline: A remote URL is image_url_not_supported on a model that cannot take URLs

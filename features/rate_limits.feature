@@ -3,8 +3,9 @@ Feature: Per-token rate limiting
   Each bearer has its own token bucket, keyed on the SHA-256 of the bearer and never on the
   client address (SPEC §3 rate_limit_exceeded; default refill 1 request/s, burst 30). When the
   bucket is empty the answer is rate_limit_exceeded (429) with a Retry-After header in whole
-  seconds and the x-ratelimit-* headers. The limit holds under concurrency (SPEC §3 "Budgets and
-  limits hold under concurrency") and is checked right after authentication, before the body is
+  seconds and the OpenAI-style headers x-ratelimit-limit-requests, x-ratelimit-remaining-requests
+  and x-ratelimit-reset-requests. The limit holds under concurrency (SPEC §3 "Budgets and limits
+  hold under concurrency") and is checked right after authentication, before the body is
   read (SPEC §3 check order).
 
   The scenarios use a fresh rate-limited token from the embedded configuration: a bucket of its
@@ -18,16 +19,16 @@ Feature: Per-token rate limiting
     Then 3 of the responses had status 200
     And the response is the error "rate_limit_exceeded"
     And the response has a whole-seconds Retry-After
-    And the header "x-ratelimit-limit" is present
-    And the header "x-ratelimit-remaining" is "0"
-    And the header "x-ratelimit-reset" is present
+    And the header "x-ratelimit-limit-requests" is present
+    And the header "x-ratelimit-remaining-requests" is "0"
+    And the header "x-ratelimit-reset-requests" is present
 
   Scenario: Admitted responses carry the x-ratelimit headers too
     When I send a chat request
     Then the response status is 200
-    And the header "x-ratelimit-limit" is present
-    And the header "x-ratelimit-remaining" is present
-    And the header "x-ratelimit-reset" is present
+    And the header "x-ratelimit-limit-requests" is present
+    And the header "x-ratelimit-remaining-requests" is present
+    And the header "x-ratelimit-reset-requests" is present
 
   Scenario: After waiting Retry-After seconds the token is admitted again
     When I send 4 chat requests

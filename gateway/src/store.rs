@@ -61,8 +61,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE conversations (
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    /// Test hook (GATEWAY_FAULT_INJECTION): makes every write fail as a broken disk would.
-    pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Test hook (GATEWAY_FAULT_INJECTION): makes every read and write fail as a broken disk
+    /// would.
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -99,7 +100,7 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             locks: Arc::new(Mutex::new(HashMap::new())),
-            fail_writes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -107,6 +108,9 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError("injected storage failure".into()));
+        }
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || f(&mut conn.lock()))
             .await
@@ -165,9 +169,6 @@ impl Store {
         model: &str,
         messages: Vec<Value>,
     ) -> Result<(), StoreError> {
-        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError("injected write failure".into()));
-        }
         let (tenant, user, id, model) = (
             tenant.to_owned(),
             user.to_owned(),
@@ -251,9 +252,6 @@ impl Store {
     }
 
     pub async fn delete(&self, tenant: &str, user: &str, id: &str) -> Result<bool, StoreError> {
-        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError("injected write failure".into()));
-        }
         let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         self.run(move |c| {
             let n = c.execute(

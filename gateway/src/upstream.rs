@@ -223,11 +223,12 @@ pub fn map_status(
             || status == StatusCode::PAYMENT_REQUIRED
             || quota_words.iter().any(|w| lower.contains(w));
         if is_quota {
-            let daily = status == StatusCode::PAYMENT_REQUIRED
-                || lower.contains("per-day")
-                || lower.contains("per day")
-                || lower.contains("daily")
-                || lower.contains("credit");
+            // SPEC: only the daily limit is OpenRouter-specific; credit exhaustion (402) is a
+            // provider-agnostic `model_quota_exhausted` like any other budget.
+            let daily = status == StatusCode::TOO_MANY_REQUESTS
+                && (lower.contains("per-day")
+                    || lower.contains("per day")
+                    || lower.contains("daily"));
             if upstream.kind == UpstreamKind::Openrouter && daily {
                 let secs = secs_to_utc_midnight(state.clock.now_unix());
                 let mut e = ApiError::new(
@@ -311,14 +312,18 @@ pub fn extract_message(v: &Value) -> Option<String> {
     }
 }
 
+/// Provider names: the caller talks to this gateway's aliases, not to a vendor.
+const PROVIDERS: [&str; 5] = ["litellm", "openrouter", "vllm", "openai", "anthropic"];
+
 /// Removes what a client must never see: URLs, the upstream's host and key, bearer-like
-/// secrets. Also bounds the length.
+/// secrets, provider names. Also bounds the length.
 pub fn sanitize(msg: &str, upstream: &Upstream) -> String {
     let mut out = String::with_capacity(msg.len().min(512));
     for word in msg.split_inclusive(char::is_whitespace) {
         let trimmed = word.trim();
         let lower = trimmed.to_ascii_lowercase();
-        let secret = lower.contains("http://")
+        let secret = PROVIDERS.iter().any(|p| lower.contains(p))
+            || lower.contains("http://")
             || lower.contains("https://")
             || lower.starts_with("sk-")
             || lower.starts_with("bearer")
@@ -453,7 +458,8 @@ mod tests {
             r#"{"error":{"code":402,"message":"Insufficient credits"}}"#,
             false,
         );
-        assert_eq!(e.code, Code::OpenrouterDailyQuotaExhausted);
+        // SPEC: credit exhaustion is the provider-agnostic code, even on a pinned alias.
+        assert_eq!(e.code, Code::ModelQuotaExhausted);
     }
 
     #[test]

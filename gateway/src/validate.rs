@@ -90,6 +90,23 @@ fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> 
                     "/messages/{i}/tool_call_id"
                 )));
             }
+            let calls = m.get("tool_calls").and_then(Value::as_array);
+            for (j, c) in calls.into_iter().flatten().enumerate() {
+                let Some(c) = c.as_object() else { continue };
+                let at = format!("/messages/{i}/tool_calls/{j}");
+                for field in ["id", "function"] {
+                    if !c.contains_key(field) {
+                        return Err(ApiError::missing_field(&format!("{at}/{field}")));
+                    }
+                }
+                if let Some(f) = c.get("function").and_then(Value::as_object) {
+                    for field in ["name", "arguments"] {
+                        if !f.contains_key(field) {
+                            return Err(ApiError::missing_field(&format!("{at}/function/{field}")));
+                        }
+                    }
+                }
+            }
         }
     }
     if api == Api::C1 && !body.contains_key("user_id") {

@@ -592,48 +592,14 @@ async fn storage_failure_is_storage_error_and_nothing_half_written() {
     req.headers_mut()
         .insert("x-gateway-fault", "storage".parse().unwrap());
     send(&s, req).await.assert_error(Code::StorageError);
+    // reads fail too while the store is broken …
+    send(&s, get("/c1/conversations?user_id=alice", Some(TOKEN)))
+        .await
+        .assert_error(Code::StorageError);
+    // … and once it is back, nothing of the failed exchange is there.
+    s.store
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     let r = send(&s, get("/c1/conversations?user_id=alice", Some(TOKEN))).await;
     assert_eq!(r.body["data"], json!([]));
-}
-
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn logs_are_structured_and_never_contain_the_bearer() {
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let s = offline();
-    send(&s, chat(Some(TOKEN), hello())).await; // upstream refused: a warn line too
-    send(&s, chat(Some("sk-not-a-real-token-123"), hello())).await;
-    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("\"code\":\"upstream_unavailable\""), "{text}");
-    assert!(
-        text.contains("\"code\":\"invalid_authorization\""),
-        "{text}"
-    );
-    assert!(
-        !text.contains(TOKEN) && !text.contains("sk-not-a-real-token-123"),
-        "{text}"
-    );
-    for line in text.lines() {
-        serde_json::from_str::<Value>(line).unwrap();
-    }
 }

@@ -151,7 +151,8 @@ async fn each_personality_quota_answer_maps_to_the_catalog() {
             Personality::OpenRouter,
             UpstreamKind::Openrouter,
             Step::quota_exhausted(),
-            "openrouter_daily_quota_exhausted",
+            // credit exhaustion (402) is provider-agnostic; only the daily limit names OpenRouter
+            "model_quota_exhausted",
         ),
         (
             Personality::Litellm,

@@ -130,7 +130,7 @@ pub async fn c1(
     if state.config.fault_injection && headers.get(FAULT_HEADER).is_some_and(|v| v == "storage") {
         state
             .store
-            .fail_writes
+            .failing
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let id = requested

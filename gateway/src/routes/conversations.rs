@@ -37,9 +37,10 @@ fn conversation_id(id: &str) -> Result<&str, ApiError> {
     if valid_conversation_id(id) {
         Ok(id)
     } else {
-        Err(ApiError::invalid_field(
-            "path.id",
-            "is not a conversation id of this gateway",
+        // The id is in the path, not the body: no JSON pointer or header/query locator fits.
+        Err(ApiError::new(
+            Code::InvalidField,
+            "the conversation id in the path is not an id this gateway issues",
         ))
     }
 }
@@ -49,7 +50,6 @@ fn not_found() -> ApiError {
         Code::ConversationNotFound,
         "no such conversation for this user",
     )
-    .param("path.id")
 }
 
 fn storage(e: crate::store::StoreError) -> ApiError {

@@ -1,0 +1,34 @@
+//! Conformance harness: runs the Gherkin features of `features/` against the embedded
+//! reference gateway (default) or any gateway URL, and writes JUnit, cucumber JSON and a
+//! per-code table to `reports/conformance/`.
+//!
+//! Layout:
+//! - [`runner`]: cucumber set-up (no CLI parsing, skips with reasons, zero retries), reports.
+//! - [`target`]: the gateway under test and its roles; [`embedded`] boots the reference
+//!   gateway and mocks in-process; [`mock`] scripts the mock upstreams.
+//! - [`world`]: the per-scenario World (requests, scripts); [`checks`]: its assertions.
+//! - `steps/`: step definitions by domain, each a call into the World.
+//! - [`features`]: parsing features and finding the codes they assert; [`report`]: reading
+//!   results back and the per-code table; [`schemas`]: `features/schemas/`.
+//! - [`fuzz`]: property-based malformed bodies.
+//!
+//! Invariant: the harness never depends on gateway internals beyond starting it; everything
+//! it checks, it checks over HTTP, so the same code runs against any deployment.
+
+pub mod checks;
+pub mod embedded;
+pub mod features;
+pub mod fuzz;
+pub mod mock;
+pub mod report;
+pub mod runner;
+pub mod schemas;
+pub mod sse;
+mod steps;
+pub mod target;
+pub mod text;
+pub mod world;
+
+pub use runner::{main_exit_code, print_report, run, target_from_env, RunOptions, RunReport};
+pub use target::Target;
+pub use world::GatewayWorld;

@@ -1,0 +1,217 @@
+//! Results of a run, read back from the cucumber JSON report, and the per-code table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use crate::features::asserted_codes;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One step as the report saw it.
+#[derive(Clone, Debug)]
+pub struct StepResult {
+    pub text: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// One scenario (an Examples row counts as one).
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    pub feature: String,
+    pub uri: String,
+    pub name: String,
+    pub line: usize,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub steps: Vec<StepResult>,
+}
+
+impl ScenarioResult {
+    pub fn codes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .steps
+            .iter()
+            .flat_map(|s| asserted_codes(&s.text))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// The first failure message, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.steps
+            .iter()
+            .find(|s| s.status != "passed" && s.status != "skipped")
+            .map(|s| {
+                format!(
+                    "step `{}`: {}",
+                    s.text,
+                    s.error.clone().unwrap_or_else(|| s.status.clone())
+                )
+            })
+    }
+
+    /// Why a skipped scenario did not run (the text of its placeholder step).
+    pub fn skip_reason(&self) -> Option<String> {
+        (self.status == Status::Skipped).then(|| {
+            self.steps
+                .iter()
+                .find(|s| s.status == "skipped")
+                .map(|s| s.text.clone())
+                .unwrap_or_default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct JFeature {
+    #[serde(default)]
+    uri: Option<String>,
+    name: String,
+    #[serde(default)]
+    elements: Vec<JElement>,
+}
+
+#[derive(Deserialize)]
+struct JElement {
+    #[serde(rename = "type")]
+    ty: String,
+    id: String,
+    line: usize,
+    name: String,
+    #[serde(default)]
+    tags: Vec<JTag>,
+    #[serde(default)]
+    steps: Vec<JStep>,
+}
+
+#[derive(Deserialize)]
+struct JTag {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct JStep {
+    name: String,
+    result: JResult,
+}
+
+#[derive(Deserialize)]
+struct JResult {
+    status: String,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+/// Reads the cucumber JSON report; a background and its scenario become one result.
+pub fn read_json(path: &Path) -> Result<Vec<ScenarioResult>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let features: Vec<JFeature> = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a cucumber JSON report: {e}", path.display()))?;
+    let mut out: Vec<ScenarioResult> = Vec::new();
+    let mut index: BTreeMap<(String, String, usize, String), usize> = BTreeMap::new();
+    for f in features {
+        let uri = f.uri.clone().unwrap_or_default();
+        for e in f.elements {
+            let key = (uri.clone(), e.id.clone(), e.line, e.name.clone());
+            let i = *index.entry(key).or_insert_with(|| {
+                out.push(ScenarioResult {
+                    feature: f.name.clone(),
+                    uri: uri.clone(),
+                    name: e.name.clone(),
+                    line: e.line,
+                    tags: Vec::new(),
+                    status: Status::Passed,
+                    steps: Vec::new(),
+                });
+                out.len() - 1
+            });
+            let r = &mut out[i];
+            if e.ty != "background" {
+                r.tags = e
+                    .tags
+                    .iter()
+                    .map(|t| t.name.trim_start_matches('@').to_owned())
+                    .collect();
+            }
+            // Background steps come first in the feature, so keep them in front.
+            let steps = e.steps.into_iter().map(|s| StepResult {
+                text: s.name,
+                status: s.result.status,
+                error: s.result.error_message,
+            });
+            if e.ty == "background" {
+                let mut bg: Vec<StepResult> = steps.collect();
+                bg.append(&mut r.steps);
+                r.steps = bg;
+            } else {
+                r.steps.extend(steps);
+            }
+        }
+    }
+    for r in &mut out {
+        r.status = if r
+            .steps
+            .iter()
+            .any(|s| s.status != "passed" && s.status != "skipped")
+        {
+            Status::Failed
+        } else if r.steps.iter().any(|s| s.status == "skipped") {
+            Status::Skipped
+        } else {
+            Status::Passed
+        };
+    }
+    Ok(out)
+}
+
+#[derive(Tabled)]
+struct Row {
+    code: String,
+    scenarios: usize,
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+/// The per-code table: for each code, the scenarios asserting it and how they ended.
+/// `codes` is the catalog (its order); codes asserted but not in it are appended.
+pub fn per_code_table(codes: &[String], results: &[ScenarioResult]) -> String {
+    let mut order: Vec<String> = codes.to_vec();
+    for r in results {
+        for c in r.codes() {
+            if !order.contains(&c) {
+                order.push(c);
+            }
+        }
+    }
+    let rows: Vec<Row> = order
+        .iter()
+        .map(|code| {
+            let with: Vec<&ScenarioResult> = results
+                .iter()
+                .filter(|r| r.codes().contains(code))
+                .collect();
+            let count = |s: Status| with.iter().filter(|r| r.status == s).count();
+            Row {
+                code: code.clone(),
+                scenarios: with.len(),
+                passed: count(Status::Passed),
+                failed: count(Status::Failed),
+                skipped: count(Status::Skipped),
+            }
+        })
+        .collect();
+    Table::new(rows).with(Style::markdown()).to_string()
+}

@@ -1,0 +1,157 @@
+//! The pending chat request, sending it (and any other request), and the generic checks
+//! on the response: status, error envelope, param, message, headers, body fields.
+
+use cucumber::{given, then, when};
+
+use super::{n, s, status};
+use crate::world::{GatewayWorld, Outcome};
+
+#[given(expr = "I use the {string} model")]
+fn use_model(w: &mut GatewayWorld, role: String) -> Outcome {
+    w.use_model(&s(role))
+}
+
+#[given(expr = "the request field {string} is {string}")]
+fn request_field(w: &mut GatewayWorld, pointer: String, literal: String) -> Outcome {
+    w.set_field(&s(pointer), &s(literal))
+}
+
+#[given("the request body is sent with chunked encoding")]
+fn chunked(w: &mut GatewayWorld) {
+    w.chunked_encoding();
+}
+
+#[given("the gateway will panic on the next request")]
+fn arm_panic(w: &mut GatewayWorld) {
+    w.arm_panic();
+}
+
+#[when("I send a chat request")]
+async fn send_chat(w: &mut GatewayWorld) -> Outcome {
+    w.send_chat().await
+}
+
+#[when(expr = "I send a chat request with {string} set to {string}")]
+async fn send_chat_with(w: &mut GatewayWorld, pointer: String, literal: String) -> Outcome {
+    w.send_chat_with(&s(pointer), &s(literal)).await
+}
+
+#[when(expr = "I send a chat request without {string}")]
+async fn send_chat_without(w: &mut GatewayWorld, pointer: String) -> Outcome {
+    w.send_chat_without(&s(pointer)).await
+}
+
+#[when(expr = "I send a chat request to {string}")]
+async fn send_chat_to(w: &mut GatewayWorld, path: String) -> Outcome {
+    w.send_chat_to(&s(path)).await
+}
+
+#[when(expr = "I send a chat request padded to {int} bytes")]
+async fn send_padded(w: &mut GatewayWorld, size: i64) -> Outcome {
+    w.send_padded(n(size)?).await
+}
+
+#[when(expr = "I send the raw body {string}")]
+async fn send_raw(w: &mut GatewayWorld, body: String) -> Outcome {
+    w.send_raw(&s(body)).await
+}
+
+#[when(expr = "I GET {string}")]
+async fn get(w: &mut GatewayWorld, path: String) -> Outcome {
+    w.send_method("GET", &s(path)).await
+}
+
+#[when(expr = "I send {word} {string}")]
+async fn send_method(w: &mut GatewayWorld, method: String, path: String) -> Outcome {
+    w.send_method(&method, &s(path)).await
+}
+
+#[then(expr = "the response status is {int}")]
+fn status_is(w: &mut GatewayWorld, code: i64) -> Outcome {
+    w.status_is(status(code)?)
+}
+
+#[then(expr = "the response is the error {string}")]
+async fn is_error(w: &mut GatewayWorld, code: String) -> Outcome {
+    w.is_error(&s(code)).await
+}
+
+#[then("the response is a 4xx catalog error")]
+async fn is_4xx(w: &mut GatewayWorld) -> Outcome {
+    w.is_4xx_catalog_error().await
+}
+
+#[then(expr = "the error param is {string}")]
+fn param_is(w: &mut GatewayWorld, param: String) -> Outcome {
+    w.param_is(&s(param))
+}
+
+#[then(expr = "the error message contains {string}")]
+fn message_contains(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.message_contains(&s(text))
+}
+
+#[then(expr = "the error message does not contain {string}")]
+fn message_lacks(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.message_lacks(&s(text))
+}
+
+#[then("the error message contains the request id")]
+fn message_has_request_id(w: &mut GatewayWorld) -> Outcome {
+    w.message_has_request_id()
+}
+
+#[then("the error message reveals no upstream details")]
+fn reveals_nothing(w: &mut GatewayWorld) -> Outcome {
+    w.reveals_nothing()
+}
+
+#[then(expr = "the header {string} is {string}")]
+fn header_is(w: &mut GatewayWorld, name: String, value: String) -> Outcome {
+    w.header_is(&s(name), &s(value))
+}
+
+#[then(expr = "the header {string} contains {string}")]
+fn header_contains(w: &mut GatewayWorld, name: String, value: String) -> Outcome {
+    w.header_contains(&s(name), &s(value))
+}
+
+#[then(expr = "the header {string} is present")]
+fn header_present(w: &mut GatewayWorld, name: String) -> Outcome {
+    w.header_present(&s(name), true)
+}
+
+#[then(expr = "the header {string} is absent")]
+fn header_absent(w: &mut GatewayWorld, name: String) -> Outcome {
+    w.header_present(&s(name), false)
+}
+
+#[then(expr = "the header {string} is a UUID")]
+fn header_uuid(w: &mut GatewayWorld, name: String) -> Outcome {
+    w.header_is_uuid(&s(name))
+}
+
+#[then(expr = "the body field {string} is {string}")]
+fn body_field_is(w: &mut GatewayWorld, pointer: String, value: String) -> Outcome {
+    w.body_field_is(&s(pointer), &s(value))
+}
+
+#[then(expr = "the body field {string} contains {string}")]
+fn body_field_contains(w: &mut GatewayWorld, pointer: String, value: String) -> Outcome {
+    w.body_field_contains(&s(pointer), &s(value))
+}
+
+#[then(expr = "the body has the field {string}")]
+fn body_has_field(w: &mut GatewayWorld, pointer: String) -> Outcome {
+    w.body_has_field(&s(pointer), true)
+}
+
+#[then(expr = "the body has no field {string}")]
+fn body_has_no_field(w: &mut GatewayWorld, pointer: String) -> Outcome {
+    w.body_has_field(&s(pointer), false)
+}
+
+#[then(expr = "the body matches the schema {string}")]
+fn body_matches_schema(w: &mut GatewayWorld, name: String) -> Outcome {
+    w.body_matches_schema(&s(name))
+}

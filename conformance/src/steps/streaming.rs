@@ -1,0 +1,79 @@
+//! Streaming: scripted upstream streams, streaming requests, and checks on the SSE events.
+
+use cucumber::{given, then, when};
+
+use super::{n, s};
+use crate::world::{GatewayWorld, Outcome};
+
+#[given(expr = "the upstream streams {string} in {int} chunks {int} ms apart")]
+async fn streams_text(w: &mut GatewayWorld, text: String, chunks: i64, ms: i64) -> Outcome {
+    w.script_stream(&s(text), n(chunks)?, n(ms)?).await
+}
+
+#[given(expr = "the upstream streams {int} chunks and then {string}")]
+async fn streams_then_fails(w: &mut GatewayWorld, chunks: i64, failure: String) -> Outcome {
+    w.script_stream_failure(n(chunks)?, &s(failure)).await
+}
+
+#[given(expr = "the upstream streams an error object with status {int}")]
+async fn streams_error_object(w: &mut GatewayWorld, code: i64) -> Outcome {
+    w.script_stream_error_object(super::status(code)?).await
+}
+
+#[given(
+    expr = "the upstream streams the tool call {string} with arguments {string} split into {int} parts"
+)]
+async fn streams_tool_call(
+    w: &mut GatewayWorld,
+    name: String,
+    args: String,
+    parts: i64,
+) -> Outcome {
+    w.script_split_tool_call(&s(name), &s(args), n(parts)?)
+        .await
+}
+
+#[when("I send a streaming chat request")]
+async fn send_stream(w: &mut GatewayWorld) -> Outcome {
+    w.send_stream(None).await
+}
+
+#[when(expr = "I send a streaming chat request and disconnect after {int} chunk(s)")]
+async fn send_stream_disconnect(w: &mut GatewayWorld, chunks: i64) -> Outcome {
+    w.send_stream(Some(n(chunks)?)).await
+}
+
+#[then(expr = "the streamed content is {string}")]
+fn streamed_content(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.streamed_content_is(&s(text))
+}
+
+#[then("the stream ends with the DONE marker")]
+fn ends_done(w: &mut GatewayWorld) -> Outcome {
+    w.stream_ends_done()
+}
+
+#[then(expr = "the stream ends with an error event {string}")]
+fn ends_error(w: &mut GatewayWorld, code: String) -> Outcome {
+    w.stream_ends_error(&s(code))
+}
+
+#[then(expr = "the stream event {string} has the field {string} = {string}")]
+fn event_field(w: &mut GatewayWorld, name: String, field: String, value: String) -> Outcome {
+    w.stream_event_field(&s(name), &s(field), &s(value))
+}
+
+#[then(expr = "the streamed tool call arguments are {string}")]
+fn tool_arguments(w: &mut GatewayWorld, args: String) -> Outcome {
+    w.streamed_tool_arguments(&s(args))
+}
+
+#[then("the stream contains a usage chunk")]
+fn usage_chunk(w: &mut GatewayWorld) -> Outcome {
+    w.stream_has_usage()
+}
+
+#[then(expr = "the first chunk arrived at least {int} ms before the last")]
+fn chunks_spread(w: &mut GatewayWorld, ms: i64) -> Outcome {
+    w.chunks_spread(n(ms)? as u64)
+}

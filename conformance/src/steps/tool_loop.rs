@@ -1,0 +1,44 @@
+//! The tool loop: tool-call history in the request, caller tools, scripted tool calls, and
+//! the tool-loop status of the answer.
+
+use cucumber::{given, then};
+
+use super::{n, s};
+use crate::world::{GatewayWorld, Outcome};
+
+#[given(expr = "the conversation contains an assistant tool call {string} with arguments {string}")]
+fn tool_history(w: &mut GatewayWorld, name: String, args: String) -> Outcome {
+    w.add_tool_history(&s(name), &s(args))
+}
+
+#[given(expr = "the request defines the caller tool {string}")]
+fn caller_tool(w: &mut GatewayWorld, name: String) -> Outcome {
+    w.add_caller_tool(&s(name))
+}
+
+#[given(expr = "the upstream answers with the tool call {string} with arguments {string}")]
+async fn answers_tool_call(w: &mut GatewayWorld, name: String, args: String) -> Outcome {
+    w.script_tool_call(&s(name), &s(args)).await
+}
+
+#[given(expr = "the upstream answers {int} times with distinct tool calls to {string}")]
+async fn answers_distinct(w: &mut GatewayWorld, times: i64, name: String) -> Outcome {
+    w.script_distinct_tool_calls(n(times)?, &s(name)).await
+}
+
+#[given(
+    expr = "the upstream answers every request with the tool call {string} with arguments {string}"
+)]
+async fn answers_every(w: &mut GatewayWorld, name: String, args: String) -> Outcome {
+    w.script_tool_call_forever(&s(name), &s(args)).await
+}
+
+#[then(expr = "the response is the tool-loop status {string}")]
+async fn tool_loop_status(w: &mut GatewayWorld, code: String) -> Outcome {
+    w.is_tool_loop_status(&s(code)).await
+}
+
+#[then("the caller got neither raw server-side tool calls nor an empty answer")]
+fn no_raw_tool_calls(w: &mut GatewayWorld) -> Outcome {
+    w.no_raw_tool_calls()
+}

@@ -1,0 +1,61 @@
+//! The mock upstream: scripted answers and failures, and what it received.
+
+use cucumber::{given, then};
+
+use super::{n, s, status};
+use crate::world::{GatewayWorld, Outcome};
+
+#[given(expr = "the upstream answers with the text {string}")]
+async fn answers_text(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.script_text(&s(text)).await
+}
+
+#[given(expr = "the upstream answers with the error status {int} and message {string}")]
+async fn answers_error(w: &mut GatewayWorld, code: i64, message: String) -> Outcome {
+    w.script_error(status(code)?, &s(message)).await
+}
+
+#[given(expr = "the upstream answers with its {word} error")]
+async fn answers_named_error(w: &mut GatewayWorld, kind: String) -> Outcome {
+    w.script_named_error(&kind).await
+}
+
+#[given("the upstream hangs")]
+async fn hangs(w: &mut GatewayWorld) -> Outcome {
+    w.script_hang().await
+}
+
+#[then(expr = "the upstream received {int} request(s)")]
+async fn received(w: &mut GatewayWorld, count: i64) -> Outcome {
+    w.upstream_received(n(count)?).await
+}
+
+#[then("the last upstream request had an empty \"tools\" list")]
+async fn empty_tools(w: &mut GatewayWorld) -> Outcome {
+    w.last_had_empty_tools().await
+}
+
+#[then(expr = "the upstream request had {string} = {int}")]
+async fn request_had(w: &mut GatewayWorld, field: String, value: i64) -> Outcome {
+    w.last_had_field(&s(field), value).await
+}
+
+#[then("the upstream saw the client disconnect")]
+async fn saw_disconnect(w: &mut GatewayWorld) -> Outcome {
+    w.upstream_saw_disconnect().await
+}
+
+#[then(expr = "upstream request {int} offered the tool {string}")]
+async fn offered_tool(w: &mut GatewayWorld, index: i64, tool: String) -> Outcome {
+    w.request_offered_tool(n(index)?, &s(tool)).await
+}
+
+#[then(expr = "upstream request {int} contains a tool result message")]
+async fn tool_result(w: &mut GatewayWorld, index: i64) -> Outcome {
+    w.request_has_tool_result(n(index)?).await
+}
+
+#[then(expr = "the last upstream request contains the text {string}")]
+async fn contains_text(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.last_contains_text(&s(text)).await
+}

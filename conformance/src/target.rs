@@ -1,0 +1,559 @@
+//! The gateway under test: where it is, which tokens, tenants and model aliases play which
+//! role, and what it can provide (a scripted upstream, the test configuration, fault hooks).
+//!
+//! Two kinds: [`crate::embedded`] boots the reference gateway and the mocks in-process;
+//! [`Target::from_env`] describes any deployment through environment variables (see
+//! [`vars`]). Scenarios whose tags ask for something the target lacks are skipped with the
+//! reason, never run half-way.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::mock::MockHandle;
+use crate::schemas::Schemas;
+
+/// Environment variables of an external run, with what each means. Every one is optional
+/// except `GATEWAY_URL` (which selects the external mode) and `GATEWAY_BEARER`.
+pub mod vars {
+    /// Base URL of the gateway under test; unset = the embedded reference gateway.
+    pub const GATEWAY_URL: &str = "GATEWAY_URL";
+    /// The primary token (role `primary`).
+    pub const GATEWAY_BEARER: &str = "GATEWAY_BEARER";
+    /// A token of another tenant (role `second tenant`).
+    pub const GATEWAY_SECOND_BEARER: &str = "GATEWAY_SECOND_BEARER";
+    /// Tenant ids of the two tokens, for the X-Tenant-Id scenarios.
+    pub const GATEWAY_PRIMARY_TENANT: &str = "GATEWAY_PRIMARY_TENANT";
+    pub const GATEWAY_SECOND_TENANT: &str = "GATEWAY_SECOND_TENANT";
+    /// Comma-separated unused tokens with default limits (role `fresh`), one per scenario.
+    pub const GATEWAY_FRESH_TOKENS: &str = "GATEWAY_FRESH_TOKENS";
+    /// Comma-separated unused tokens with burst 3, 1 req/s (role `fresh rate-limited`).
+    pub const GATEWAY_FRESH_RATE_LIMITED_TOKENS: &str = "GATEWAY_FRESH_RATE_LIMITED_TOKENS";
+    /// Base URL of the `mocks` binary behind the gateway (its `/__mock` control API).
+    pub const MOCK_CONTROL_URL: &str = "MOCK_CONTROL_URL";
+    /// Prefix of per-role mock URLs, e.g. `MOCK_CONTROL_URL_LITELLM`, `MOCK_CONTROL_URL_OPENROUTER`.
+    pub const MOCK_CONTROL_URL_PREFIX: &str = "MOCK_CONTROL_URL_";
+    /// Prefix of per-role model aliases: `GATEWAY_MODEL_DEFAULT`, `GATEWAY_MODEL_LITELLM`, …
+    pub const GATEWAY_MODEL_PREFIX: &str = "GATEWAY_MODEL_";
+    /// `1` when the target runs the harness's test configuration (`@needs-config`).
+    pub const GATEWAY_TEST_CONFIG: &str = "GATEWAY_TEST_CONFIG";
+    /// `1` when the target honours the `x-gateway-fault` header (`@needs-fault-injection`).
+    pub const GATEWAY_FAULT_INJECTION: &str = "GATEWAY_FAULT_INJECTION";
+    /// Comma-separated upstream API keys that must never appear in a response.
+    pub const GATEWAY_UPSTREAM_SECRETS: &str = "GATEWAY_UPSTREAM_SECRETS";
+    /// Comma-separated upstream hosts (`host` or `host:port`) that must never appear.
+    pub const GATEWAY_UPSTREAM_HOSTS: &str = "GATEWAY_UPSTREAM_HOSTS";
+    /// Comma-separated server-side tool names (default: from `/v1/info`).
+    pub const GATEWAY_SERVER_TOOLS: &str = "GATEWAY_SERVER_TOOLS";
+}
+
+/// The model roles of STEPS.md, in the order they are documented.
+pub const MODEL_ROLES: &[&str] = &[
+    "default",
+    "litellm",
+    "openrouter",
+    "vision_url",
+    "reasoning",
+    "unreachable",
+    "budget",
+    "forbidden",
+];
+
+/// What the target can provide beyond plain HTTP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Capabilities {
+    /// A mock upstream that can be scripted and inspected (`@needs-mock`).
+    pub mock: bool,
+    /// The harness's test configuration (`@needs-config`).
+    pub config: bool,
+    /// The `x-gateway-fault` hooks (`@needs-fault-injection`).
+    pub fault_injection: bool,
+}
+
+/// Tokens that each scenario takes at most one of, so no two scenarios share a bucket.
+#[derive(Debug, Default)]
+pub struct TokenPool {
+    tokens: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl TokenPool {
+    pub fn new(tokens: Vec<String>) -> TokenPool {
+        TokenPool {
+            tokens,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    pub fn take(&self) -> Option<String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.tokens.get(i).cloned()
+    }
+}
+
+/// One row of the target's `GET /errors`.
+#[derive(Clone, Debug)]
+pub struct CatalogEntry {
+    pub code: String,
+    pub error_type: String,
+    pub http_status: u16,
+    pub raw: Value,
+}
+
+/// The gateway under test and everything the World needs to know about it.
+pub struct Target {
+    /// Human name for reports: "embedded reference gateway" or the URL.
+    pub name: String,
+    pub base_url: String,
+    /// Embedded only: a second instance whose conversation store fails every write.
+    pub storage_fault_url: Option<String>,
+    pub primary_token: String,
+    pub second_token: Option<String>,
+    pub fresh: TokenPool,
+    pub fresh_limited: TokenPool,
+    /// Tenant role (`primary`, `second`) → tenant id.
+    pub tenants: HashMap<String, String>,
+    /// Model role → alias.
+    pub models: HashMap<String, String>,
+    /// Model role → the mock behind it.
+    pub mocks: HashMap<String, MockHandle>,
+    pub caps: Capabilities,
+    pub server_side_tools: Vec<String>,
+    /// Upstream API keys that must never be revealed.
+    pub upstream_secrets: Vec<String>,
+    /// Upstream hosts / `host:port` / ports that must never be revealed.
+    pub upstream_hosts: Vec<String>,
+    /// Local addresses the World's clients bind to (embedded: spread over 127.0.0.0/8 so
+    /// the gateway's per-IP limit on public routes sees one client per scenario, as a
+    /// deployment would; empty = the OS default).
+    pub source_addrs: Vec<IpAddr>,
+    pub schemas: Arc<Schemas>,
+    catalog: tokio::sync::OnceCell<Result<Vec<CatalogEntry>, String>>,
+    next_client: AtomicUsize,
+    clients: Vec<reqwest::Client>,
+    /// Keeps the embedded servers alive as long as the target.
+    pub(crate) _embedded: Option<crate::embedded::Embedded>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("caps", &self.caps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long any single exchange with the target may take (streams included).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn client(source: Option<IpAddr>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT)
+        .pool_max_idle_per_host(8);
+    if let Some(ip) = source {
+        b = b.local_address(ip);
+    }
+    b.build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Fields of a [`Target`] that the two constructors fill in.
+pub(crate) struct TargetParts {
+    pub name: String,
+    pub base_url: String,
+    pub storage_fault_url: Option<String>,
+    pub primary_token: String,
+    pub second_token: Option<String>,
+    pub fresh: Vec<String>,
+    pub fresh_limited: Vec<String>,
+    pub tenants: HashMap<String, String>,
+    pub models: HashMap<String, String>,
+    pub mocks: HashMap<String, MockHandle>,
+    pub caps: Capabilities,
+    pub server_side_tools: Vec<String>,
+    pub upstream_secrets: Vec<String>,
+    pub upstream_hosts: Vec<String>,
+    pub source_addrs: Vec<IpAddr>,
+    pub schemas: Arc<Schemas>,
+    pub embedded: Option<crate::embedded::Embedded>,
+}
+
+impl Target {
+    pub(crate) fn assemble(p: TargetParts) -> Result<Target, String> {
+        let clients = if p.source_addrs.is_empty() {
+            vec![client(None)?]
+        } else {
+            p.source_addrs
+                .iter()
+                .map(|ip| client(Some(*ip)))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Target {
+            name: p.name,
+            base_url: p.base_url.trim_end_matches('/').to_owned(),
+            storage_fault_url: p.storage_fault_url,
+            primary_token: p.primary_token,
+            second_token: p.second_token,
+            fresh: TokenPool::new(p.fresh),
+            fresh_limited: TokenPool::new(p.fresh_limited),
+            tenants: p.tenants,
+            models: p.models,
+            mocks: p.mocks,
+            caps: p.caps,
+            server_side_tools: p.server_side_tools,
+            upstream_secrets: p.upstream_secrets,
+            upstream_hosts: p.upstream_hosts,
+            source_addrs: p.source_addrs,
+            schemas: p.schemas,
+            catalog: tokio::sync::OnceCell::new(),
+            next_client: AtomicUsize::new(0),
+            clients,
+            _embedded: p.embedded,
+        })
+    }
+
+    /// An HTTP client for one scenario; consecutive scenarios get different source addresses.
+    pub fn client(&self) -> reqwest::Client {
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
+    }
+
+    /// The external target described by the environment (see [`vars`]); None when
+    /// `GATEWAY_URL` is unset.
+    pub async fn from_env(schemas: Arc<Schemas>) -> Result<Option<Target>, String> {
+        match ExternalSpec::from_env()? {
+            Some(spec) => Target::external(spec, schemas).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Any gateway by URL. Roles without an alias get documented defaults where one exists
+    /// (`default`: the first alias of `/v1/models`); scenarios needing the others are skipped.
+    pub async fn external(spec: ExternalSpec, schemas: Arc<Schemas>) -> Result<Target, String> {
+        let base_url = spec.url.trim_end_matches('/').to_owned();
+        let http = client(None)?;
+        let mut models = spec.models;
+        let info = fetch_json(&http, &format!("{base_url}/v1/info"), &spec.bearer).await;
+        if !models.contains_key("default") {
+            let listed = fetch_json(&http, &format!("{base_url}/v1/models"), &spec.bearer).await;
+            if let Some(first) = listed
+                .as_ref()
+                .and_then(|v| v.pointer("/data/0/id"))
+                .and_then(Value::as_str)
+            {
+                models.insert("default".into(), first.to_owned());
+            }
+        }
+        let mut server_side_tools = spec.server_side_tools;
+        if server_side_tools.is_empty() {
+            if let Some(tools) = info
+                .as_ref()
+                .and_then(|v| v.pointer("/models/0/capabilities/server_side_tools"))
+                .and_then(Value::as_array)
+            {
+                server_side_tools = tools
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect();
+            }
+        }
+        let mut upstream_hosts = spec.upstream_hosts;
+        for m in spec.mocks.values() {
+            upstream_hosts.extend(host_forms(&m.base_url()));
+        }
+        upstream_hosts.sort();
+        upstream_hosts.dedup();
+        let caps = Capabilities {
+            mock: !spec.mocks.is_empty(),
+            config: spec.test_config,
+            fault_injection: spec.fault_injection,
+        };
+        Target::assemble(TargetParts {
+            name: base_url.clone(),
+            base_url,
+            storage_fault_url: None,
+            primary_token: spec.bearer,
+            second_token: spec.second_bearer,
+            fresh: spec.fresh,
+            fresh_limited: spec.fresh_limited,
+            tenants: spec.tenants,
+            models,
+            mocks: spec.mocks,
+            caps,
+            server_side_tools,
+            upstream_secrets: spec.upstream_secrets,
+            upstream_hosts,
+            source_addrs: Vec::new(),
+            schemas,
+            embedded: None,
+        })
+    }
+
+    /// The target's own catalog (`GET /errors`), fetched once per run.
+    pub async fn catalog(&self) -> Result<&[CatalogEntry], String> {
+        let result = self
+            .catalog
+            .get_or_init(|| async {
+                let http = self.client();
+                let resp = http
+                    .get(format!("{}/errors", self.base_url))
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET /errors failed: {e}"))?;
+                let status = resp.status();
+                let body: Value = resp
+                    .json()
+                    .await
+                    .map_err(|e| format!("GET /errors did not answer JSON: {e}"))?;
+                if !status.is_success() {
+                    return Err(format!("GET /errors answered {status}: {body}"));
+                }
+                parse_catalog(&body)
+            })
+            .await;
+        result.as_deref().map_err(Clone::clone)
+    }
+
+    pub async fn catalog_entry(&self, code: &str) -> Result<CatalogEntry, String> {
+        self.catalog()
+            .await?
+            .iter()
+            .find(|e| e.code == code)
+            .cloned()
+            .ok_or_else(|| format!("the code `{code}` is not in the target's GET /errors catalog"))
+    }
+
+    /// Why this target cannot run a scenario with these tags and step texts; empty = it can.
+    pub fn unmet_needs(&self, tags: &[String], steps: &[String]) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let has = |t: &str| tags.iter().any(|x| x == t);
+        if has("needs-mock") && !self.caps.mock {
+            reasons.push(format!(
+                "@needs-mock: no scriptable mock upstream (set {})",
+                vars::MOCK_CONTROL_URL
+            ));
+        }
+        if has("needs-config") && !self.caps.config {
+            reasons.push(format!(
+                "@needs-config: the target does not run the harness's test configuration (set {}=1 if it does)",
+                vars::GATEWAY_TEST_CONFIG
+            ));
+        }
+        if has("needs-fault-injection") && !self.caps.fault_injection {
+            reasons.push(format!(
+                "@needs-fault-injection: the target has no fault hooks (set {}=1 if it honours x-gateway-fault)",
+                vars::GATEWAY_FAULT_INJECTION
+            ));
+        }
+        for step in steps {
+            for role in quoted_after(step, "I use the ", " model") {
+                if !self.models.contains_key(&role) {
+                    reasons.push(format!(
+                        "no alias for the model role `{role}` (set {}{})",
+                        vars::GATEWAY_MODEL_PREFIX,
+                        role.to_uppercase()
+                    ));
+                }
+            }
+            for role in quoted_after(step, "I authenticate with the ", " token") {
+                let missing = match role.as_str() {
+                    "second tenant" => self
+                        .second_token
+                        .is_none()
+                        .then_some(vars::GATEWAY_SECOND_BEARER),
+                    "fresh" => self.fresh.is_empty().then_some(vars::GATEWAY_FRESH_TOKENS),
+                    "fresh rate-limited" => self
+                        .fresh_limited
+                        .is_empty()
+                        .then_some(vars::GATEWAY_FRESH_RATE_LIMITED_TOKENS),
+                    _ => None,
+                };
+                if let Some(var) = missing {
+                    reasons.push(format!("no `{role}` token (set {var})"));
+                }
+            }
+            for role in quoted_after(step, "names the ", " tenant") {
+                if !self.tenants.contains_key(&role) {
+                    let var = if role == "second" {
+                        vars::GATEWAY_SECOND_TENANT
+                    } else {
+                        vars::GATEWAY_PRIMARY_TENANT
+                    };
+                    reasons.push(format!("no tenant id for `{role}` (set {var})"));
+                }
+            }
+        }
+        reasons.dedup();
+        reasons
+    }
+}
+
+/// What is known about an external gateway (from the environment, or built by a test).
+#[derive(Clone, Debug, Default)]
+pub struct ExternalSpec {
+    pub url: String,
+    pub bearer: String,
+    pub second_bearer: Option<String>,
+    pub tenants: HashMap<String, String>,
+    pub fresh: Vec<String>,
+    pub fresh_limited: Vec<String>,
+    pub models: HashMap<String, String>,
+    pub mocks: HashMap<String, MockHandle>,
+    pub test_config: bool,
+    pub fault_injection: bool,
+    pub upstream_secrets: Vec<String>,
+    pub upstream_hosts: Vec<String>,
+    pub server_side_tools: Vec<String>,
+}
+
+impl ExternalSpec {
+    /// Reads [`vars`]; None when `GATEWAY_URL` is unset.
+    pub fn from_env() -> Result<Option<ExternalSpec>, String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let Some(url) = env(vars::GATEWAY_URL) else {
+            return Ok(None);
+        };
+        let list = |k: &str| -> Vec<String> {
+            env(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let bearer = env(vars::GATEWAY_BEARER).ok_or_else(|| {
+            format!(
+                "{} is set, so {} is required",
+                vars::GATEWAY_URL,
+                vars::GATEWAY_BEARER
+            )
+        })?;
+        let mut models = HashMap::new();
+        for role in MODEL_ROLES {
+            if let Some(alias) = env(&format!(
+                "{}{}",
+                vars::GATEWAY_MODEL_PREFIX,
+                role.to_uppercase()
+            )) {
+                models.insert((*role).to_owned(), alias);
+            }
+        }
+        let mut mocks = HashMap::new();
+        if let Some(default_mock) = env(vars::MOCK_CONTROL_URL) {
+            for role in MODEL_ROLES {
+                let url = env(&format!(
+                    "{}{}",
+                    vars::MOCK_CONTROL_URL_PREFIX,
+                    role.to_uppercase()
+                ))
+                .unwrap_or_else(|| default_mock.clone());
+                mocks.insert((*role).to_owned(), MockHandle::remote(&url));
+            }
+        }
+        let mut tenants = HashMap::new();
+        if let Some(t) = env(vars::GATEWAY_PRIMARY_TENANT) {
+            tenants.insert("primary".to_owned(), t);
+        }
+        if let Some(t) = env(vars::GATEWAY_SECOND_TENANT) {
+            tenants.insert("second".to_owned(), t);
+        }
+        Ok(Some(ExternalSpec {
+            url,
+            bearer,
+            second_bearer: env(vars::GATEWAY_SECOND_BEARER),
+            tenants,
+            fresh: list(vars::GATEWAY_FRESH_TOKENS),
+            fresh_limited: list(vars::GATEWAY_FRESH_RATE_LIMITED_TOKENS),
+            models,
+            mocks,
+            test_config: env(vars::GATEWAY_TEST_CONFIG).as_deref() == Some("1"),
+            fault_injection: env(vars::GATEWAY_FAULT_INJECTION).as_deref() == Some("1"),
+            upstream_secrets: list(vars::GATEWAY_UPSTREAM_SECRETS),
+            upstream_hosts: list(vars::GATEWAY_UPSTREAM_HOSTS),
+            server_side_tools: list(vars::GATEWAY_SERVER_TOOLS),
+        }))
+    }
+}
+
+/// `"x"` values in `step` between `before` and `after` (`I use the "litellm" model` → litellm).
+fn quoted_after(step: &str, before: &str, after: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(pos) = step.find(before) {
+        let rest = &step[pos + before.len()..];
+        if let Some(stripped) = rest.strip_prefix('"') {
+            if let Some(end) = stripped.find('"') {
+                if stripped[end + 1..].starts_with(after) {
+                    out.push(stripped[..end].to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `host`, `host:port` and `port` of a URL, the forms in which an upstream could leak.
+pub(crate) fn host_forms(url: &str) -> Vec<String> {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(host) = u.host_str() {
+        out.push(host.to_owned());
+        if let Some(port) = u.port() {
+            out.push(format!("{host}:{port}"));
+            out.push(port.to_string());
+        }
+    }
+    out
+}
+
+async fn fetch_json(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    let resp = http.get(url).bearer_auth(token).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Reads `{"entries": [...]}` into catalog rows.
+pub fn parse_catalog(body: &Value) -> Result<Vec<CatalogEntry>, String> {
+    let entries = body
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            format!(
+                "GET /errors has no `entries` array: {}",
+                crate::text::clip(&body.to_string(), 300)
+            )
+        })?;
+    entries
+        .iter()
+        .map(|e| {
+            let code = e.get("code").and_then(Value::as_str);
+            let error_type = e.get("type").and_then(Value::as_str);
+            let status = e.get("http_status").and_then(Value::as_u64);
+            match (code, error_type, status) {
+                (Some(code), Some(t), Some(s)) => Ok(CatalogEntry {
+                    code: code.to_owned(),
+                    error_type: t.to_owned(),
+                    http_status: u16::try_from(s).unwrap_or(0),
+                    raw: e.clone(),
+                }),
+                _ => Err(format!("catalog entry without code/type/http_status: {e}")),
+            }
+        })
+        .collect()
+}

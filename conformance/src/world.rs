@@ -1,0 +1,844 @@
+//! The World: one per scenario, with its own marker, token and pending request. Steps call
+//! its methods; the methods hold all the logic (building, sending, scripting). Assertions
+//! live in `checks.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mocks::Step;
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::mock::MockHandle;
+use crate::sse;
+use crate::target::Target;
+use crate::text::{self, json_literal, pointer_remove, pointer_set};
+
+/// Step results: the message says what was expected and what came instead.
+pub type Outcome = Result<(), String>;
+
+/// One answer of the target, read to its end (or to the client's disconnect).
+#[derive(Clone, Debug)]
+pub struct Resp {
+    /// `POST /v1/chat/completions`, for failure messages.
+    pub what: String,
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The SSE events, when the answer was `text/event-stream`.
+    pub events: Option<Vec<sse::Event>>,
+    /// A transport error while reading the body (e.g. the connection was cut).
+    pub read_error: Option<String>,
+    pub sent_at: Instant,
+}
+
+impl Resp {
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `HTTP 400 {"error":…}` for failure messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} answered HTTP {}", self.what, self.status);
+        if let Some(ct) = self.header("content-type") {
+            s.push_str(&format!(" ({ct})"));
+        }
+        if let Some(events) = &self.events {
+            let shown: Vec<String> = events
+                .iter()
+                .rev()
+                .take(6)
+                .rev()
+                .map(|e| match &e.name {
+                    Some(n) => format!("event: {n} data: {}", text::clip(&e.data, 200)),
+                    None => format!("data: {}", text::clip(&e.data, 200)),
+                })
+                .collect();
+            s.push_str(&format!(
+                ", {} SSE events, last: [{}]",
+                events.len(),
+                shown.join(" | ")
+            ));
+        } else if !self.body.is_empty() {
+            s.push_str(&format!(" with body {}", text::clip(&self.text(), 600)));
+        }
+        if let Some(e) = &self.read_error {
+            s.push_str(&format!("; reading it failed: {e}"));
+        }
+        s
+    }
+}
+
+/// A request ready to go, detached from the World so several can run in parallel.
+#[derive(Clone, Debug)]
+pub(crate) struct Req {
+    method: Method,
+    path: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    chunked: bool,
+    disconnect_after: Option<usize>,
+}
+
+pub(crate) async fn execute(http: &reqwest::Client, req: Req) -> Result<Resp, String> {
+    let what = format!("{} {}", req.method, text::clip(&req.path, 120));
+    let mut rb = http.request(req.method.clone(), &req.url);
+    for (name, value) in &req.headers {
+        rb = rb.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = req.body {
+        rb = if req.chunked {
+            // A stream body has no Content-Length: hyper sends it chunked. The pieces are
+            // paced so that a server answering early (413 while reading) is heard before
+            // the next write meets its closed socket.
+            let parts: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+            let paced = futures_util::stream::unfold(parts.into_iter(), |mut rest| async move {
+                let part = rest.next()?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Some((Ok::<_, std::io::Error>(part), rest))
+            });
+            rb.body(reqwest::Body::wrap_stream(paced))
+        } else {
+            rb.body(body)
+        };
+    }
+    let sent_at = Instant::now();
+    let mut resp = rb
+        .send()
+        .await
+        .map_err(|e| format!("{what} failed before any answer: {}", error_chain(&e)))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let is_sse = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let mut body = Vec::new();
+    let mut parser = sse::Parser::default();
+    let mut read_error = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(bytes)) => {
+                body.extend_from_slice(&bytes);
+                if is_sse {
+                    parser.feed(&bytes);
+                    if req.disconnect_after.is_some_and(|n| parser.chunks() >= n) {
+                        // Dropping the response closes the connection mid-stream.
+                        break;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(error_chain(&e));
+                break;
+            }
+        }
+    }
+    drop(resp);
+    Ok(Resp {
+        what,
+        status,
+        headers,
+        body,
+        events: is_sse.then_some(parser.events),
+        read_error,
+        sent_at,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
+}
+
+/// The World of one scenario.
+#[derive(Debug, Default, cucumber::World)]
+pub struct GatewayWorld {
+    target: Option<Arc<Target>>,
+    /// The scenario cannot run on this target; background steps do nothing.
+    pub skipping: bool,
+    /// The marker name (the mock sees `mock:<marker>`).
+    pub marker: String,
+    http: Option<reqwest::Client>,
+    pub model_role: String,
+    /// The Authorization header value; None = no header.
+    auth: Option<String>,
+    headers: Vec<(String, String)>,
+    pub body: Value,
+    chunked: bool,
+    /// A fault header for the next request only.
+    fault_once: Option<&'static str>,
+    /// Send to the instance whose conversation store fails.
+    use_storage_fault: bool,
+    /// Script steps per mock (by base URL), replayed whole each time one is added.
+    scripts: HashMap<String, Vec<Step>>,
+    /// Numbers from scripted upstream error bodies that must not reach the caller.
+    pub upstream_numbers: Vec<String>,
+    /// The scripted stream sends its own finish chunk before failing (the mock's `no_done`
+    /// step), so a relayed finish_reason before the error event is the upstream's, not fake.
+    pub upstream_sent_finish: bool,
+    /// The answers of the last sending step, in send order.
+    pub responses: Vec<Resp>,
+    pub conversation_id: Option<String>,
+}
+
+impl GatewayWorld {
+    /// Binds a fresh World to the run's target (the runner's before-hook calls this).
+    pub fn attach(&mut self, target: Arc<Target>, skipping: bool) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.marker = format!("cf-{}", &id[..12]);
+        self.http = Some(target.client());
+        self.model_role = "default".into();
+        self.auth = Some(format!("Bearer {}", target.primary_token));
+        let alias = target
+            .models
+            .get("default")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        self.body = json!({
+            "model": alias,
+            "messages": [{"role": "user", "content": format!("mock:{} Hello", self.marker)}],
+        });
+        self.skipping = skipping;
+        self.target = Some(target);
+    }
+
+    pub fn target(&self) -> Result<&Arc<Target>, String> {
+        self.target
+            .as_ref()
+            .ok_or_else(|| "the World is not attached to a target (runner bug)".to_owned())
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        self.http
+            .as_ref()
+            .ok_or_else(|| "the World has no HTTP client (runner bug)".to_owned())
+    }
+
+    /// The last answer.
+    pub fn last(&self) -> Result<&Resp, String> {
+        self.responses
+            .last()
+            .ok_or_else(|| "no request has been sent in this scenario yet".to_owned())
+    }
+
+    /// A scenario-local user name: `alice` → `alice-cf-…`.
+    pub fn user(&self, name: &str) -> String {
+        format!("{name}-{}", self.marker)
+    }
+
+    // ---- who is calling ----
+
+    pub fn authenticate(&mut self, role: &str) -> Outcome {
+        if self.skipping {
+            return Ok(());
+        }
+        let t = Arc::clone(self.target()?);
+        let token = match role {
+            "primary" => Some(t.primary_token.clone()),
+            "second tenant" => t.second_token.clone(),
+            "fresh" => t.fresh.take(),
+            "fresh rate-limited" => t.fresh_limited.take(),
+            other => return Err(format!("unknown token role `{other}`")),
+        }
+        .ok_or_else(|| format!("the target has no (more) `{role}` tokens"))?;
+        self.auth = Some(format!("Bearer {token}"));
+        Ok(())
+    }
+
+    pub fn no_authorization(&mut self) {
+        self.auth = None;
+    }
+
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("authorization") {
+            self.auth = Some(value.to_owned());
+            return;
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub fn header_names_tenant(&mut self, name: &str, role: &str) -> Outcome {
+        let id = self
+            .target()?
+            .tenants
+            .get(role)
+            .cloned()
+            .ok_or_else(|| format!("no tenant id known for the `{role}` tenant"))?;
+        self.set_header(name, &id);
+        Ok(())
+    }
+
+    // ---- the pending request ----
+
+    pub fn use_model(&mut self, role: &str) -> Outcome {
+        if self.skipping {
+            return Ok(());
+        }
+        let alias = self
+            .target()?
+            .models
+            .get(role)
+            .cloned()
+            .ok_or_else(|| format!("no model alias known for the role `{role}`"))?;
+        self.model_role = role.to_owned();
+        self.body["model"] = Value::String(alias);
+        Ok(())
+    }
+
+    pub fn set_field(&mut self, pointer: &str, literal: &str) -> Outcome {
+        let value = json_literal(literal)?;
+        pointer_set(&mut self.body, pointer, value)
+    }
+
+    pub fn remove_field(&mut self, pointer: &str) -> Outcome {
+        pointer_remove(&mut self.body, pointer)
+    }
+
+    /// Message 0 as content parts, text (with the marker) first.
+    fn user_parts(&mut self) -> Result<&mut Vec<Value>, String> {
+        let content = self
+            .body
+            .pointer_mut("/messages/0/content")
+            .ok_or("the pending request has no /messages/0/content")?;
+        if let Value::String(s) = content {
+            *content = json!([{"type": "text", "text": s.clone()}]);
+        }
+        content
+            .as_array_mut()
+            .ok_or_else(|| "/messages/0/content is neither text nor parts".to_owned())
+    }
+
+    pub fn add_image_url(&mut self, url: &str) -> Outcome {
+        self.user_parts()?
+            .push(json!({"type": "image_url", "image_url": {"url": url}}));
+        Ok(())
+    }
+
+    /// Message 1 holds all assistant tool calls; each gets a `tool` result message.
+    pub fn add_tool_history(&mut self, name: &str, arguments: &str) -> Outcome {
+        let messages = self
+            .body
+            .get_mut("messages")
+            .and_then(Value::as_array_mut)
+            .ok_or("the pending request has no messages array")?;
+        if messages.len() < 2 {
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": []}));
+        }
+        let calls = messages[1]
+            .get_mut("tool_calls")
+            .and_then(Value::as_array_mut)
+            .ok_or("message 1 is not the assistant tool-call message")?;
+        let id = format!("call_{}_{}", calls.len(), &self.marker);
+        calls.push(json!({
+            "id": id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }));
+        messages.push(json!({"role": "tool", "tool_call_id": id, "content": "ok"}));
+        Ok(())
+    }
+
+    pub fn add_caller_tool(&mut self, name: &str) -> Outcome {
+        let tool = json!({
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": "A caller-defined tool of the conformance suite.",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        });
+        match self.body.get_mut("tools").and_then(Value::as_array_mut) {
+            Some(tools) => tools.push(tool),
+            None => self.body["tools"] = json!([tool]),
+        }
+        Ok(())
+    }
+
+    pub fn chunked_encoding(&mut self) {
+        self.chunked = true;
+    }
+
+    pub fn arm_panic(&mut self) {
+        self.fault_once = Some("panic");
+    }
+
+    pub fn fail_store(&mut self) -> Outcome {
+        let t = self.target()?;
+        if t.storage_fault_url.is_some() {
+            self.use_storage_fault = true;
+        } else {
+            // An external target with fault hooks: the header switches its store itself.
+            self.set_header("x-gateway-fault", "storage");
+        }
+        Ok(())
+    }
+
+    // ---- building and sending ----
+
+    fn req(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Req, String> {
+        let t = self.target()?;
+        let base = match (&t.storage_fault_url, self.use_storage_fault) {
+            (Some(url), true) => url.clone(),
+            _ => t.base_url.clone(),
+        };
+        let mut headers = Vec::new();
+        if let Some(auth) = &self.auth {
+            headers.push(("authorization".to_owned(), auth.clone()));
+        }
+        let has_ct = self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !has_ct {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        }
+        headers.extend(self.headers.iter().cloned());
+        if let Some(fault) = self.fault_once.take() {
+            headers.push(("x-gateway-fault".to_owned(), fault.to_owned()));
+        }
+        Ok(Req {
+            method,
+            path: path.to_owned(),
+            url: format!("{base}{path}"),
+            headers,
+            body,
+            chunked: self.chunked,
+            disconnect_after: None,
+        })
+    }
+
+    async fn send_one(&mut self, req: Req) -> Outcome {
+        let resp = execute(self.http()?, req).await?;
+        self.responses = vec![resp];
+        Ok(())
+    }
+
+    fn body_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body).unwrap_or_default()
+    }
+
+    pub async fn send_chat_to(&mut self, path: &str) -> Outcome {
+        let body = self.body_bytes();
+        let req = self.req(Method::POST, path, Some(body))?;
+        self.send_one(req).await
+    }
+
+    pub async fn send_chat(&mut self) -> Outcome {
+        self.send_chat_to("/v1/chat/completions").await
+    }
+
+    pub async fn send_chat_with(&mut self, pointer: &str, literal: &str) -> Outcome {
+        self.set_field(pointer, literal)?;
+        self.send_chat().await
+    }
+
+    pub async fn send_chat_without(&mut self, pointer: &str) -> Outcome {
+        self.remove_field(pointer)?;
+        self.send_chat().await
+    }
+
+    /// Pads message 0's text so that the JSON body is exactly `size` bytes.
+    pub async fn send_padded(&mut self, size: usize) -> Outcome {
+        let base = self.body_bytes().len();
+        let filler = size
+            .checked_sub(base)
+            .ok_or_else(|| format!("the request is already {base} bytes, more than {size}"))?;
+        let pad = "x".repeat(filler);
+        match self.body.pointer_mut("/messages/0/content") {
+            Some(Value::String(s)) => s.push_str(&pad),
+            Some(Value::Array(parts)) => {
+                let text = parts
+                    .iter_mut()
+                    .find_map(|p| p.get_mut("text"))
+                    .and_then(|t| match t {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .ok_or("message 0 has no text part to pad")?;
+                text.push_str(&pad);
+            }
+            _ => return Err("message 0 has no content to pad".into()),
+        }
+        let body = self.body_bytes();
+        if body.len() != size {
+            return Err(format!(
+                "padding produced {} bytes instead of {size}",
+                body.len()
+            ));
+        }
+        let req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
+        self.send_one(req).await
+    }
+
+    pub async fn send_stream(&mut self, disconnect_after: Option<usize>) -> Outcome {
+        self.body["stream"] = Value::Bool(true);
+        let body = self.body_bytes();
+        let mut req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
+        req.disconnect_after = disconnect_after;
+        self.send_one(req).await
+    }
+
+    pub async fn send_raw(&mut self, raw: &str) -> Outcome {
+        let req = self.req(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(raw.as_bytes().to_vec()),
+        )?;
+        self.send_one(req).await
+    }
+
+    pub async fn send_many(&mut self, n: usize, parallel: bool) -> Outcome {
+        let body = self.body_bytes();
+        let reqs: Vec<Req> = (0..n)
+            .map(|_| self.req(Method::POST, "/v1/chat/completions", Some(body.clone())))
+            .collect::<Result<_, _>>()?;
+        let http = self.http()?.clone();
+        let results: Vec<Result<Resp, String>> = if parallel {
+            futures_util::future::join_all(reqs.into_iter().map(|r| execute(&http, r))).await
+        } else {
+            let mut out = Vec::new();
+            for r in reqs {
+                out.push(execute(&http, r).await);
+            }
+            out
+        };
+        self.responses = results.into_iter().collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    pub async fn send_method(&mut self, method: &str, path: &str) -> Outcome {
+        let method = Method::from_bytes(method.to_uppercase().as_bytes())
+            .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        let req = self.req(method, path, None)?;
+        self.send_one(req).await
+    }
+
+    pub async fn wait_retry_after(&mut self) -> Outcome {
+        let secs: u64 = self
+            .last()?
+            .header("retry-after")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                "the last response has no whole-seconds Retry-After to wait for".to_owned()
+            })?;
+        // A little past the period, so the first admitted instant is not missed by a hair.
+        tokio::time::sleep(Duration::from_secs(secs) + Duration::from_millis(100)).await;
+        Ok(())
+    }
+
+    // ---- conversations ----
+
+    fn c1_body(&self, user: &str, text: &str, conversation: Option<&str>) -> Value {
+        let mut body = self.body.clone();
+        body["messages"] =
+            json!([{"role": "user", "content": format!("mock:{} {text}", self.marker)}]);
+        body["user_id"] = Value::String(self.user(user));
+        match conversation {
+            Some(id) => body["conversation_id"] = Value::String(id.to_owned()),
+            None => {
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("conversation_id");
+                }
+            }
+        }
+        body
+    }
+
+    pub async fn start_conversation(&mut self, user: &str, text: &str) -> Outcome {
+        let body = serde_json::to_vec(&self.c1_body(user, text, None)).unwrap_or_default();
+        let req = self.req(Method::POST, "/c1/chat/completions", Some(body))?;
+        self.send_one(req).await?;
+        let last = self.last()?;
+        let id = last
+            .json()
+            .and_then(|v| {
+                v.get("conversation_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .or_else(|| last.header("x-conversation-id").map(str::to_owned));
+        if id.is_some() {
+            self.conversation_id = id;
+        }
+        Ok(())
+    }
+
+    fn remembered(&self) -> Result<String, String> {
+        self.conversation_id.clone().ok_or_else(|| {
+            "no conversation id was returned by an earlier `I start a conversation` step".to_owned()
+        })
+    }
+
+    pub async fn continue_conversation(&mut self, user: &str, text: &str) -> Outcome {
+        let id = self.remembered()?;
+        let body = serde_json::to_vec(&self.c1_body(user, text, Some(&id))).unwrap_or_default();
+        let req = self.req(Method::POST, "/c1/chat/completions", Some(body))?;
+        self.send_one(req).await
+    }
+
+    async fn conversation_request(&mut self, action: &str, id_path: &str, user: &str) -> Outcome {
+        let method = match action {
+            "get" => Method::GET,
+            "delete" => Method::DELETE,
+            other => {
+                return Err(format!(
+                    "unknown conversation action `{other}` (get or delete)"
+                ))
+            }
+        };
+        let path = format!(
+            "/c1/conversations/{id_path}?user_id={}",
+            urlencoding::encode(&self.user(user))
+        );
+        let req = self.req(method, &path, None)?;
+        self.send_one(req).await
+    }
+
+    pub async fn remembered_conversation(&mut self, action: &str, user: &str) -> Outcome {
+        let id = self.remembered()?;
+        let id = urlencoding::encode(&id).into_owned();
+        self.conversation_request(action, &id, user).await
+    }
+
+    pub async fn literal_conversation(&mut self, action: &str, id: &str, user: &str) -> Outcome {
+        let id = urlencoding::encode(id).into_owned();
+        self.conversation_request(action, &id, user).await
+    }
+
+    pub async fn long_conversation(&mut self, action: &str, len: usize, user: &str) -> Outcome {
+        let id = "c".repeat(len);
+        self.conversation_request(action, &id, user).await
+    }
+
+    pub async fn list_conversations(&mut self, user: &str) -> Outcome {
+        let path = format!(
+            "/c1/conversations?user_id={}",
+            urlencoding::encode(&self.user(user))
+        );
+        let req = self.req(Method::GET, &path, None)?;
+        self.send_one(req).await
+    }
+
+    // ---- the mock upstream ----
+
+    /// The mock behind the current model role.
+    pub fn mock(&self) -> Result<MockHandle, String> {
+        self.target()?
+            .mocks
+            .get(&self.model_role)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "no mock upstream behind the model role `{}`",
+                    self.model_role
+                )
+            })
+    }
+
+    /// Every distinct mock of the target (records are summed over them).
+    pub fn all_mocks(&self) -> Result<Vec<MockHandle>, String> {
+        let mut out: Vec<MockHandle> = Vec::new();
+        for m in self.target()?.mocks.values() {
+            if !out.iter().any(|o| o.same_as(m)) {
+                out.push(m.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn script(&mut self, step: Step) -> Outcome {
+        let mock = self.mock()?;
+        let steps = self.scripts.entry(mock.base_url()).or_default();
+        steps.push(step);
+        let steps = steps.clone();
+        mock.script(&self.marker, &steps).await
+    }
+
+    pub async fn script_many(&mut self, steps: Vec<Step>) -> Outcome {
+        let mock = self.mock()?;
+        let all = self.scripts.entry(mock.base_url()).or_default();
+        all.extend(steps);
+        let all = all.clone();
+        mock.script(&self.marker, &all).await
+    }
+
+    pub async fn script_error(&mut self, status: u16, message: &str) -> Outcome {
+        self.note_numbers(message);
+        self.script(Step::error(status, message)).await
+    }
+
+    fn note_numbers(&mut self, text: &str) {
+        for n in text::numbers_in(text) {
+            // HTTP status codes in a body are structure, not a leaked figure.
+            let status_like =
+                n.len() == 3 && n.parse::<u16>().is_ok_and(|s| (400..600).contains(&s));
+            if !status_like && !self.upstream_numbers.contains(&n) {
+                self.upstream_numbers.push(n);
+            }
+        }
+    }
+
+    /// `the upstream answers with its <kind> error`, in the current personality's words.
+    pub async fn script_named_error(&mut self, kind: &str) -> Outcome {
+        let mock = self.mock()?;
+        // The role says which server is behind it (STEPS.md), in-process or not.
+        let personality = match self.model_role.as_str() {
+            "openrouter" => Some(mocks::Personality::OpenRouter),
+            "litellm" => Some(mocks::Personality::Litellm),
+            _ => Some(mocks::Personality::Vllm),
+        };
+        let (step, carries_figures) = match kind {
+            "quota-exhaustion" | "credit-exhaustion" => (Step::quota_exhausted(), true),
+            "daily-limit" => (Step::daily_limit(), true),
+            "rate-window" => match personality {
+                Some(mocks::Personality::OpenRouter) => (
+                    Step::error_with_headers(
+                        429,
+                        "Rate limit exceeded: free-models-per-min. ",
+                        [("retry-after", "20")],
+                    ),
+                    true,
+                ),
+                // LiteLLM's and vLLM-fronts' rate-limit 429 is the mock's daily_limit step.
+                _ => (Step::daily_limit(), true),
+            },
+            "context-length" => (Step::context_length(8192, 9000), false),
+            "max-tokens" => {
+                let message = match personality {
+                    Some(mocks::Personality::Litellm) => {
+                        "litellm.BadRequestError: OpenAIException - Invalid 'max_tokens': integer below minimum value. Expected a value >= 256."
+                    }
+                    Some(mocks::Personality::OpenRouter) => "max_tokens must be at least 256 for this model",
+                    _ => "max_tokens must be at least 256 for this model.",
+                };
+                (Step::error(400, message), false)
+            }
+            other => {
+                return Err(format!(
+                    "unknown upstream error kind `{other}` (quota-exhaustion, credit-exhaustion, rate-window, daily-limit, context-length, max-tokens)"
+                ))
+            }
+        };
+        if carries_figures {
+            // SPEC §3: a quota answer names no token counts; remember the body's figures.
+            let body = mock.probe(&self.marker, step.clone()).await?;
+            self.note_numbers(&body);
+        }
+        self.script(step).await
+    }
+
+    pub async fn script_text(&mut self, text: &str) -> Outcome {
+        self.script(Step::reply(text)).await
+    }
+
+    pub async fn script_hang(&mut self) -> Outcome {
+        self.script(Step::hang()).await
+    }
+
+    /// The text cut into `chunks` consecutive pieces of (nearly) equal length.
+    pub async fn script_stream(
+        &mut self,
+        text: &str,
+        chunks: usize,
+        interval_ms: usize,
+    ) -> Outcome {
+        let chars: Vec<char> = text.chars().collect();
+        let chunks = chunks.max(1);
+        let pieces: Vec<String> = (0..chunks)
+            .map(|i| {
+                let from = chars.len() * i / chunks;
+                let to = chars.len() * (i + 1) / chunks;
+                chars[from..to].iter().collect()
+            })
+            .collect();
+        self.script(Step::stream(pieces, interval_ms as u64)).await
+    }
+
+    pub async fn script_stream_failure(&mut self, chunks: usize, failure: &str) -> Outcome {
+        let step = match failure {
+            "drops the connection" => Step::drop_after(chunks, 20),
+            "sends a malformed chunk" => Step::malformed(chunks),
+            "ends without the DONE marker" => {
+                self.upstream_sent_finish = true;
+                Step::no_done(chunks)
+            }
+            // Far past HTTP_TOTAL_TIMEOUT_SECS of the test configuration (2 s).
+            "stalls" => Step::stall(chunks, 8_000),
+            other => {
+                return Err(format!(
+                    "unknown stream failure `{other}` (drops the connection, sends a malformed chunk, ends without the DONE marker, stalls)"
+                ))
+            }
+        };
+        self.script(step).await
+    }
+
+    pub async fn script_stream_error_object(&mut self, status: u16) -> Outcome {
+        self.script(Step::stream_error(
+            0,
+            status,
+            "the engine failed inside the stream",
+        ))
+        .await
+    }
+
+    pub async fn script_tool_call(&mut self, name: &str, arguments: &str) -> Outcome {
+        self.script(Step::tool_call(name, arguments)).await
+    }
+
+    pub async fn script_split_tool_call(
+        &mut self,
+        name: &str,
+        arguments: &str,
+        parts: usize,
+    ) -> Outcome {
+        self.script(Step::tool_call(name, arguments).with_arg_splits(parts))
+            .await
+    }
+
+    pub async fn script_distinct_tool_calls(&mut self, times: usize, name: &str) -> Outcome {
+        let steps = (1..=times)
+            .map(|i| Step::tool_call(name, format!(r#"{{"city": "City {i}"}}"#)))
+            .collect();
+        self.script_many(steps).await
+    }
+
+    /// Enough copies to answer every call of a capped loop plus its synthesis call.
+    pub async fn script_tool_call_forever(&mut self, name: &str, arguments: &str) -> Outcome {
+        let steps = (0..64).map(|_| Step::tool_call(name, arguments)).collect();
+        self.script_many(steps).await
+    }
+
+    /// The requests the current role's mock received for this scenario.
+    pub async fn records(&self) -> Result<Vec<mocks::Recorded>, String> {
+        self.mock()?.records(&self.marker).await
+    }
+
+    /// How many upstream requests carried this scenario's marker, over every mock.
+    pub async fn record_count(&self) -> Result<usize, String> {
+        let mut n = 0;
+        for m in self.all_mocks()? {
+            n += m.records(&self.marker).await?.len();
+        }
+        Ok(n)
+    }
+}
