@@ -4,10 +4,6 @@ use std::process::ExitCode;
 
 use gateway::config::{Config, DEMO_MODEL, DEMO_TOKEN};
 
-// glibc malloc showed up as ~20% of CPU (arena locks included) in a saturating load run.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut config = match Config::from_env() {

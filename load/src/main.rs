@@ -3,10 +3,6 @@
 //! throughput, and the gateway/direct ratio. By default everything (mocks, gateway, Redis)
 //! is started here on loopback; users and time are bounded and every run stops by itself.
 
-// The same allocator as the gateway binary: this process hosts the gateway in-process.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod attack;
 mod setup;
 mod stats;
@@ -83,8 +79,6 @@ struct Cli {
 #[derive(Debug, Clone)]
 struct Targets {
     gw_chat: String,
-    /// In-process only: the same gateway served with TCP_NODELAY (the proposed fix).
-    gw_nodelay_chat: Option<String>,
     gw_token: String,
     model_chat: String,
     model_stream: String,
@@ -173,7 +167,6 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         };
         Targets {
             gw_chat: format!("{host}/v1/chat/completions"),
-            gw_nodelay_chat: None,
             gw_token: cli.token.clone().ok_or("--host needs --token")?,
             model_chat: cli.model.clone(),
             model_stream: cli.model.clone(),
@@ -197,13 +190,6 @@ async fn run(mut cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let gw = setup::start_gateway(setup::gateway_config(
-            &chat_mock.api_base(),
-            &stream_mock.api_base(),
-            None,
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-        let gw_nodelay = setup::start_gateway_nodelay(setup::gateway_config(
             &chat_mock.api_base(),
             &stream_mock.api_base(),
             None,
@@ -236,7 +222,6 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         };
         let t = Targets {
             gw_chat: format!("{}/v1/chat/completions", gw.base_url()),
-            gw_nodelay_chat: Some(format!("{}/v1/chat/completions", gw_nodelay.base_url())),
             gw_token: gateway::testing::TOKEN.into(),
             model_chat: "small".into(),
             model_stream: "streamy".into(),
@@ -246,7 +231,6 @@ async fn run(mut cli: Cli) -> Result<(), String> {
             replicas,
         };
         keep.push(Box::new(gw));
-        keep.push(Box::new(gw_nodelay));
         keep.push(Box::new(chat_mock));
         keep.push(Box::new(stream_mock));
         t
@@ -446,27 +430,8 @@ async fn stream_scenario(cli: &Cli, t: &Targets, report: &mut Report) -> Result<
         ),
     )
     .await?;
-    let mut gw_row = Row::from_snapshot("stream", "gateway (as shipped)", &gw, &gw.ttft);
+    let mut gw_row = Row::from_snapshot("stream", "gateway", &gw, &gw.ttft);
     gw_row.detail = stream_detail(&gw);
-    let nodelay = match &t.gw_nodelay_chat {
-        Some(url) => Some(
-            attack(
-                cli,
-                Plan::new(
-                    "stream-gateway-nodelay",
-                    Kind::Stream,
-                    vec![url.clone()],
-                    Some(t.gw_token.clone()),
-                    body.clone(),
-                    cli.stream_users,
-                    dur,
-                    None,
-                ),
-            )
-            .await?,
-        ),
-        None => None,
-    };
     let Some(direct_url) = &t.direct_stream else {
         report.rows.push(gw_row);
         report
@@ -494,7 +459,7 @@ async fn stream_scenario(cli: &Cli, t: &Targets, report: &mut Report) -> Result<
     let added = ms(&gw.ttft, 0.99) - ms(&d.ttft, 0.99);
     let added_gap = ms(&gw.gaps, 0.99) - ms(&d.gaps, 0.99);
     report.goals.push(Goal::new(
-        "added inter-chunk gap p99 (no target; shows Nagle stalls)",
+        "added inter-chunk gap p99 (no target)",
         format!(
             "{added_gap:.3} ms (gateway {:.3} ms, direct {:.3} ms)",
             ms(&gw.gaps, 0.99),
@@ -502,21 +467,8 @@ async fn stream_scenario(cli: &Cli, t: &Targets, report: &mut Report) -> Result<
         ),
         None,
     ));
-    if let Some(n) = &nodelay {
-        let a = ms(&n.ttft, 0.99) - ms(&d.ttft, 0.99);
-        let g = ms(&n.gaps, 0.99) - ms(&d.gaps, 0.99);
-        report.goals.push(Goal::new(
-            "with TCP_NODELAY patch: added TTFT p99 / added gap p99",
-            format!("{a:.3} ms / {g:.3} ms"),
-            Some(a <= 1.0),
-        ));
-        let mut r = Row::from_snapshot("stream", "gateway + TCP_NODELAY", n, &n.ttft);
-        r.detail = stream_detail(n);
-        r.ratio = ratio(n, &d);
-        report.rows.push(r);
-    }
     report.goals.push(Goal::new(
-        "added TTFT <= 1 ms p99 (gateway as shipped)",
+        "added TTFT <= 1 ms p99",
         format!(
             "{added:.3} ms (gateway {:.3} ms, direct {:.3} ms, {} users)",
             ms(&gw.ttft, 0.99),
@@ -525,9 +477,7 @@ async fn stream_scenario(cli: &Cli, t: &Targets, report: &mut Report) -> Result<
         ),
         Some(added <= 1.0),
     ));
-    report
-        .rows
-        .insert(report.rows.len() - usize::from(nodelay.is_some()), gw_row);
+    report.rows.push(gw_row);
     report.rows.push(d_row);
     Ok(())
 }

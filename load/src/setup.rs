@@ -87,42 +87,6 @@ pub async fn start_mock(t: Option<StreamTiming>) -> std::io::Result<Mock> {
     Ok(Mock { addr, task })
 }
 
-/// The gateway's router served like `gateway::serve`, plus TCP_NODELAY on accepted sockets:
-/// the fix proposed for `gateway::serve`, measured side by side with the shipped server.
-#[derive(Debug)]
-pub struct NodelayGateway {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl NodelayGateway {
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for NodelayGateway {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub async fn start_gateway_nodelay(cfg: Config) -> Result<NodelayGateway, SetupError> {
-    let state = AppState::new(cfg)?;
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(LOOPBACK)).await?;
-    let addr = listener.local_addr()?;
-    let app = gateway::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let listener = listener.tap_io(|s| {
-            let _ = s.set_nodelay(true);
-        });
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("gateway stopped: {e}");
-        }
-    });
-    Ok(NodelayGateway { addr, task })
-}
-
 /// The gateway configuration of every local run: alias `small` → `chat_api`, alias
 /// `streamy` → `stream_api`; the fixture's token unlimited, [`LIMITED_TOKEN`] at [`LIMITED`].
 pub fn gateway_config(chat_api: &str, stream_api: &str, redis_url: Option<String>) -> Config {
