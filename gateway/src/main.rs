@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         None
     };
 
+    let mock_url = _demo_mock.as_ref().map(|m| m.base_url());
     let bind = config.bind;
     let demo = config.demo;
     let demo_token = config
@@ -62,7 +63,10 @@ async fn main() -> ExitCode {
         } else {
             "$YOUR_TOKEN"
         };
-        println!("demo mode: upstream is an embedded mock (vLLM personality); try:");
+        if let Some(url) = &mock_url {
+            println!("demo mode: upstream is an embedded mock (vLLM personality) at {url}; its control API is {url}/__mock");
+        }
+        println!("try:");
         println!(
             "  curl -s http://{addr}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"model\":\"{DEMO_MODEL}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
         );
