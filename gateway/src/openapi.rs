@@ -310,11 +310,16 @@ pub fn route_codes() -> Vec<(&'static str, &'static str, Vec<Code>)> {
         .collect()
 }
 
+fn of_type(t: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::Type(t))
+}
+
+fn nullable_string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
 fn string_enum(values: impl IntoIterator<Item = &'static str>) -> Schema {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::Type(Type::String))
-        .enum_values(Some(values))
-        .into()
+    of_type(Type::String).enum_values(Some(values)).into()
 }
 
 fn error_envelope_schema() -> Schema {
@@ -331,17 +336,12 @@ fn error_envelope_schema() -> Schema {
     let inner = ObjectBuilder::new()
         .property("type", string_enum(types.iter().map(|t| t.as_str())))
         .property("code", string_enum(ENTRIES.iter().map(|e| e.code)))
-        .property(
-            "message",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
+        .property("message", of_type(Type::String))
         .property(
             "param",
-            ObjectBuilder::new()
-                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                .description(Some(
-                    "JSON pointer into the request, or a header/query locator",
-                )),
+            nullable_string().description(Some(
+                "JSON pointer into the request, or a header/query locator",
+            )),
         )
         .required("type")
         .required("code")
@@ -350,14 +350,10 @@ fn error_envelope_schema() -> Schema {
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
     ObjectBuilder::new()
         .property("error", inner)
-        .property(
-            "dgx_code",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
+        .property("dgx_code", of_type(Type::String))
         .property(
             "available_fallbacks",
-            ArrayBuilder::new()
-                .items(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))),
+            ArrayBuilder::new().items(of_type(Type::String)),
         )
         .required("error")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
@@ -367,42 +363,15 @@ fn error_envelope_schema() -> Schema {
 
 fn catalog_schema() -> Schema {
     let entry = ObjectBuilder::new()
-        .property(
-            "code",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
-        .property(
-            "type",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
-        .property(
-            "http_status",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
-        )
-        .property(
-            "title",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
-        .property(
-            "description",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
-        .property(
-            "remediation",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        )
-        .property(
-            "typical_param",
-            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
-        )
-        .property(
-            "retryable",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)),
-        )
-        .property(
-            "docs_url",
-            ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-        );
+        .property("code", of_type(Type::String))
+        .property("type", of_type(Type::String))
+        .property("http_status", of_type(Type::Integer))
+        .property("title", of_type(Type::String))
+        .property("description", of_type(Type::String))
+        .property("remediation", of_type(Type::String))
+        .property("typical_param", nullable_string())
+        .property("retryable", of_type(Type::Boolean))
+        .property("docs_url", of_type(Type::String));
     ObjectBuilder::new()
         .property("entries", ArrayBuilder::new().items(entry))
         .required("entries")

@@ -25,8 +25,7 @@ pub async fn v1(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
-    let bytes = super::read_body(body, &headers, state.config.max_body_bytes).await?;
-    let mut obj = validate::parse_object(&bytes)?;
+    let mut obj = read_chat(&state, &headers, body).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
@@ -53,6 +52,16 @@ pub async fn v1(
     };
     applied_headers(resp.headers_mut(), checked.floored);
     Ok(resp)
+}
+
+/// The body as a JSON object: size cap while reading, then parse.
+async fn read_chat(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
+    let bytes = super::read_body(body, headers, state.config.max_body_bytes).await?;
+    validate::parse_object(&bytes)
 }
 
 /// `max_tokens` is what a request may spend; it is reserved up front.
@@ -115,8 +124,7 @@ pub async fn c1(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
-    let bytes = super::read_body(body, &headers, state.config.max_body_bytes).await?;
-    let mut obj = validate::parse_object(&bytes)?;
+    let mut obj = read_chat(&state, &headers, body).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::C1)?;
