@@ -17,6 +17,8 @@ pub const DAY: u64 = 86_400;
 pub struct Hold {
     pub key: String,
     pub reserved_tokens: u64,
+    /// Where the reservation was made: it is settled there and nowhere else.
+    pub in_redis: bool,
 }
 
 /// The budgets that apply to `alias` for `tenant`.
@@ -70,6 +72,7 @@ impl LocalLedger {
             c.0 += 1;
             c.1 += tokens;
             holds.push(Hold {
+                in_redis: false,
                 key,
                 reserved_tokens: tokens,
             });

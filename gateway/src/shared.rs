@@ -189,6 +189,7 @@ impl RedisShared {
             inv.arg(b.requests_per_day.map_or(-1, |x| x as i64))
                 .arg(b.tokens_per_day.map_or(-1, |x| x as i64));
             holds.push(Hold {
+                in_redis: true,
                 key,
                 reserved_tokens: tokens,
             });

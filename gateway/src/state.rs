@@ -128,9 +128,9 @@ impl AppState {
         tenant: &Tenant,
         alias: &str,
         tokens: u64,
-    ) -> Result<Vec<Hold>, ApiError> {
+    ) -> Result<Reservation, ApiError> {
         if tenant.budgets.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Reservation::none());
         }
         let now = self.clock.now_unix();
         let refused = || {
@@ -141,36 +141,84 @@ impl AppState {
             .param("/model")
             .retry_after(secs_to_utc_midnight(now))
         };
-        if let Some(redis) = &self.redis {
-            match redis.reserve(tenant, alias, tokens, now).await {
-                Ok(Some(h)) => return Ok(h),
-                Ok(None) => return Err(refused()),
-                Err(e) => {
-                    self.metrics.redis_error();
-                    tracing::warn!(error = %e, "redis budget reservation failed");
-                    if redis.fail_closed {
-                        return Err(refused().retry_after(1));
+        let holds = 'holds: {
+            if let Some(redis) = &self.redis {
+                match redis.reserve(tenant, alias, tokens, now).await {
+                    Ok(Some(h)) => break 'holds h,
+                    Ok(None) => return Err(refused()),
+                    Err(e) => {
+                        self.metrics.redis_error();
+                        tracing::warn!(error = %e, "redis budget reservation failed");
+                        if redis.fail_closed {
+                            return Err(refused().retry_after(1));
+                        }
                     }
                 }
             }
-        }
-        self.ledger
-            .reserve(tenant, alias, tokens, now)
-            .ok_or_else(refused)
+            self.ledger
+                .reserve(tenant, alias, tokens, now)
+                .ok_or_else(refused)?
+        };
+        Ok(Reservation {
+            state: (!holds.is_empty()).then(|| self.clone()),
+            holds,
+        })
     }
 
-    /// Replaces a reservation by the tokens the upstream reported.
-    pub async fn settle(&self, holds: &[Hold], used_tokens: u64) {
-        if holds.is_empty() {
-            return;
-        }
-        if let Some(redis) = &self.redis {
-            if redis.settle(holds, used_tokens).await.is_ok() {
-                return;
+    /// Replaces reservations by the tokens the upstream reported, where each was made.
+    async fn settle_holds(&self, holds: &[Hold], used_tokens: u64) {
+        let (remote, local): (Vec<Hold>, Vec<Hold>) =
+            holds.iter().cloned().partition(|h| h.in_redis);
+        self.ledger.settle(&local, used_tokens);
+        if let (Some(redis), false) = (&self.redis, remote.is_empty()) {
+            if let Err(e) = redis.settle(&remote, used_tokens).await {
+                self.metrics.redis_error();
+                tracing::warn!(error = %e, "redis budget settlement failed");
             }
-            self.metrics.redis_error();
         }
-        self.ledger.settle(holds, used_tokens);
+    }
+}
+
+/// A request's hold on its budgets. Settled with the real usage when the request ends; if it
+/// is dropped unsettled (the caller went away mid-request), its token reservation is released
+/// and the request itself stays counted.
+#[must_use = "settle the reservation with the upstream's usage"]
+pub struct Reservation {
+    state: Option<AppState>,
+    holds: Vec<Hold>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("holds", &self.holds)
+            .finish()
+    }
+}
+
+impl Reservation {
+    fn none() -> Self {
+        Reservation {
+            state: None,
+            holds: Vec::new(),
+        }
+    }
+
+    pub async fn settle(mut self, used_tokens: u64) {
+        if let Some(state) = self.state.take() {
+            state.settle_holds(&self.holds, used_tokens).await;
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            let holds = std::mem::take(&mut self.holds);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { state.settle_holds(&holds, 0).await });
+            }
+        }
     }
 }
 

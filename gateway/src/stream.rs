@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::upstream::{self, Usage};
 
 type EventStream = Pin<
@@ -39,16 +40,27 @@ pub enum Piece {
 pub struct UpstreamEvents {
     inner: EventStream,
     deadline: Instant,
-    alias: String,
+    /// What an error object inside the stream is mapped with, like any upstream error.
+    state: AppState,
+    model: Model,
+    limit_param: Option<&'static str>,
     finished: bool,
 }
 
 impl UpstreamEvents {
-    pub fn new(resp: reqwest::Response, deadline: Instant, alias: &str) -> Self {
+    pub fn new(
+        resp: reqwest::Response,
+        deadline: Instant,
+        state: &AppState,
+        model: &Model,
+        body: &Map<String, Value>,
+    ) -> Self {
         UpstreamEvents {
             inner: Box::pin(resp.bytes_stream().eventsource()),
             deadline,
-            alias: alias.to_owned(),
+            state: state.clone(),
+            model: model.clone(),
+            limit_param: upstream::limit_param(body),
             finished: false,
         }
     }
@@ -87,6 +99,32 @@ impl UpstreamEvents {
         piece
     }
 
+    /// vLLM and others report failures as an error object inside a 200 stream; it is mapped
+    /// (and sanitised) exactly as the same error with its status would be.
+    fn in_stream_error(&self, err: &Value) -> ApiError {
+        let status = err
+            .get("code")
+            .and_then(|c| {
+                c.as_u64()
+                    .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+            })
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        let upstream = &self.state.config.upstreams[self.model.upstream];
+        let text = serde_json::json!({ "error": err }).to_string();
+        upstream::map_status(
+            &self.state,
+            &self.model,
+            upstream,
+            self.limit_param,
+            status,
+            &axum::http::HeaderMap::new(),
+            &text,
+        )
+    }
+
     fn parse(&self, data: &str) -> Piece {
         if data.trim() == "[DONE]" {
             return Piece::Done;
@@ -94,10 +132,10 @@ impl UpstreamEvents {
         match serde_json::from_str::<Value>(data) {
             Ok(Value::Object(mut obj)) => {
                 if let Some(err) = obj.get("error") {
-                    return Piece::Failed(in_stream_error(err));
+                    return Piece::Failed(self.in_stream_error(err));
                 }
                 if obj.get("model").is_some() {
-                    obj.insert("model".into(), Value::String(self.alias.clone()));
+                    obj.insert("model".into(), Value::String(self.model.alias.clone()));
                 }
                 Piece::Chunk(obj)
             }
@@ -106,33 +144,6 @@ impl UpstreamEvents {
                 "the upstream sent a chunk that is not a JSON object",
             )),
         }
-    }
-}
-
-/// vLLM and others report failures as an error object inside a 200 stream.
-fn in_stream_error(err: &Value) -> ApiError {
-    let msg = err
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("upstream error")
-        .chars()
-        .take(300)
-        .collect::<String>();
-    let status = err
-        .get("code")
-        .and_then(|c| {
-            c.as_u64()
-                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
-        })
-        .and_then(|c| u16::try_from(c).ok())
-        .and_then(|c| StatusCode::from_u16(c).ok());
-    match status {
-        Some(s) if s.is_client_error() => ApiError::new(
-            Code::UpstreamBadRequest,
-            format!("the upstream rejected the request: {msg}"),
-        )
-        .with_status(s),
-        _ => ApiError::new(Code::UpstreamError, format!("the upstream failed: {msg}")),
     }
 }
 
@@ -281,7 +292,7 @@ pub async fn relay(
             return Err(e);
         }
     };
-    let mut events = UpstreamEvents::new(resp, deadline, &model.alias);
+    let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
     let first = match events.next().await {
         Piece::Chunk(c) => c,
         Piece::Done => {

@@ -237,6 +237,41 @@ impl<'a> Loop<'a> {
         s
     }
 
+    /// A final message never carries raw server-side calls (only the caller's own), and after
+    /// tool rounds it is never empty.
+    fn finish_message(&self, message: &mut Value) {
+        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+            calls.retain(|c| {
+                let name = c
+                    .pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                !self.is_server_tool(name)
+            });
+        }
+        let has_calls = message
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        let empty = message
+            .get("content")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.trim().is_empty());
+        if self.iterations > 0 && empty && !has_calls {
+            message["content"] = Value::String(self.fallback_text());
+        }
+    }
+
+    /// Indices (in the streamed `tool_calls`) of the server-side calls of a round.
+    fn server_indices(&self, message: &Value) -> Vec<u64> {
+        calls_of(message)
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| self.is_server_tool(&c.name))
+            .map(|(i, _)| i as u64)
+            .collect()
+    }
+
     fn event_payload(&self, code: Code) -> String {
         json!({"code": code.as_str(), "iterations": self.iterations, "synth_called": true})
             .to_string()
@@ -274,6 +309,12 @@ pub async fn run(
         match lp.after_round(&message).await {
             Next::Again => continue,
             Next::Final => {
+                if let Some(m) = completion
+                    .get_mut("choices")
+                    .and_then(|c| c.pointer_mut("/0/message"))
+                {
+                    lp.finish_message(m);
+                }
                 completion.insert("usage".into(), lp.usage.to_json());
                 return Ok((completion, lp.usage));
             }
@@ -363,6 +404,22 @@ impl Assembler {
     }
 }
 
+/// Removes the tool-call deltas with the given indices from a chunk.
+fn strip_deltas(chunk: &mut Map<String, Value>, indices: &[u64]) {
+    if indices.is_empty() {
+        return;
+    }
+    let delta = chunk
+        .get_mut("choices")
+        .and_then(|c| c.pointer_mut("/0/delta/tool_calls"));
+    if let Some(Value::Array(calls)) = delta {
+        calls.retain(|tc| {
+            let i = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+            !indices.contains(&i)
+        });
+    }
+}
+
 fn has_content(chunk: &Map<String, Value>) -> bool {
     chunk
         .get("choices")
@@ -383,6 +440,8 @@ fn has_tool_calls(chunk: &Map<String, Value>) -> bool {
 /// Where the streaming driver writes: the 200 header is released by the first byte, and a
 /// failure before it travels back as an ordinary error response.
 struct Out {
+    /// A caller that stops reading cannot hold the upstream (or a conversation lock) past it.
+    deadline: Instant,
     tx: mpsc::Sender<Bytes>,
     start: Option<oneshot::Sender<Result<(), ApiError>>>,
     hooks: stream::Hooks,
@@ -395,7 +454,10 @@ impl Out {
                 return false;
             }
         }
-        self.tx.send(b).await.is_ok()
+        matches!(
+            tokio::time::timeout_at(self.deadline, self.tx.send(b)).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn fail(&mut self, e: ApiError) {
@@ -444,6 +506,7 @@ pub async fn stream(
     tokio::spawn(async move {
         let closed = tx.clone();
         let mut out = Out {
+            deadline,
             tx,
             start: Some(start_tx),
             hooks,
@@ -516,10 +579,22 @@ async fn drive(
                     .unwrap_or_default()
                     .to_owned();
                 // Not relayed: the whole round is here. Relayed: only the held tool-call
-                // deltas are (calls to the caller's own tools after some content).
-                for c in &buffered {
-                    if !out.chunk(c).await {
+                // deltas are (calls to the caller's own tools after some content). Deltas of
+                // server-side calls never reach the caller.
+                let server = lp.server_indices(&message);
+                for mut c in buffered {
+                    strip_deltas(&mut c, &server);
+                    if !out.chunk(&c).await {
                         return;
+                    }
+                }
+                let mut finished = message.clone();
+                lp.finish_message(&mut finished);
+                if finished.get("content") != message.get("content") {
+                    final_text = lp.fallback_text();
+                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": final_text}, "finish_reason": "stop"}]});
+                    if let Value::Object(c) = c {
+                        out.chunk(&c).await;
                     }
                 }
                 break;
@@ -579,24 +654,35 @@ async fn stream_round(
     usage: &mut Usage,
     hold_tools: bool,
 ) -> Round {
-    let resp = match upstream::send(state, model, body).await {
-        Ok(r) => r,
-        Err(e) => {
+    let sent = tokio::time::timeout_at(deadline, upstream::send(state, model, body)).await;
+    let resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             out.fail(e).await;
             return Round::Over;
         }
+        Err(_) => {
+            out.fail(ApiError::new(
+                Code::UpstreamTimeout,
+                "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
+            ))
+            .await;
+            return Round::Over;
+        }
     };
-    let mut events = UpstreamEvents::new(resp, deadline, &model.alias);
+    let mut events = UpstreamEvents::new(resp, deadline, state, model, body);
     let mut asm = Assembler::default();
     let mut live = !hold_tools;
     let mut tool_round = false;
     let mut buffered = Vec::new();
     let mut last = None;
+    // Some servers repeat cumulative usage on every chunk: the round's last report counts.
+    let mut round_usage = Usage::default();
     loop {
         match events.next().await {
             Piece::Chunk(c) => {
                 if let Some(u) = c.get("usage").filter(|u| u.is_object()) {
-                    usage.add(Usage::from_json(Some(u)));
+                    round_usage = Usage::from_json(Some(u));
                 }
                 if stream::is_usage_only(&c) {
                     last = Some(c);
@@ -631,11 +717,13 @@ async fn stream_round(
             }
             Piece::Done => break,
             Piece::Failed(e) => {
+                usage.add(round_usage);
                 out.fail(e).await;
                 return Round::Over;
             }
         }
     }
+    usage.add(round_usage);
     Round::Complete {
         message: asm.message(),
         buffered,

@@ -138,7 +138,12 @@ pub async fn chat(
     let resp = send(state, model, body).await?;
     let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(mut obj)) if obj.get("choices").is_some_and(Value::is_array) => {
+        Ok(Value::Object(mut obj))
+            if obj
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty()) =>
+        {
             let usage = Usage::from_json(obj.get("usage"));
             // The caller asked for an alias; the upstream's model name is an internal detail.
             obj.insert("model".into(), Value::String(model.alias.clone()));
@@ -193,7 +198,26 @@ async fn error_from_response(
         Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(16 * 1024)]).into_owned(),
         _ => String::new(),
     };
-    map_status(state, model, upstream, body, status, &headers, &text)
+    map_status(
+        state,
+        model,
+        upstream,
+        limit_param(body),
+        status,
+        &headers,
+        &text,
+    )
+}
+
+/// Which token-limit field the request sent, for `max_tokens_below_minimum`'s `param`.
+pub fn limit_param(body: &Map<String, Value>) -> Option<&'static str> {
+    if body.contains_key("max_tokens") {
+        Some("/max_tokens")
+    } else if body.contains_key("max_completion_tokens") {
+        Some("/max_completion_tokens")
+    } else {
+        None
+    }
 }
 
 /// The pure part of the mapping (unit-tested without sockets).
@@ -201,7 +225,7 @@ pub fn map_status(
     state: &AppState,
     model: &Model,
     upstream: &Upstream,
-    body: &Map<String, Value>,
+    limit_param: Option<&'static str>,
     status: StatusCode,
     headers: &HeaderMap,
     text: &str,
@@ -261,14 +285,10 @@ pub fn map_status(
         ]
         .iter()
         .any(|w| lower.contains(w));
-        let sent_limit =
-            body.contains_key("max_tokens") || body.contains_key("max_completion_tokens");
-        if mentions_limit && sent_limit && !lower.contains("context length") {
-            let param = if body.contains_key("max_tokens") {
-                "/max_tokens"
-            } else {
-                "/max_completion_tokens"
-            };
+        if let (true, Some(param)) = (
+            mentions_limit && !lower.contains("context length"),
+            limit_param,
+        ) {
             return ApiError::new(
                 Code::MaxTokensBelowMinimum,
                 format!(
@@ -388,7 +408,7 @@ mod tests {
             &state,
             &model,
             &upstream(kind),
-            &req,
+            limit_param(&req),
             StatusCode::from_u16(status).unwrap(),
             &HeaderMap::new(),
             body,

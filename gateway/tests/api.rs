@@ -603,3 +603,64 @@ async fn storage_failure_is_storage_error_and_nothing_half_written() {
     let r = send(&s, get("/c1/conversations?user_id=alice", Some(TOKEN))).await;
     assert_eq!(r.body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn undecodable_path_ids_get_the_envelope() {
+    let req = Request::get("/c1/conversations/%FF?user_id=u")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    send(&offline(), req).await.assert_error(Code::InvalidField);
+}
+
+#[tokio::test]
+async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion())
+                .set_delay(Duration::from_secs(30)),
+        )
+        .mount(&server)
+        .await;
+    let mut cfg = testing::config_with_upstream(&format!("{}/v1", server.uri()));
+    cfg.tenants[0].budgets = vec![Budget {
+        model: "small".into(),
+        requests_per_day: None,
+        tokens_per_day: Some(100),
+    }];
+    let s = state_with(cfg);
+    let mut body = hello();
+    body["max_tokens"] = json!(100);
+    let first = tokio::spawn({
+        let s = s.clone();
+        let body = body.clone();
+        async move { send(&s, chat(Some(TOKEN), body)).await }
+    });
+    // wait until the first request is at the upstream, then abandon it
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.received_requests().await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    // its 100 reserved tokens come back: a new request is admitted (not model_quota_exhausted)
+    let mut admitted = false;
+    while std::time::Instant::now() < deadline {
+        let mut req = chat(Some(TOKEN), body.clone());
+        req.headers_mut()
+            .insert("x-request-id", "probe".parse().unwrap());
+        let probe = tokio::time::timeout(Duration::from_millis(200), send(&s, req)).await;
+        if probe.is_err() {
+            admitted = true; // it reached the (slow) upstream instead of being refused
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        admitted,
+        "the abandoned request's reservation was never released"
+    );
+}

@@ -395,3 +395,95 @@ async fn usage_chunk_only_when_asked_and_summed() {
         true
     );
 }
+
+#[tokio::test]
+async fn mixed_rounds_return_only_the_callers_calls_and_answers_are_never_empty() {
+    let r = rig(true, Duration::from_secs(10)).await;
+    let mine = json!([{"type": "function", "function": {"name": "my_tool", "parameters": {"type": "object"}}}]);
+    r.mock.script(
+        "mixed",
+        vec![Step::tool_calls(vec![
+            ToolCallSpec::new("lookup_weather", r#"{"city":"Oslo"}"#),
+            ToolCallSpec::new("my_tool", r#"{"x":1}"#),
+        ])],
+    );
+    let v: Value = r
+        .post("mixed", json!({"tools": mine}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let calls = v["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{v}");
+    assert_eq!(calls[0]["function"]["name"], "my_tool");
+
+    r.mock.script(
+        "mixed-s",
+        vec![Step::tool_calls(vec![
+            ToolCallSpec::new("lookup_weather", r#"{"city":"Oslo"}"#),
+            ToolCallSpec::new("my_tool", r#"{"x":1}"#),
+        ])],
+    );
+    let evts = events(
+        r.post("mixed-s", json!({"tools": mine, "stream": true}))
+            .await,
+    )
+    .await;
+    assert!(
+        !evts.iter().any(|(_, d)| d.contains("lookup_weather")),
+        "{evts:?}"
+    );
+    assert!(evts.iter().any(|(_, d)| d.contains("my_tool")), "{evts:?}");
+
+    r.mock.script(
+        "empty",
+        vec![
+            Step::tool_call("lookup_weather", r#"{"city":"Oslo"}"#),
+            Step::reply(""),
+        ],
+    );
+    let v: Value = r.post("empty", json!({})).await.json().await.unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("Oslo"), "{v}");
+}
+
+#[tokio::test]
+async fn in_stream_errors_are_mapped_like_any_upstream_error() {
+    let r = rig(false, Duration::from_secs(5)).await;
+    r.mock.script(
+        "q429",
+        vec![Step::stream_error(
+            0,
+            429,
+            "litellm.RateLimitError: http://10.1.2.3:4000 over",
+        )],
+    );
+    let resp = r.post("q429", json!({"stream": true})).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("model_quota_exhausted")
+            && !text.contains("10.1.2.3")
+            && !text.contains("litellm"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_whole_tool_loop_is_bounded_by_the_deadline() {
+    let r = rig(true, Duration::from_millis(900)).await;
+    r.mock.script(
+        "slow",
+        (0..10)
+            .map(|i| {
+                Step::tool_call("lookup_weather", format!("{{\"city\":\"c{i}\"}}")).with_delay(300)
+            })
+            .collect(),
+    );
+    let resp = r.post("slow", json!({})).await;
+    assert_eq!(resp.status(), 504);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_timeout");
+    assert!(r.mock.records("slow").len() <= 4);
+}

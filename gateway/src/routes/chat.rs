@@ -29,25 +29,28 @@ pub async fn v1(
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
-    let holds = state
-        .reserve(tenant, &checked.model.alias, reserved_tokens(&obj))
+    let reservation = state
+        .reserve(
+            tenant,
+            &checked.model.alias,
+            reserved_tokens(&obj, checked.model),
+        )
         .await?;
     let mut resp = if checked.stream {
-        let settle_state = state.clone();
         let hooks = Hooks {
             field: None,
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
-                    settle_state.settle(&holds, o.usage.total_tokens).await;
+                    reservation.settle(o.usage.total_tokens).await;
                     Ok(())
                 })
             })),
         };
         open_stream(&state, checked.model, obj, deadline, hooks).await?
     } else {
-        let result = complete(&state, checked.model, obj).await;
+        let result = complete(&state, checked.model, obj, deadline).await;
         let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
-        state.settle(&holds, used).await;
+        reservation.settle(used).await;
         Json(Value::Object(result?.0)).into_response()
     };
     applied_headers(resp.headers_mut(), checked.floored);
@@ -64,25 +67,39 @@ async fn read_chat(
     validate::parse_object(&bytes)
 }
 
-/// `max_tokens` is what a request may spend; it is reserved up front.
-fn reserved_tokens(body: &Map<String, Value>) -> u64 {
+/// What a request may spend, reserved up front: its `max_tokens`, else the model's output cap
+/// (so that parallel requests without a limit cannot overspend a token budget).
+fn reserved_tokens(body: &Map<String, Value>, model: &Model) -> u64 {
     body.get("max_tokens")
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
+        .or_else(|| model.constraints.max_output_tokens.map(u64::from))
         .unwrap_or(0)
 }
 
-/// Non-streaming answer: through the tool loop when server-side tools are configured.
+/// Non-streaming answer: through the tool loop when server-side tools are configured; the
+/// whole of it (every round) within the request's deadline.
 async fn complete(
     state: &AppState,
     model: &Model,
     body: Map<String, Value>,
+    deadline: tokio::time::Instant,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
-    if state.config.tools.is_empty() {
-        upstream::chat(state, model, &body).await
-    } else {
-        toolloop::run(state, model, body).await
-    }
+    let work = async move {
+        if state.config.tools.is_empty() {
+            upstream::chat(state, model, &body).await
+        } else {
+            toolloop::run(state, model, body).await
+        }
+    };
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Code::UpstreamTimeout,
+                "the upstream work did not finish within HTTP_TOTAL_TIMEOUT_SECS",
+            ))
+        })
 }
 
 async fn open_stream(
@@ -169,8 +186,12 @@ pub async fn c1(
     let mut full = history;
     full.extend(new_messages.iter().cloned());
     obj.insert("messages".into(), Value::Array(full));
-    let holds = state
-        .reserve(tenant, &checked.model.alias, reserved_tokens(&obj))
+    let reservation = state
+        .reserve(
+            tenant,
+            &checked.model.alias,
+            reserved_tokens(&obj, checked.model),
+        )
         .await?;
 
     let mut resp = if checked.stream {
@@ -181,7 +202,7 @@ pub async fn c1(
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     let _guard = guard;
-                    st.settle(&holds, o.usage.total_tokens).await;
+                    reservation.settle(o.usage.total_tokens).await;
                     if !o.completed {
                         return Ok(());
                     }
@@ -201,9 +222,9 @@ pub async fn c1(
         }
         r
     } else {
-        let result = complete(&state, checked.model, obj).await;
-        state
-            .settle(&holds, result.as_ref().map_or(0, |(_, u)| u.total_tokens))
+        let result = complete(&state, checked.model, obj, deadline).await;
+        reservation
+            .settle(result.as_ref().map_or(0, |(_, u)| u.total_tokens))
             .await;
         let (mut completion, _) = result?;
         let answer = completion

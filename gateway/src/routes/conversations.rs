@@ -1,5 +1,6 @@
 //! `GET/DELETE /c1/conversations[/{id}]?user_id=`: tenant- and user-scoped reads and deletes.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,7 +34,9 @@ fn user_id(query: Option<String>) -> Result<String, ApiError> {
     Ok(user)
 }
 
-fn conversation_id(id: &str) -> Result<&str, ApiError> {
+/// The id from the path; a path that does not even decode (e.g. `%FF`) is an invalid id too.
+fn conversation_id(id: &Result<Path<String>, PathRejection>) -> Result<&str, ApiError> {
+    let id = id.as_ref().map(|p| p.0.as_str()).unwrap_or_default();
     if valid_conversation_id(id) {
         Ok(id)
     } else {
@@ -74,7 +77,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let user = user_id(q)?;
@@ -92,7 +95,7 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let user = user_id(q)?;
