@@ -69,8 +69,8 @@ impl LocalLedger {
         for b in budgets {
             let key = budget_key(&tenant.id, &b.model, day);
             let c = counters.entry(key.clone()).or_default();
-            c.0 += 1;
-            c.1 += tokens;
+            c.0 = c.0.saturating_add(1);
+            c.1 = c.1.saturating_add(tokens);
             holds.push(Hold {
                 in_redis: false,
                 key,
@@ -84,7 +84,9 @@ impl LocalLedger {
         let mut counters = self.counters.lock();
         for h in holds {
             if let Some(c) = counters.get_mut(&h.key) {
-                c.1 = (c.1 + used_tokens).saturating_sub(h.reserved_tokens);
+                c.1 =
+                    c.1.saturating_add(used_tokens)
+                        .saturating_sub(h.reserved_tokens);
             }
         }
     }

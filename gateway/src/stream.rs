@@ -19,6 +19,7 @@ use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::toolloop::Assembler;
 use crate::upstream::{self, Usage};
 
 type EventStream = Pin<
@@ -210,8 +211,9 @@ pub fn request_usage(body: &mut Map<String, Value>) -> bool {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub usage: Usage,
-    /// The assistant text the caller received.
-    pub content: String,
+    /// The assistant message the caller received (content and the caller's own tool calls),
+    /// `Null` when the stream did not complete.
+    pub message: Value,
     /// True only when the stream reached `[DONE]`.
     pub completed: bool,
 }
@@ -237,13 +239,13 @@ impl Hooks {
         serde_json::to_string(chunk).ok().map(|s| sse_data(&s))
     }
 
-    /// Settles an unfinished stream without blocking the caller (also from `Drop`).
-    pub fn abandon(&mut self, usage: Usage, content: String) {
+    /// Settles an unfinished stream without blocking the caller (`RelayState` calls it on drop).
+    pub fn abandon(&mut self, usage: Usage) {
         if let Some(f) = self.finish.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(f(Outcome {
                     usage,
-                    content,
+                    message: Value::Null,
                     completed: false,
                 }));
             }
@@ -251,11 +253,11 @@ impl Hooks {
     }
 
     /// Runs the finish hook for a completed stream; returns the bytes that end it.
-    pub async fn complete(&mut self, usage: Usage, content: String) -> Bytes {
+    pub async fn complete(&mut self, usage: Usage, message: Value) -> Bytes {
         if let Some(f) = self.finish.take() {
             if let Err(e) = f(Outcome {
                 usage,
-                content,
+                message,
                 completed: true,
             })
             .await
@@ -265,14 +267,6 @@ impl Hooks {
         }
         done()
     }
-}
-
-pub fn delta_content(chunk: &Map<String, Value>) -> Option<&str> {
-    chunk
-        .get("choices")
-        .and_then(|c| c.get(0))
-        .and_then(|c| c.pointer("/delta/content"))
-        .and_then(Value::as_str)
 }
 
 /// Plain relay (no server-side tools): waits for the first chunk, then forwards each chunk as
@@ -288,7 +282,7 @@ pub async fn relay(
     let resp = match upstream::send(state, model, &body).await {
         Ok(r) => r,
         Err(e) => {
-            hooks.abandon(Usage::default(), String::new());
+            hooks.abandon(Usage::default());
             return Err(e);
         }
     };
@@ -296,14 +290,14 @@ pub async fn relay(
     let first = match events.next().await {
         Piece::Chunk(c) => c,
         Piece::Done => {
-            hooks.abandon(Usage::default(), String::new());
+            hooks.abandon(Usage::default());
             return Err(ApiError::new(
                 Code::UpstreamError,
                 "the upstream stream ended before its first chunk",
             ));
         }
         Piece::Failed(e) => {
-            hooks.abandon(Usage::default(), String::new());
+            hooks.abandon(Usage::default());
             return Err(e);
         }
     };
@@ -311,7 +305,7 @@ pub async fn relay(
         events,
         wants_usage,
         usage: Usage::default(),
-        content: String::new(),
+        asm: Assembler::default(),
         hooks,
         ended: false,
     };
@@ -329,15 +323,14 @@ pub async fn relay(
                 }
                 Piece::Done => {
                     st.ended = true;
-                    let content = std::mem::take(&mut st.content);
-                    let end = st.hooks.complete(st.usage, content).await;
+                    let message = st.asm.message();
+                    let end = st.hooks.complete(st.usage, message).await;
                     return Some((Ok(end), st));
                 }
                 Piece::Failed(e) => {
                     tracing::warn!(code = e.code.as_str(), "stream failed after the 200 header");
                     st.ended = true;
-                    let content = std::mem::take(&mut st.content);
-                    st.hooks.abandon(st.usage, content);
+                    st.hooks.abandon(st.usage);
                     return Some((Ok(error_event(&e)), st));
                 }
             }
@@ -351,7 +344,8 @@ struct RelayState {
     events: UpstreamEvents,
     wants_usage: bool,
     usage: Usage,
-    content: String,
+    /// What the caller has received so far, for the /c1 store.
+    asm: Assembler,
     hooks: Hooks,
     ended: bool,
 }
@@ -364,9 +358,7 @@ impl RelayState {
         if is_usage_only(&chunk) && !self.wants_usage {
             return None;
         }
-        if let Some(t) = delta_content(&chunk) {
-            self.content.push_str(t);
-        }
+        self.asm.add(&chunk);
         self.hooks.chunk_bytes(&mut chunk)
     }
 }
@@ -374,7 +366,6 @@ impl RelayState {
 impl Drop for RelayState {
     fn drop(&mut self) {
         // A caller that went away still consumed what the upstream reported so far.
-        let content = std::mem::take(&mut self.content);
-        self.hooks.abandon(self.usage, content);
+        self.hooks.abandon(self.usage);
     }
 }

@@ -520,7 +520,7 @@ pub async fn stream(
         };
         // Settles a reservation when the stream did not complete (no-op after completion).
         let used = *usage.lock();
-        out.hooks.abandon(used, String::new());
+        out.hooks.abandon(used);
     });
     match start_rx.await {
         Ok(Ok(())) => {
@@ -555,7 +555,7 @@ async fn drive(
         .unwrap_or_default();
     let mut lp = Loop::new(state, body);
     let mut last_chunk: Option<Map<String, Value>> = None;
-    let mut final_text;
+    let final_message;
     loop {
         let round = stream_round(state, model, &lp.body, deadline, out, &mut lp.usage, true).await;
         *seen.lock() = lp.usage;
@@ -573,11 +573,6 @@ async fn drive(
         match lp.after_round(&message).await {
             Next::Again => continue,
             Next::Final => {
-                final_text = message
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
                 // Not relayed: the whole round is here. Relayed: only the held tool-call
                 // deltas are (calls to the caller's own tools after some content). Deltas of
                 // server-side calls never reach the caller.
@@ -591,12 +586,12 @@ async fn drive(
                 let mut finished = message.clone();
                 lp.finish_message(&mut finished);
                 if finished.get("content") != message.get("content") {
-                    final_text = lp.fallback_text();
-                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": final_text}, "finish_reason": "stop"}]});
+                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": lp.fallback_text()}, "finish_reason": "stop"}]});
                     if let Value::Object(c) = c {
                         out.chunk(&c).await;
                     }
                 }
+                final_message = finished;
                 break;
             }
             Next::Synthesise(code) => {
@@ -617,7 +612,7 @@ async fn drive(
                 if last.is_some() {
                     last_chunk = last;
                 }
-                final_text = message
+                let mut final_text = message
                     .get("content")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
@@ -629,6 +624,7 @@ async fn drive(
                         out.chunk(&c).await;
                     }
                 }
+                final_message = json!({"role": "assistant", "content": final_text});
                 break;
             }
         }
@@ -639,7 +635,7 @@ async fn drive(
         u.insert("usage".into(), lp.usage.to_json());
         out.chunk(&u).await;
     }
-    let end = out.hooks.complete(lp.usage, final_text).await;
+    let end = out.hooks.complete(lp.usage, final_message).await;
     out.emit(end).await;
 }
 

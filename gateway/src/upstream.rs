@@ -38,14 +38,17 @@ impl Usage {
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: total.unwrap_or(prompt + completion),
+            total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
         }
     }
 
     pub fn add(&mut self, other: Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.total_tokens += other.total_tokens;
+        // Saturating: absurd numbers from an upstream must not panic a request.
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
     }
 
     pub fn to_json(self) -> Value {
@@ -340,7 +343,8 @@ const PROVIDERS: [&str; 5] = ["litellm", "openrouter", "vllm", "openai", "anthro
 pub fn sanitize(msg: &str, upstream: &Upstream) -> String {
     let mut out = String::with_capacity(msg.len().min(512));
     for word in msg.split_inclusive(char::is_whitespace) {
-        let trimmed = word.trim();
+        // Quotes and brackets around a key or URL must not hide it.
+        let trimmed = word.trim().trim_matches(|c: char| !c.is_alphanumeric());
         let lower = trimmed.to_ascii_lowercase();
         let secret = PROVIDERS.iter().any(|p| lower.contains(p))
             || lower.contains("http://")

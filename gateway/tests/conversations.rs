@@ -196,3 +196,49 @@ async fn each_personality_quota_answer_maps_to_the_catalog() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_streamed_tool_call_answer_is_stored_whole() {
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_on(&mock, &dir).await;
+    mock.script(
+        "c1t",
+        vec![Step::tool_calls(vec![
+            mocks::ToolCallSpec::new("my_tool", r#"{"q":"x"}"#).with_id("call_7")
+        ])
+        .with_arg_splits(3)],
+    );
+    let http = reqwest::Client::new();
+    let tools = json!([{"type": "function", "function": {"name": "my_tool", "parameters": {"type": "object"}}}]);
+    let resp = http
+        .post(format!("{}/c1/chat/completions", gw.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"model": "small", "user_id": "u2", "stream": true, "tools": tools, "messages": [{"role": "user", "content": "go mock:c1t"}]}))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.text().await.unwrap();
+    let conv: Value = http
+        .get(format!(
+            "{}/c1/conversations/{id}?user_id=u2",
+            gw.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored = &conv["messages"][1];
+    assert_eq!(stored["tool_calls"][0]["id"], "call_7", "{conv}");
+    assert_eq!(
+        stored["tool_calls"][0]["function"]["arguments"],
+        r#"{"q":"x"}"#
+    );
+}

@@ -25,7 +25,7 @@ pub async fn v1(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
-    let mut obj = read_chat(&state, &headers, body).await?;
+    let mut obj = read_chat(&state, &headers, body, deadline).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
@@ -62,11 +62,20 @@ async fn read_chat(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    deadline: tokio::time::Instant,
 ) -> Result<Map<String, Value>, ApiError> {
-    let bytes = super::read_body(body, headers, state.config.max_body_bytes).await?;
+    // A body trickled in forever must not hold the request open forever.
+    let read = super::read_body(body, headers, state.config.max_body_bytes);
+    let bytes = tokio::time::timeout_at(deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Code::InvalidJson,
+                "the request body did not arrive completely within HTTP_TOTAL_TIMEOUT_SECS",
+            ))
+        })?;
     validate::parse_object(&bytes)
 }
-
 /// What a request may spend, reserved up front: its `max_tokens`, else the model's output cap
 /// (so that parallel requests without a limit cannot overspend a token budget).
 fn reserved_tokens(body: &Map<String, Value>, model: &Model) -> u64 {
@@ -141,7 +150,7 @@ pub async fn c1(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.http_total_timeout;
-    let mut obj = read_chat(&state, &headers, body).await?;
+    let mut obj = read_chat(&state, &headers, body, deadline).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::C1)?;
@@ -162,7 +171,14 @@ pub async fn c1(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // Exchanges of one conversation are serialised: the next one reads this one's answer.
-    let guard = state.store.lock(&id).await;
+    let guard = tokio::time::timeout_at(deadline, state.store.lock(&id))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                Code::StorageError,
+                "the conversation stayed busy with another exchange; retry",
+            )
+        })?;
     let history = match &requested {
         Some(id) => state
             .store
@@ -207,7 +223,7 @@ pub async fn c1(
                         return Ok(());
                     }
                     let mut exchange = new_messages;
-                    exchange.push(serde_json::json!({"role": "assistant", "content": o.content}));
+                    exchange.push(o.message);
                     st.store
                         .append(&tenant_id, &user, &conv, &alias, exchange)
                         .await
