@@ -111,6 +111,9 @@ fn sse_relay(c: &mut Criterion) {
     let events = upstream_sse_events(64);
     let n = events.len() as u64;
     let bytes: u64 = events.iter().map(|e| e.len() as u64).sum();
+    let state = &gateway::AppState::new(gateway::testing::config()).unwrap();
+    let model = &state.config.models[0];
+    let request = &serde_json::Map::new();
     let mut g = c.benchmark_group("sse_relay");
     g.throughput(Throughput::Elements(n));
     g.bench_function(format!("{n}_events"), |b| {
@@ -127,7 +130,7 @@ fn sse_relay(c: &mut Criterion) {
             },
             |resp| async move {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut up = UpstreamEvents::new(resp, deadline, "small");
+                let mut up = UpstreamEvents::new(resp, deadline, state, model, request);
                 let hooks = Hooks::default();
                 let mut out = 0usize;
                 loop {
