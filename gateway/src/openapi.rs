@@ -87,8 +87,15 @@ struct RouteDoc {
     auth: bool,
     ok: (u16, &'static str, Option<&'static str>),
     request: Option<&'static str>,
-    codes: &'static [Code],
+    /// Groups of catalog codes the route can answer with.
+    codes: &'static [&'static [Code]],
     user_id_query: bool,
+}
+
+impl RouteDoc {
+    fn all_codes(&self) -> impl Iterator<Item = Code> + '_ {
+        self.codes.iter().flat_map(|g| g.iter().copied())
+    }
 }
 
 const AUTH: [Code; 3] = [
@@ -120,30 +127,8 @@ const CHAT_CODES: &[Code] = &[
     Code::InternalError,
 ];
 
-const C1_CHAT_CODES: &[Code] = &[
-    Code::MissingAuthorization,
-    Code::InvalidAuthorization,
-    Code::RateLimitExceeded,
-    Code::ModelQuotaExhausted,
-    Code::OpenrouterDailyQuotaExhausted,
-    Code::BodyTooLarge,
-    Code::InvalidJson,
-    Code::MissingField,
-    Code::InvalidField,
-    Code::ModelNotInAllowlist,
-    Code::MaxTokensBelowMinimum,
-    Code::ImageUrlNotSupported,
-    Code::ImageDecodeError,
-    Code::ImageBase64Invalid,
-    Code::ToolCallArgumentsInvalid,
-    Code::UpstreamBadRequest,
-    Code::ConversationNotFound,
-    Code::UpstreamError,
-    Code::UpstreamTimeout,
-    Code::UpstreamUnavailable,
-    Code::InternalError,
-    Code::StorageError,
-];
+/// What /c1 adds to the /v1 chat codes.
+const CONVERSATION_CODES: &[Code] = &[Code::ConversationNotFound, Code::StorageError];
 
 const CONV_CODES: &[Code] = &[
     AUTH[0],
@@ -173,7 +158,7 @@ const ROUTES: &[RouteDoc] = &[
             Some("ChatCompletion"),
         ),
         request: Some("ChatCompletionRequest"),
-        codes: CHAT_CODES,
+        codes: &[CHAT_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -183,7 +168,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: true,
         ok: (200, "model list", None),
         request: None,
-        codes: INFO_CODES,
+        codes: &[INFO_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -193,7 +178,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: true,
         ok: (200, "gateway info", None),
         request: None,
-        codes: INFO_CODES,
+        codes: &[INFO_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -207,7 +192,7 @@ const ROUTES: &[RouteDoc] = &[
             Some("ChatCompletion"),
         ),
         request: Some("C1ChatCompletionRequest"),
-        codes: C1_CHAT_CODES,
+        codes: &[CHAT_CODES, CONVERSATION_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -217,7 +202,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: true,
         ok: (200, "conversation list", None),
         request: None,
-        codes: CONV_CODES,
+        codes: &[CONV_CODES],
         user_id_query: true,
     },
     RouteDoc {
@@ -227,7 +212,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: true,
         ok: (200, "conversation", None),
         request: None,
-        codes: CONV_CODES,
+        codes: &[CONV_CODES],
         user_id_query: true,
     },
     RouteDoc {
@@ -237,7 +222,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: true,
         ok: (204, "deleted", None),
         request: None,
-        codes: CONV_CODES,
+        codes: &[CONV_CODES],
         user_id_query: true,
     },
     RouteDoc {
@@ -247,7 +232,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "catalog", Some("Catalog")),
         request: None,
-        codes: PUBLIC_CODES,
+        codes: &[PUBLIC_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -257,7 +242,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "text/html", None),
         request: None,
-        codes: PUBLIC_CODES,
+        codes: &[PUBLIC_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -267,7 +252,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "OpenAPI 3.1", None),
         request: None,
-        codes: PUBLIC_CODES,
+        codes: &[PUBLIC_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -277,7 +262,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "alive", None),
         request: None,
-        codes: OPS_CODES,
+        codes: &[OPS_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -287,7 +272,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "ready (503 with the same body when not)", None),
         request: None,
-        codes: OPS_CODES,
+        codes: &[OPS_CODES],
         user_id_query: false,
     },
     RouteDoc {
@@ -297,7 +282,7 @@ const ROUTES: &[RouteDoc] = &[
         auth: false,
         ok: (200, "OpenMetrics text", None),
         request: None,
-        codes: OPS_CODES,
+        codes: &[OPS_CODES],
         user_id_query: false,
     },
 ];
@@ -306,7 +291,7 @@ const ROUTES: &[RouteDoc] = &[
 pub fn route_codes() -> Vec<(&'static str, &'static str, Vec<Code>)> {
     ROUTES
         .iter()
-        .map(|r| (r.method, r.path, r.codes.to_vec()))
+        .map(|r| (r.method, r.path, r.all_codes().collect()))
         .collect()
 }
 
@@ -430,13 +415,13 @@ pub fn document() -> OpenApi {
         }
         op = op.response(r.ok.0.to_string(), ok.build());
         let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
-        for c in r.codes.iter().chain(std::iter::once(&Code::RouteNotFound)) {
+        for c in r.all_codes().chain(std::iter::once(Code::RouteNotFound)) {
             let e = c.entry();
             if e.http_status >= 400 {
                 by_status.entry(e.http_status).or_default().push(e.code);
             }
         }
-        if r.codes.contains(&Code::UpstreamBadRequest) {
+        if r.all_codes().any(|c| c == Code::UpstreamBadRequest) {
             by_status
                 .entry(422)
                 .or_default()
@@ -528,10 +513,7 @@ mod tests {
 
     #[test]
     fn every_error_code_is_returned_by_some_route() {
-        let mut seen: HashSet<Code> = ROUTES
-            .iter()
-            .flat_map(|r| r.codes.iter().copied())
-            .collect();
+        let mut seen: HashSet<Code> = ROUTES.iter().flat_map(RouteDoc::all_codes).collect();
         seen.insert(Code::RouteNotFound);
         seen.insert(Code::ToolLoopMaxIterations);
         seen.insert(Code::ToolLoopAntiLoopSynthesised);
