@@ -28,27 +28,6 @@ fn sane(id: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-/// Route template for metrics and logs: bounded label values, never the raw path.
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/v1/chat/completions" => "/v1/chat/completions",
-        "/v1/models" => "/v1/models",
-        "/v1/info" => "/v1/info",
-        "/c1/chat/completions" => "/c1/chat/completions",
-        "/c1/conversations" => "/c1/conversations",
-        "/errors" => "/errors",
-        "/docs/errors" => "/docs/errors",
-        "/openapi.json" => "/openapi.json",
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        p if p.starts_with("/c1/conversations/") && p[18..].find('/').is_none() => {
-            "/c1/conversations/{id}"
-        }
-        _ => "unmatched",
-    }
-}
-
 pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
@@ -58,7 +37,8 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let route = route_label(req.uri().path());
+    // Bounded label values for metrics and logs: a documented template, never the raw path.
+    let route = crate::openapi::route_template(req.uri().path()).unwrap_or("unmatched");
     let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => {

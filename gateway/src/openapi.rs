@@ -287,12 +287,30 @@ const ROUTES: &[RouteDoc] = &[
     },
 ];
 
-/// The codes a route can answer with (also used by tests to tie routes to the catalog).
-pub fn route_codes() -> Vec<(&'static str, &'static str, Vec<Code>)> {
-    ROUTES
-        .iter()
-        .map(|r| (r.method, r.path, r.all_codes().collect()))
-        .collect()
+/// Every documented route as (method, path template); a test checks the router serves each.
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES.iter().map(|r| (r.method, r.path))
+}
+
+/// The documented template a request path belongs to (`{…}` matches one segment): the
+/// bounded route label of metrics and logs, from the same table as the documentation.
+pub fn route_template(path: &str) -> Option<&'static str> {
+    ROUTES.iter().map(|r| r.path).find(|template| {
+        let mut got = path.split('/');
+        let mut want = template.split('/');
+        loop {
+            match (got.next(), want.next()) {
+                (None, None) => return true,
+                (Some(g), Some(w)) if w.starts_with('{') => {
+                    if g.is_empty() {
+                        return false;
+                    }
+                }
+                (Some(g), Some(w)) if g == w => {}
+                _ => return false,
+            }
+        }
+    })
 }
 
 fn of_type(t: Type) -> ObjectBuilder {
@@ -509,6 +527,22 @@ mod tests {
         let codes = &v["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]
             ["properties"]["code"]["enum"];
         assert_eq!(codes.as_array().unwrap().len(), ENTRIES.len());
+    }
+
+    #[test]
+    fn request_paths_map_to_their_templates() {
+        assert_eq!(
+            route_template("/v1/chat/completions"),
+            Some("/v1/chat/completions")
+        );
+        assert_eq!(
+            route_template("/c1/conversations/abc-1"),
+            Some("/c1/conversations/{id}")
+        );
+        assert_eq!(route_template("/c1/conversations/"), None);
+        assert_eq!(route_template("/c1/conversations/a/b"), None);
+        assert_eq!(route_template("/v1/chat/completions/x"), None);
+        assert_eq!(route_template("/nope"), None);
     }
 
     #[test]

@@ -664,3 +664,23 @@ async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
         "the abandoned request's reservation was never released"
     );
 }
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let s = offline();
+    for (method, path) in gateway::openapi::routes() {
+        let path = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let req = Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(path.as_str())
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&s, req).await;
+        assert_ne!(
+            r.code(),
+            "route_not_found",
+            "{method} {path} is documented but not served"
+        );
+    }
+}

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
 
+use super::storage_error;
 use crate::auth::{Principal, FAULT_HEADER};
 use crate::catalog::Code;
 use crate::config::Model;
@@ -133,14 +134,6 @@ pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
             headers.insert(HeaderName::from_static("x-rust-api-applied"), v);
         }
     }
-}
-
-fn storage_error(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "conversation store failed");
-    ApiError::new(
-        Code::StorageError,
-        "the conversation store could not be read or written; nothing was saved",
-    )
 }
 
 pub async fn c1(

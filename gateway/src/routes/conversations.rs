@@ -55,14 +55,6 @@ fn not_found() -> ApiError {
     )
 }
 
-fn storage(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "conversation store failed");
-    ApiError::new(
-        Code::StorageError,
-        "the conversation store could not be read or written",
-    )
-}
-
 pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -70,7 +62,11 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let user = user_id(q)?;
     let tenant = &state.config.tenants[p.tenant].id;
-    let list = state.store.list(tenant, &user).await.map_err(storage)?;
+    let list = state
+        .store
+        .list(tenant, &user)
+        .await
+        .map_err(super::storage_error)?;
     Ok(Json(json!({"object": "list", "data": list})))
 }
 
@@ -87,7 +83,7 @@ pub async fn get(
         .store
         .get(tenant, &user, id)
         .await
-        .map_err(storage)?
+        .map_err(super::storage_error)?
         .ok_or_else(not_found)?;
     Ok(Json(json!(conv)))
 }
@@ -106,7 +102,7 @@ pub async fn delete(
         .store
         .delete(tenant, &user, id)
         .await
-        .map_err(storage)?
+        .map_err(super::storage_error)?
     {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
