@@ -16,6 +16,52 @@ pub enum Status {
     Skipped,
 }
 
+/// A scenario's verdict, graded as the Autobahn WebSocket testsuite grades its cases.
+///
+/// Reports, run history and the HTML matrix read a scenario's outcome only through
+/// [`ScenarioResult::grade`], so that grading has one definition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grade {
+    /// The target answered as the profile expects.
+    Conformant,
+    /// Not what the profile expects, but an answer a client can still handle (e.g. 405 for a
+    /// wrong method, `data: {"error": …}` instead of `event: error`).
+    NonStrict,
+    /// The target's answer breaks the contract.
+    Failed,
+    /// The profile does not claim this condition.
+    NotApplicable,
+    /// The scenario could not run against this target (the reason says why).
+    Skipped,
+}
+
+impl Grade {
+    /// Every grade, best first.
+    pub const ALL: [Grade; 5] = [
+        Grade::Conformant,
+        Grade::NonStrict,
+        Grade::Failed,
+        Grade::NotApplicable,
+        Grade::Skipped,
+    ];
+
+    /// The stable name used in reports, history and the HTML matrix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Conformant => "conformant",
+            Grade::NonStrict => "non-strict",
+            Grade::Failed => "failed",
+            Grade::NotApplicable => "not-applicable",
+            Grade::Skipped => "skipped",
+        }
+    }
+
+    /// Parses [`Grade::as_str`] back.
+    pub fn parse(s: &str) -> Option<Grade> {
+        Grade::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
 /// One step as the report saw it.
 #[derive(Clone, Debug)]
 pub struct StepResult {
@@ -45,6 +91,15 @@ impl ScenarioResult {
             .collect();
         out.dedup();
         out
+    }
+
+    /// The scenario's verdict (see [`Grade`]).
+    pub fn grade(&self) -> Grade {
+        match self.status {
+            Status::Passed => Grade::Conformant,
+            Status::Failed => Grade::Failed,
+            Status::Skipped => Grade::Skipped,
+        }
     }
 
     /// The first failure message, if any.
