@@ -85,6 +85,7 @@ def cases():
         ("bad-json", None, ("POST", "/v1/chat/completions", None, lambda p, mk: '{"model": "x", "messages": [')),
         ("wrong-method", None, ("GET", "/v1/chat/completions", None, None)),
         ("unknown-route", None, ("GET", "/v1/no-such-route", None, None)),
+        ("unknown-route-root", None, ("GET", "/no-such-route", None, None)),
     ]
 
 
@@ -98,6 +99,9 @@ def peers(state):
         "litellm-noretry": {"url": state["LITELLM_NORETRY_URL"], "version": state["LITELLM_VERSION"],
                             "key": state["LITELLM_MASTER_KEY"], "model": state["LITELLM_ALIAS"],
                             "extra": [], "dir": f"litellm-{state['LITELLM_VERSION']}-num_retries-0"},
+        "litellm-quiet": {"url": state["LITELLM_QUIET_URL"], "version": state["LITELLM_VERSION"],
+                          "key": state["LITELLM_MASTER_KEY"], "model": state["LITELLM_ALIAS"],
+                          "extra": [], "dir": f"litellm-{state['LITELLM_VERSION']}-quiet"},
         "portkey": {"url": state["PORTKEY_URL"], "version": state["PORTKEY_VERSION"],
                     "key": state["MOCK_API_KEY"], "model": state["UPSTREAM_MODEL"],
                     "extra": custom, "dir": f"portkey-{state['PORTKEY_VERSION']}"},
@@ -153,7 +157,7 @@ def run_case(state, name, peer, case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--state", default=str(ROOT / ".peers" / "state.env"))
-    ap.add_argument("--only", default="litellm,litellm-noretry,portkey")
+    ap.add_argument("--only", default="litellm,litellm-noretry,litellm-quiet,portkey")
     ap.add_argument("--case", default=None)
     a = ap.parse_args()
     state = read_state(a.state)
