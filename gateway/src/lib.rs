@@ -1,77 +1,63 @@
 //! Reference LLM chat gateway implementing the DGX error contract (SPEC §2–§6).
 //!
-//! Layout (one file per stage of a request, in the order a request meets them):
-//! - [`edge`]: request id, panic capture, access log, metrics.
-//! - [`auth`]: bearer → tenant, rate-limit admission ([`limits`]).
-//! - [`routes`]: the handlers; [`validate`] and [`images`] check bodies in SPEC order.
-//! - [`upstream`] calls the model server and maps its failures; [`stream`] relays SSE.
-//! - [`catalog`] is the one table of error codes; [`error`] renders it; [`openapi`] and
-//!   `routes::discovery` publish it.
-//! - [`config`] is the only reader of the environment and the configuration files.
+//! # Layout
+//!
+//! Folders follow a request, in the order it meets them:
+//!
+//! - [`edge`]: request id, panic capture, access log and request metrics, fault extraction,
+//!   and [`edge::routes`], the ONE route table that builds the router and the OpenAPI route
+//!   docs.
+//! - [`admission`]: bearer → tenant ([`admission::auth`]), then admission as its own stage:
+//!   rate limits ([`admission::rate`]), budgets ([`admission::budget`]), both shared through
+//!   Redis ([`admission::redis`]) when configured, Redis-then-local policy and `Reservation`.
+//! - [`checks`]: the body cap and JSON ([`checks::body`]), fields in SPEC §3 order, images
+//!   ([`checks::images`]), the silent `max_tokens` floor.
+//! - [`chat`]: the `/v1` and `/c1` handlers with their shared prologue, and the plain SSE relay.
+//! - [`toolloop`]: the server-side tool loop (non-streaming and streaming driver), call
+//!   signatures, the built-in tools.
+//! - [`upstream`]: the call to the model server, [`upstream::errors`] (the ONE mapping of
+//!   upstream answers, transport and stream failures onto codes), [`upstream::sse`] (events,
+//!   pieces, the assembler, stream hooks).
+//! - [`routes`]: the other handlers (models, conversations, discovery, health).
+//!
+//! Beside the path: [`catalog`] (the one table of error codes), [`error`] (its rendering),
+//! [`contract`] (header and event names), [`config`] (the only reader of the environment and
+//! the configuration files), [`store`] (conversations in SQLite), [`metrics`], [`openapi`],
+//! [`state`] (the container every stage reads).
 
-pub mod auth;
+pub mod edge;
+
+pub mod admission;
+pub mod chat;
+pub mod checks;
+pub mod toolloop;
+pub mod upstream;
+
+pub mod routes;
+
 pub mod catalog;
 pub mod config;
-pub mod edge;
+pub mod contract;
 pub mod error;
-pub mod images;
-pub mod ledger;
-pub mod limits;
 pub mod metrics;
 pub mod openapi;
-pub mod routes;
-pub mod shared;
 pub mod state;
 pub mod store;
-pub mod stream;
-pub mod toolloop;
-pub mod tools;
-pub mod upstream;
-pub mod validate;
 
 pub mod testing;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
-use axum::Router;
 use tokio::net::TcpListener;
 
+pub use admission::auth;
 pub use config::Config;
 pub use state::AppState;
 
-/// The whole HTTP surface. Unknown paths and methods answer `route_not_found` before auth.
-pub fn app(state: AppState) -> Router {
-    let bearer = Router::new()
-        .route("/v1/chat/completions", post(routes::chat::v1))
-        .route("/v1/models", get(routes::models::list))
-        .route("/v1/info", get(routes::models::info))
-        .route("/c1/chat/completions", post(routes::chat::c1))
-        .route("/c1/conversations", get(routes::conversations::list))
-        .route(
-            "/c1/conversations/{id}",
-            get(routes::conversations::get).delete(routes::conversations::delete),
-        )
-        .route_layer(from_fn_with_state(state.clone(), auth::require));
-    let public = Router::new()
-        .route("/errors", get(routes::discovery::errors))
-        .route("/docs/errors", get(routes::discovery::docs))
-        .route("/openapi.json", get(routes::discovery::openapi))
-        .route_layer(from_fn_with_state(state.clone(), auth::public_limit));
-    let ops = Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics));
-    Router::new()
-        .merge(bearer)
-        .merge(public)
-        .merge(ops)
-        .fallback(edge::route_not_found)
-        .method_not_allowed_fallback(edge::route_not_found)
-        .layer(from_fn_with_state(state.clone(), edge::edge))
-        .with_state(state)
+/// The whole HTTP surface, built from the route table in [`edge::routes`].
+pub fn app(state: AppState) -> axum::Router {
+    edge::routes::router(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves.

@@ -80,237 +80,23 @@ pub struct ChatCompletion {
     conversation_id: Option<String>,
 }
 
-struct RouteDoc {
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    auth: bool,
-    ok: (u16, &'static str, Option<&'static str>),
-    request: Option<&'static str>,
+/// What the OpenAPI document says about one route; the table is `edge::routes::ROUTES`.
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub auth: bool,
+    pub ok: (u16, &'static str, Option<&'static str>),
+    pub request: Option<&'static str>,
     /// Groups of catalog codes the route can answer with.
-    codes: &'static [&'static [Code]],
-    user_id_query: bool,
+    pub codes: &'static [&'static [Code]],
+    pub user_id_query: bool,
 }
 
 impl RouteDoc {
-    fn all_codes(&self) -> impl Iterator<Item = Code> + '_ {
+    pub fn all_codes(&self) -> impl Iterator<Item = Code> + '_ {
         self.codes.iter().flat_map(|g| g.iter().copied())
     }
-}
-
-const AUTH: [Code; 3] = [
-    Code::MissingAuthorization,
-    Code::InvalidAuthorization,
-    Code::RateLimitExceeded,
-];
-
-const CHAT_CODES: &[Code] = &[
-    Code::MissingAuthorization,
-    Code::InvalidAuthorization,
-    Code::RateLimitExceeded,
-    Code::ModelQuotaExhausted,
-    Code::OpenrouterDailyQuotaExhausted,
-    Code::BodyTooLarge,
-    Code::InvalidJson,
-    Code::MissingField,
-    Code::InvalidField,
-    Code::ModelNotInAllowlist,
-    Code::MaxTokensBelowMinimum,
-    Code::ImageUrlNotSupported,
-    Code::ImageDecodeError,
-    Code::ImageBase64Invalid,
-    Code::ToolCallArgumentsInvalid,
-    Code::UpstreamBadRequest,
-    Code::UpstreamError,
-    Code::UpstreamTimeout,
-    Code::UpstreamUnavailable,
-    Code::InternalError,
-];
-
-/// What /c1 adds to the /v1 chat codes.
-const CONVERSATION_CODES: &[Code] = &[Code::ConversationNotFound, Code::StorageError];
-
-const CONV_CODES: &[Code] = &[
-    AUTH[0],
-    AUTH[1],
-    AUTH[2],
-    Code::MissingField,
-    Code::InvalidField,
-    Code::ConversationNotFound,
-    Code::InternalError,
-    Code::StorageError,
-];
-
-const INFO_CODES: &[Code] = &[AUTH[0], AUTH[1], AUTH[2], Code::InternalError];
-const PUBLIC_CODES: &[Code] = &[Code::RateLimitExceeded, Code::InternalError];
-const OPS_CODES: &[Code] = &[Code::InternalError];
-
-const ROUTES: &[RouteDoc] = &[
-    RouteDoc {
-        method: "post",
-        path: "/v1/chat/completions",
-        summary:
-            "OpenAI-compatible chat completion; `stream: true` answers SSE; server-side tool loop",
-        auth: true,
-        ok: (
-            200,
-            "chat.completion, or text/event-stream of chat.completion.chunk",
-            Some("ChatCompletion"),
-        ),
-        request: Some("ChatCompletionRequest"),
-        codes: &[CHAT_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/v1/models",
-        summary: "Model aliases this token may use (OpenAI list format)",
-        auth: true,
-        ok: (200, "model list", None),
-        request: None,
-        codes: &[INFO_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/v1/info",
-        summary: "Models with capabilities and constraints, the token's limits, gateway version",
-        auth: true,
-        ok: (200, "gateway info", None),
-        request: None,
-        codes: &[INFO_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/c1/chat/completions",
-        summary: "Chat with server-side conversation history (SQLite)",
-        auth: true,
-        ok: (
-            200,
-            "chat.completion with conversation_id, or SSE",
-            Some("ChatCompletion"),
-        ),
-        request: Some("C1ChatCompletionRequest"),
-        codes: &[CHAT_CODES, CONVERSATION_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/c1/conversations",
-        summary: "The user's conversations",
-        auth: true,
-        ok: (200, "conversation list", None),
-        request: None,
-        codes: &[CONV_CODES],
-        user_id_query: true,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/c1/conversations/{id}",
-        summary: "One conversation with its messages",
-        auth: true,
-        ok: (200, "conversation", None),
-        request: None,
-        codes: &[CONV_CODES],
-        user_id_query: true,
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/c1/conversations/{id}",
-        summary: "Delete a conversation",
-        auth: true,
-        ok: (204, "deleted", None),
-        request: None,
-        codes: &[CONV_CODES],
-        user_id_query: true,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/errors",
-        summary: "Machine-readable error catalog",
-        auth: false,
-        ok: (200, "catalog", Some("Catalog")),
-        request: None,
-        codes: &[PUBLIC_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/docs/errors",
-        summary: "Error catalog as HTML, one `#<code>` anchor per code",
-        auth: false,
-        ok: (200, "text/html", None),
-        request: None,
-        codes: &[PUBLIC_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/openapi.json",
-        summary: "This document",
-        auth: false,
-        ok: (200, "OpenAPI 3.1", None),
-        request: None,
-        codes: &[PUBLIC_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/healthz",
-        summary: "Liveness",
-        auth: false,
-        ok: (200, "alive", None),
-        request: None,
-        codes: &[OPS_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/readyz",
-        summary: "Readiness: each dependency with detail; 503 when one is down",
-        auth: false,
-        ok: (200, "ready (503 with the same body when not)", None),
-        request: None,
-        codes: &[OPS_CODES],
-        user_id_query: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/metrics",
-        summary: "Prometheus metrics",
-        auth: false,
-        ok: (200, "OpenMetrics text", None),
-        request: None,
-        codes: &[OPS_CODES],
-        user_id_query: false,
-    },
-];
-
-/// Every documented route as (method, path template); a test checks the router serves each.
-pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.method, r.path))
-}
-
-/// The documented template a request path belongs to (`{…}` matches one segment): the
-/// bounded route label of metrics and logs, from the same table as the documentation.
-pub fn route_template(path: &str) -> Option<&'static str> {
-    ROUTES.iter().map(|r| r.path).find(|template| {
-        let mut got = path.split('/');
-        let mut want = template.split('/');
-        loop {
-            match (got.next(), want.next()) {
-                (None, None) => return true,
-                (Some(g), Some(w)) if w.starts_with('{') => {
-                    if g.is_empty() {
-                        return false;
-                    }
-                }
-                (Some(g), Some(w)) if g == w => {}
-                _ => return false,
-            }
-        }
-    })
 }
 
 fn of_type(t: Type) -> ObjectBuilder {
@@ -381,9 +167,9 @@ fn catalog_schema() -> Schema {
         .into()
 }
 
-pub fn document() -> OpenApi {
+pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for r in ROUTES {
+    for r in routes {
         let mut op = OperationBuilder::new()
             .summary(Some(r.summary))
             .operation_id(Some(format!(
@@ -503,56 +289,7 @@ pub fn document() -> OpenApi {
         .build()
 }
 
-pub fn json() -> String {
-    document().to_json().unwrap_or_else(|_| "{}".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn document_is_openapi_3_1_with_every_route_and_the_envelope() {
-        let v: serde_json::Value = serde_json::from_str(&json()).unwrap();
-        assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
-        for r in ROUTES {
-            assert!(
-                v["paths"][r.path][r.method].is_object(),
-                "{} {}",
-                r.method,
-                r.path
-            );
-        }
-        let codes = &v["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]
-            ["properties"]["code"]["enum"];
-        assert_eq!(codes.as_array().unwrap().len(), ENTRIES.len());
-    }
-
-    #[test]
-    fn request_paths_map_to_their_templates() {
-        assert_eq!(
-            route_template("/v1/chat/completions"),
-            Some("/v1/chat/completions")
-        );
-        assert_eq!(
-            route_template("/c1/conversations/abc-1"),
-            Some("/c1/conversations/{id}")
-        );
-        assert_eq!(route_template("/c1/conversations/"), None);
-        assert_eq!(route_template("/c1/conversations/a/b"), None);
-        assert_eq!(route_template("/v1/chat/completions/x"), None);
-        assert_eq!(route_template("/nope"), None);
-    }
-
-    #[test]
-    fn every_error_code_is_returned_by_some_route() {
-        let mut seen: HashSet<Code> = ROUTES.iter().flat_map(RouteDoc::all_codes).collect();
-        seen.insert(Code::RouteNotFound);
-        seen.insert(Code::ToolLoopMaxIterations);
-        seen.insert(Code::ToolLoopAntiLoopSynthesised);
-        for c in Code::ALL {
-            assert!(seen.contains(c), "{} is on no route", c.as_str());
-        }
-    }
+/// The document as JSON text.
+pub fn json<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> String {
+    document(routes).to_json().unwrap_or_else(|_| "{}".into())
 }

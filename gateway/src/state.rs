@@ -4,13 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::catalog::Code;
-use crate::config::{Config, RateLimit, Tenant};
-use crate::error::ApiError;
-use crate::ledger::{Hold, LocalLedger};
-use crate::limits::{Decision, LocalLimiters};
+use crate::admission::budget::LocalLedger;
+use crate::admission::rate::LocalLimiters;
+use crate::admission::redis::RedisShared;
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::shared::RedisShared;
 use crate::store::Store;
 
 /// Wall-clock seconds, injectable so that tests can stand just before midnight UTC.
@@ -52,7 +50,7 @@ pub enum StartError {
     #[error("cannot open the conversation store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
-    Redis(#[from] crate::shared::SharedError),
+    Redis(#[from] crate::admission::redis::SharedError),
 }
 
 #[derive(Clone)]
@@ -97,128 +95,6 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             clock,
         })
-    }
-
-    /// Rate-limit admission for one bearer key.
-    pub async fn admit(&self, key: &[u8; 32], rate: RateLimit) -> Decision {
-        if let Some(redis) = &self.redis {
-            match redis.check(key, rate).await {
-                Ok(d) => return d,
-                Err(e) => {
-                    self.metrics.redis_error();
-                    tracing::warn!(error = %e, "redis rate-limit check failed");
-                    if redis.fail_closed {
-                        return Decision {
-                            allowed: false,
-                            limit: rate.burst,
-                            remaining: 0,
-                            reset: Duration::from_secs(1),
-                            retry_after: Duration::from_secs(1),
-                        };
-                    }
-                }
-            }
-        }
-        self.limiters.check(key, rate)
-    }
-
-    /// Reserves the request against the tenant's budgets for `alias`.
-    pub async fn reserve(
-        &self,
-        tenant: &Tenant,
-        alias: &str,
-        tokens: u64,
-    ) -> Result<Reservation, ApiError> {
-        if tenant.budgets.is_empty() {
-            return Ok(Reservation::none());
-        }
-        let now = self.clock.now_unix();
-        let refused = || {
-            ApiError::new(
-                Code::ModelQuotaExhausted,
-                format!("the daily budget for model `{alias}` is used up for this tenant; pick another model or retry after the reset"),
-            )
-            .param("/model")
-            .retry_after(secs_to_utc_midnight(now))
-        };
-        let holds = 'holds: {
-            if let Some(redis) = &self.redis {
-                match redis.reserve(tenant, alias, tokens, now).await {
-                    Ok(Some(h)) => break 'holds h,
-                    Ok(None) => return Err(refused()),
-                    Err(e) => {
-                        self.metrics.redis_error();
-                        tracing::warn!(error = %e, "redis budget reservation failed");
-                        if redis.fail_closed {
-                            return Err(refused().retry_after(1));
-                        }
-                    }
-                }
-            }
-            self.ledger
-                .reserve(tenant, alias, tokens, now)
-                .ok_or_else(refused)?
-        };
-        Ok(Reservation {
-            state: (!holds.is_empty()).then(|| self.clone()),
-            holds,
-        })
-    }
-
-    /// Replaces reservations by the tokens the upstream reported, where each was made.
-    async fn settle_holds(&self, holds: &[Hold], used_tokens: u64) {
-        let (remote, local): (Vec<Hold>, Vec<Hold>) =
-            holds.iter().cloned().partition(|h| h.in_redis);
-        self.ledger.settle(&local, used_tokens);
-        if let (Some(redis), false) = (&self.redis, remote.is_empty()) {
-            if let Err(e) = redis.settle(&remote, used_tokens).await {
-                self.metrics.redis_error();
-                tracing::warn!(error = %e, "redis budget settlement failed");
-            }
-        }
-    }
-}
-
-/// A request's hold on its budgets. Settled with the real usage when the request ends; if it
-/// is dropped unsettled (the caller went away mid-request), its token reservation is released
-/// and the request itself stays counted.
-#[must_use = "settle the reservation with the upstream's usage"]
-pub struct Reservation {
-    state: Option<AppState>,
-    holds: Vec<Hold>,
-}
-
-impl std::fmt::Debug for Reservation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reservation")
-            .field("holds", &self.holds)
-            .finish()
-    }
-}
-
-impl Reservation {
-    fn none() -> Self {
-        Reservation {
-            state: None,
-            holds: Vec::new(),
-        }
-    }
-
-    pub async fn settle(mut self, used_tokens: u64) {
-        if let Some(state) = self.state.take() {
-            state.settle_holds(&self.holds, used_tokens).await;
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            let holds = std::mem::take(&mut self.holds);
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { state.settle_holds(&holds, 0).await });
-            }
-        }
     }
 }
 

@@ -247,7 +247,7 @@ async fn image_checks() {
         .assert_error(Code::ImageDecodeError);
     let png_as_jpeg = format!(
         "data:image/jpeg;base64,{}",
-        gateway::images::samples::PNG_1X1
+        gateway::checks::images::samples::PNG_1X1
     );
     send(&s, chat(Some(TOKEN), image(&png_as_jpeg)))
         .await
@@ -668,7 +668,7 @@ async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
 #[tokio::test]
 async fn every_documented_route_is_served() {
     let s = offline();
-    for (method, path) in gateway::openapi::routes() {
+    for (method, path) in gateway::edge::routes::routes() {
         let path = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
         let req = Request::builder()
             .method(method.to_uppercase().as_str())

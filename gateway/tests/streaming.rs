@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use gateway::config::{Executor, Tool};
+use gateway::config::{Builtin, Executor, Tool};
 use gateway::testing::{self, TOKEN};
 use gateway::AppState;
 use mocks::{MockServer, Outcome, Personality, Step, ToolCallSpec};
@@ -27,7 +27,7 @@ async fn rig(tools: bool, timeout: Duration) -> Rig {
             name: "lookup_weather".into(),
             description: "weather of a city".into(),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
-            executor: Executor::Builtin("lookup_weather".into()),
+            executor: Executor::Builtin(Builtin::LookupWeather),
         }];
     }
     let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use crate::auth::Principal;
+use crate::admission::Principal;
 use crate::catalog::Code;
+use crate::checks::{valid_conversation_id, valid_user_id};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::validate::{valid_conversation_id, valid_user_id};
 
 fn user_id(query: Option<String>) -> Result<String, ApiError> {
     let q = query.unwrap_or_default();

@@ -121,12 +121,6 @@ pub async fn docs() -> Response {
         .into_response()
 }
 
-pub async fn openapi() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(crate::openapi::json);
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,48 +1,14 @@
 //! HTTP routes, one file per concern; `crate::app` assembles them.
 
-pub mod chat;
 pub mod conversations;
 pub mod discovery;
 pub mod health;
 pub mod models;
 
-use axum::body::Body;
-use axum::http::HeaderMap;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-
 use crate::catalog::Code;
 use crate::error::ApiError;
 
-/// Reads a request body, refusing it as soon as it passes `max` bytes: a declared
-/// Content-Length over the cap is refused before reading, and a streamed body is cut off
-/// while it arrives, so no more than `max` bytes are ever buffered.
-pub async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    max: usize,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            Code::BodyTooLarge,
-            format!("the request body exceeds MAX_BODY_BYTES ({max} bytes)"),
-        )
-    };
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(ApiError::new(
-            Code::InvalidJson,
-            "the request body could not be read completely",
-        )),
-    }
-}
+pub use crate::checks::read_body;
 
 /// A conversation-store failure as the client sees it (the cause goes to the log only).
 pub fn storage_error(e: impl std::fmt::Display) -> ApiError {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use crate::auth::Principal;
+use crate::admission::Principal;
 use crate::state::AppState;
 
 pub async fn list(

@@ -1,4 +1,5 @@
-//! SSE streaming: relay of upstream `chat.completion.chunk` events, chunk by chunk.
+//! Upstream SSE: parsed events ([`Piece`]), the bytes we frame, the per-request [`Hooks`] and
+//! the [`Assembler`] that rebuilds one message from deltas.
 //!
 //! The 200 header goes out only once the upstream's first chunk is in hand, so every failure
 //! before it is an ordinary catalog error with its real status. After it, a failure becomes
@@ -19,8 +20,8 @@ use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::toolloop::Assembler;
 use crate::upstream::{self, Usage};
+use serde_json::json;
 
 type EventStream = Pin<
     Box<
@@ -165,7 +166,7 @@ pub fn done() -> Bytes {
 }
 
 pub fn error_event(e: &ApiError) -> Bytes {
-    sse_event("error", &e.body_json())
+    sse_event(crate::contract::EVENT_ERROR, &e.body_json())
 }
 
 /// Whether a chunk is the usage-only chunk of `stream_options.include_usage`.
@@ -269,103 +270,65 @@ impl Hooks {
     }
 }
 
-/// Plain relay (no server-side tools): waits for the first chunk, then forwards each chunk as
-/// it arrives.
-pub async fn relay(
-    state: &crate::state::AppState,
-    model: &Model,
-    mut body: Map<String, Value>,
-    deadline: Instant,
-    mut hooks: Hooks,
-) -> Result<Response, ApiError> {
-    let wants_usage = request_usage(&mut body);
-    let resp = match upstream::send(state, model, &body).await {
-        Ok(r) => r,
-        Err(e) => {
-            hooks.abandon(Usage::default());
-            return Err(e);
+/// Reassembles a streamed round into one assistant message (content + tool calls whose
+/// `arguments` arrive split across deltas).
+#[derive(Debug, Default)]
+pub struct Assembler {
+    pub content: String,
+    pub calls: Vec<(String, String, String)>,
+    pub finish_reason: Option<String>,
+}
+
+impl Assembler {
+    pub fn add(&mut self, chunk: &Map<String, Value>) {
+        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+            return;
+        };
+        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(f.to_owned());
         }
-    };
-    let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
-    let first = match events.next().await {
-        Piece::Chunk(c) => c,
-        Piece::Done => {
-            hooks.abandon(Usage::default());
-            return Err(ApiError::new(
-                Code::UpstreamError,
-                "the upstream stream ended before its first chunk",
-            ));
+        let Some(delta) = choice.get("delta") else {
+            return;
+        };
+        if let Some(t) = delta.get("content").and_then(Value::as_str) {
+            self.content.push_str(t);
         }
-        Piece::Failed(e) => {
-            hooks.abandon(Usage::default());
-            return Err(e);
-        }
-    };
-    let mut st = RelayState {
-        events,
-        wants_usage,
-        usage: Usage::default(),
-        asm: Assembler::default(),
-        hooks,
-        ended: false,
-    };
-    let first_bytes = st.forward(first);
-    let rest = futures_util::stream::unfold(st, |mut st| async move {
-        if st.ended {
-            return None;
-        }
-        loop {
-            match st.events.next().await {
-                Piece::Chunk(c) => {
-                    if let Some(b) = st.forward(c) {
-                        return Some((Ok::<Bytes, std::io::Error>(b), st));
-                    }
-                }
-                Piece::Done => {
-                    st.ended = true;
-                    let message = st.asm.message();
-                    let end = st.hooks.complete(st.usage, message).await;
-                    return Some((Ok(end), st));
-                }
-                Piece::Failed(e) => {
-                    tracing::warn!(code = e.code.as_str(), "stream failed after the 200 header");
-                    st.ended = true;
-                    st.hooks.abandon(st.usage);
-                    return Some((Ok(error_event(&e)), st));
-                }
+        for tc in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if idx > 128 {
+                continue;
+            }
+            while self.calls.len() <= idx {
+                self.calls.push(Default::default());
+            }
+            let slot = &mut self.calls[idx];
+            if let Some(id) = tc.get("id").and_then(Value::as_str) {
+                slot.0 = id.to_owned();
+            }
+            if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+                slot.1.push_str(n);
+            }
+            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                slot.2.push_str(a);
             }
         }
-    });
-    let head = futures_util::stream::iter(first_bytes.map(Ok));
-    Ok(sse_response(Body::from_stream(head.chain(rest))))
-}
-
-struct RelayState {
-    events: UpstreamEvents,
-    wants_usage: bool,
-    usage: Usage,
-    /// What the caller has received so far, for the /c1 store.
-    asm: Assembler,
-    hooks: Hooks,
-    ended: bool,
-}
-
-impl RelayState {
-    fn forward(&mut self, mut chunk: Map<String, Value>) -> Option<Bytes> {
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Usage::from_json(Some(u));
-        }
-        if is_usage_only(&chunk) && !self.wants_usage {
-            return None;
-        }
-        self.asm.add(&chunk);
-        self.hooks.chunk_bytes(&mut chunk)
     }
-}
 
-impl Drop for RelayState {
-    fn drop(&mut self) {
-        // A caller that went away still consumed what the upstream reported so far.
-        self.hooks.abandon(self.usage);
+    pub fn message(&self) -> Value {
+        let mut m = json!({"role": "assistant", "content": self.content});
+        if !self.calls.is_empty() {
+            m["tool_calls"] = Value::Array(
+                self.calls
+                    .iter()
+                    .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+                    .collect(),
+            );
+        }
+        m
     }
 }

@@ -1,70 +1,11 @@
-//! Request validation of a chat body, in the check order of SPEC §3.
-//!
-//! Works on the raw JSON object so that every error carries an exact JSON pointer and every
-//! field the gateway does not know is forwarded untouched. Order: required fields → types
-//! and ranges → model allowlist → content checks (images, then tool arguments) → the silent
-//! max_tokens floor.
+//! Required fields, types and ranges, message shapes, then content (images, tool arguments).
 
-use serde_json::{Map, Value};
-
-use crate::catalog::Code;
-use crate::config::{Config, Model, Tenant};
-use crate::error::ApiError;
-use crate::images;
+use super::*;
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 const PART_TYPES: [&str; 5] = ["text", "image_url", "input_audio", "file", "refusal"];
 
-/// What the rest of the request path needs from a valid body.
-#[derive(Debug)]
-pub struct Checked<'c> {
-    pub model: &'c Model,
-    pub stream: bool,
-    /// `Some(n)` when max_tokens was raised to the model's minimum `n`.
-    pub floored: Option<u32>,
-}
-
-/// Which API the body came in on: /c1 also requires `user_id`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    V1,
-    C1,
-}
-
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(
-            Code::InvalidJson,
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::new(
-            Code::InvalidJson,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-pub fn check_chat<'c>(
-    body: &mut Map<String, Value>,
-    config: &'c Config,
-    tenant: &Tenant,
-    api: Api,
-) -> Result<Checked<'c>, ApiError> {
-    required_fields(body, api)?;
-    types_and_ranges(body, api)?;
-    let model = allowlisted(body, config, tenant)?;
-    content_checks(body, model)?;
-    let floored = floor_max_tokens(body, model.constraints.min_max_tokens);
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    Ok(Checked {
-        model,
-        stream,
-        floored,
-    })
-}
-
-fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
+pub(super) fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
     if !body.contains_key("model") {
         return Err(ApiError::missing_field("/model"));
     }
@@ -115,7 +56,12 @@ fn required_fields(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> 
     Ok(())
 }
 
-fn number_in(body: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(), ApiError> {
+pub(super) fn number_in(
+    body: &Map<String, Value>,
+    key: &str,
+    lo: f64,
+    hi: f64,
+) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_f64() {
@@ -132,7 +78,12 @@ fn number_in(body: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(
     }
 }
 
-fn integer_in(body: &Map<String, Value>, key: &str, lo: i64, hi: i64) -> Result<(), ApiError> {
+pub(super) fn integer_in(
+    body: &Map<String, Value>,
+    key: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_i64() {
@@ -153,7 +104,7 @@ fn integer_in(body: &Map<String, Value>, key: &str, lo: i64, hi: i64) -> Result<
     }
 }
 
-fn bool_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
+pub(super) fn bool_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
         Some(_) => Err(ApiError::invalid_field(
@@ -163,7 +114,7 @@ fn bool_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     }
 }
 
-fn string_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
+pub(super) fn string_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     match body.get(key) {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
         Some(_) => Err(ApiError::invalid_field(
@@ -173,7 +124,7 @@ fn string_field(body: &Map<String, Value>, key: &str) -> Result<(), ApiError> {
     }
 }
 
-fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
+pub(super) fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
     match body.get("model") {
         Some(Value::String(s)) if !s.is_empty() => {}
         _ => {
@@ -319,7 +270,7 @@ pub fn valid_conversation_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
+pub(super) fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
     let Some(m) = m.as_object() else {
         return Err(ApiError::invalid_field(
             &format!("/messages/{i}"),
@@ -427,28 +378,7 @@ fn check_message(m: &Value, i: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn allowlisted<'c>(
-    body: &Map<String, Value>,
-    config: &'c Config,
-    tenant: &Tenant,
-) -> Result<&'c Model, ApiError> {
-    let alias = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    config
-        .model(alias)
-        .filter(|_| tenant.allowed.permits(alias))
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::ModelNotInAllowlist,
-                "the model is not available for this token; see /v1/models",
-            )
-            .param("/model")
-        })
-}
-
-fn content_checks(body: &Map<String, Value>, model: &Model) -> Result<(), ApiError> {
+pub(super) fn content_checks(body: &Map<String, Value>, model: &Model) -> Result<(), ApiError> {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -488,120 +418,4 @@ fn content_checks(body: &Map<String, Value>, model: &Model) -> Result<(), ApiErr
         }
     }
     Ok(())
-}
-
-/// Raises `max_tokens` / `max_completion_tokens` to the model's minimum; returns the minimum
-/// when it changed anything, for the `spass-applied` header.
-fn floor_max_tokens(body: &mut Map<String, Value>, min: u32) -> Option<u32> {
-    let mut floored = None;
-    for key in ["max_tokens", "max_completion_tokens"] {
-        if let Some(v) = body.get_mut(key) {
-            if v.as_u64().is_some_and(|n| n < u64::from(min)) {
-                *v = Value::from(min);
-                floored = Some(min);
-            }
-        }
-    }
-    floored
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn run(body: Value, api: Api) -> Result<Map<String, Value>, Code> {
-        let mut map = body.as_object().cloned().unwrap();
-        let cfg = crate::testing::config();
-        let tenant = &cfg.tenants[0];
-        check_chat(&mut map, &cfg, tenant, api).map_err(|e| e.code)?;
-        Ok(map)
-    }
-
-    fn err(body: Value) -> (Code, Option<String>) {
-        let mut map = body.as_object().cloned().unwrap();
-        let cfg = crate::testing::config();
-        let e = check_chat(&mut map, &cfg, &cfg.tenants[0], Api::V1).unwrap_err();
-        (e.code, e.param.clone())
-    }
-
-    #[test]
-    fn required_fields_come_before_types() {
-        let (c, p) = err(json!({"messages": [{"content": 1}], "temperature": "hot"}));
-        assert_eq!((c, p.as_deref()), (Code::MissingField, Some("/model")));
-        let (c, p) = err(
-            json!({"model": "small", "messages": [{"role": "user", "content": "x"}, {"content": "y"}], "temperature": 9}),
-        );
-        assert_eq!(
-            (c, p.as_deref()),
-            (Code::MissingField, Some("/messages/1/role"))
-        );
-        assert_eq!(
-            run(json!({"model": "small", "messages": []}), Api::C1),
-            Err(Code::MissingField)
-        );
-    }
-
-    #[test]
-    fn types_come_before_the_allowlist() {
-        let (c, p) = err(
-            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}], "temperature": 3}),
-        );
-        assert_eq!(
-            (c, p.as_deref()),
-            (Code::InvalidField, Some("/temperature"))
-        );
-        let (c, p) =
-            err(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]}));
-        assert_eq!(
-            (c, p.as_deref()),
-            (Code::InvalidField, Some("/messages/0/role"))
-        );
-        let (c, _) = err(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}));
-        assert_eq!(c, Code::ModelNotInAllowlist);
-        for (k, v) in [
-            ("max_tokens", json!(0)),
-            ("max_tokens", json!(-5)),
-            ("n", json!(1.5)),
-            ("stream", json!("yes")),
-            ("stop", json!(5)),
-        ] {
-            let mut b = json!({"model": "small", "messages": [{"role": "user", "content": "x"}]});
-            b[k] = v;
-            let (c, p) = err(b);
-            assert_eq!((c, p), (Code::InvalidField, Some(format!("/{k}"))), "{k}");
-        }
-    }
-
-    #[test]
-    fn tool_arguments_must_be_json() {
-        let (c, p) = err(json!({"model": "small", "messages": [
-            {"role": "user", "content": "x"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{bad"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "r"}
-        ]}));
-        assert_eq!(
-            (c, p.as_deref()),
-            (
-                Code::ToolCallArgumentsInvalid,
-                Some("/messages/1/tool_calls/0/function/arguments")
-            )
-        );
-    }
-
-    #[test]
-    fn max_tokens_is_floored_silently() {
-        let mut map = json!({"model": "small", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3}).as_object().cloned().unwrap();
-        let cfg = crate::testing::config();
-        let checked = check_chat(&mut map, &cfg, &cfg.tenants[0], Api::V1).unwrap();
-        assert_eq!(checked.floored, Some(16));
-        assert_eq!(map["max_tokens"], 16);
-    }
-
-    #[test]
-    fn non_objects_are_invalid_json() {
-        for b in [&b"[1]"[..], b"nul", b"\"x\"", b"{"] {
-            assert_eq!(parse_object(b).unwrap_err().code, Code::InvalidJson);
-        }
-    }
 }

@@ -47,7 +47,7 @@ pub fn authenticate(headers: &HeaderMap, tenants: &[Tenant]) -> Result<Principal
         }
     }
     let tenant = found.ok_or_else(invalid)?;
-    if let Some(claimed) = headers.get("x-tenant-id") {
+    if let Some(claimed) = headers.get(crate::contract::TENANT_ID) {
         if claimed.as_bytes() != tenants[tenant].id.as_bytes() {
             return Err(ApiError::new(
                 Code::InvalidAuthorization,
@@ -59,65 +59,21 @@ pub fn authenticate(headers: &HeaderMap, tenants: &[Tenant]) -> Result<Principal
     Ok(Principal { tenant, key })
 }
 
-/// Middleware for every bearer route: authenticate, then admit through the token's bucket,
-/// and put the rate-limit headers on whatever the route answers.
+/// Middleware for every bearer route: authenticate and hand the [`Principal`] on. Admission
+/// (rate limits) is the next stage, [`crate::admission::admit`].
 pub async fn require(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let principal = match authenticate(req.headers(), &state.config.tenants) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let rate = state.config.tenants[principal.tenant]
-        .rate_limit
-        .unwrap_or(state.config.rate_limit);
-    let decision = state.admit(&principal.key, rate).await;
-    if !decision.allowed {
-        return decision.into_error().into_response();
+    match authenticate(req.headers(), &state.config.tenants) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
     }
-    if state.config.fault_injection
-        && req
-            .headers()
-            .get(FAULT_HEADER)
-            .is_some_and(|v| v == "panic")
-    {
-        // Test-only (GATEWAY_FAULT_INJECTION=1): proves a panic becomes `internal_error`.
-        panic!("fault injection requested a panic");
-    }
-    req.extensions_mut().insert(principal);
-    let mut resp = next.run(req).await;
-    resp.headers_mut().extend(decision.headers());
-    resp
-}
-
-/// Header honoured only with GATEWAY_FAULT_INJECTION=1: `panic` or `storage`.
-pub const FAULT_HEADER: &str = "x-gateway-fault";
-
-/// Per-client-IP admission for the unauthenticated catalog routes.
-pub async fn public_limit(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    let decision = state.limiters.check_ip(ip);
-    if !decision.allowed {
-        let mut e = decision.into_error();
-        e.message = format!(
-            "too many requests from this address; retry in {} s",
-            e.retry_after.unwrap_or(1)
-        );
-        return e.into_response();
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! The edge of the service: request ids, panic capture, access log and request metrics.
+//! The edge of the service: request ids, panic capture, access log and request metrics;
+//! fault extraction ([`fault`]) and the route table ([`routes`]).
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
@@ -13,7 +14,10 @@ use crate::catalog::Code;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub mod fault;
+pub mod routes;
+
+pub use crate::contract::REQUEST_ID;
 
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
@@ -38,7 +42,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     // Bounded label values for metrics and logs: a documented template, never the raw path.
-    let route = crate::openapi::route_template(req.uri().path()).unwrap_or("unmatched");
+    let route = routes::route_template(req.uri().path()).unwrap_or("unmatched");
     let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => {

@@ -5,14 +5,11 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{Executor, Tool};
+use crate::config::{Builtin, Executor, Tool};
 
-/// Names accepted for `executor: { kind: builtin, name: … }`.
-pub const BUILTINS: &[&str] = &["lookup_weather", "echo", "add"];
-
-fn builtin(name: &str, args: &Value) -> Result<Value, String> {
-    match name {
-        "lookup_weather" => {
+fn builtin(which: Builtin, args: &Value) -> Result<Value, String> {
+    match which {
+        Builtin::LookupWeather => {
             let city = args
                 .get("city")
                 .and_then(Value::as_str)
@@ -24,8 +21,8 @@ fn builtin(name: &str, args: &Value) -> Result<Value, String> {
             let sky = ["sunny", "cloudy", "rainy", "windy"][(h % 4) as usize];
             Ok(json!({"city": city, "forecast": sky, "temperature_c": (h % 35) as i64 - 5}))
         }
-        "echo" => Ok(json!({"echo": args})),
-        "add" => {
+        Builtin::Echo => Ok(json!({"echo": args})),
+        Builtin::Add => {
             let a = args
                 .get("a")
                 .and_then(Value::as_f64)
@@ -36,7 +33,6 @@ fn builtin(name: &str, args: &Value) -> Result<Value, String> {
                 .ok_or("argument `b` (number) is required")?;
             Ok(json!({"sum": a + b}))
         }
-        other => Err(format!("unknown built-in `{other}`")),
     }
 }
 
@@ -50,7 +46,7 @@ pub async fn execute(http: &reqwest::Client, tool: &Tool, arguments: &str) -> St
         }
     };
     let result = match &tool.executor {
-        Executor::Builtin(name) => builtin(name, &args),
+        Executor::Builtin(b) => builtin(*b, &args),
         Executor::Http { url, timeout } => {
             match http.post(url).timeout(*timeout).json(&args).send().await {
                 Ok(r) if r.status().is_success() => match r.bytes().await {
@@ -101,7 +97,7 @@ mod tests {
     #[tokio::test]
     async fn builtins_are_deterministic_and_failures_become_text() {
         let http = reqwest::Client::new();
-        let w = tool(Executor::Builtin("lookup_weather".into()));
+        let w = tool(Executor::Builtin(Builtin::LookupWeather));
         let a = execute(&http, &w, r#"{"city":"Oslo"}"#).await;
         assert_eq!(a, execute(&http, &w, r#"{ "city" : "Oslo" }"#).await);
         assert!(a.contains("Oslo"));
@@ -109,7 +105,7 @@ mod tests {
         assert!(execute(&http, &w, "{nope").await.contains("not JSON"));
         let sum = execute(
             &http,
-            &tool(Executor::Builtin("add".into())),
+            &tool(Executor::Builtin(Builtin::Add)),
             r#"{"a":2,"b":3}"#,
         )
         .await;

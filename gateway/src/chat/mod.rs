@@ -3,21 +3,24 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
 
-use super::storage_error;
-use crate::auth::{Principal, FAULT_HEADER};
+use crate::admission::Principal;
 use crate::catalog::Code;
+use crate::checks::{self as validate, Api};
 use crate::config::Model;
+use crate::contract::FAULT_HEADER;
 use crate::error::ApiError;
+use crate::routes::storage_error;
 use crate::state::AppState;
-use crate::stream::{Hooks, Outcome};
+use crate::upstream::sse::{Hooks, Outcome};
 use crate::upstream::Usage;
-use crate::validate::{self, Api};
-use crate::{stream, toolloop, upstream};
+use crate::{toolloop, upstream};
+pub mod relay;
+use relay as stream;
 
 pub async fn v1(
     State(state): State<AppState>,
@@ -66,7 +69,7 @@ async fn read_chat(
     deadline: tokio::time::Instant,
 ) -> Result<Map<String, Value>, ApiError> {
     // A body trickled in forever must not hold the request open forever.
-    let read = super::read_body(body, headers, state.config.max_body_bytes);
+    let read = crate::checks::read_body(body, headers, state.config.max_body_bytes);
     let bytes = tokio::time::timeout_at(deadline, read)
         .await
         .unwrap_or_else(|_| {
@@ -130,8 +133,8 @@ async fn open_stream(
 pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
     if let Some(n) = floored {
         if let Ok(v) = HeaderValue::from_str(&format!("max_tokens_floored={n}")) {
-            headers.insert(HeaderName::from_static("spass-applied"), v.clone());
-            headers.insert(HeaderName::from_static("x-rust-api-applied"), v);
+            headers.insert(crate::contract::SPASS_APPLIED, v.clone());
+            headers.insert(crate::contract::RUST_API_APPLIED, v);
         }
     }
 }
@@ -226,8 +229,7 @@ pub async fn c1(
         };
         let mut r = open_stream(&state, checked.model, obj, deadline, hooks).await?;
         if let Ok(v) = HeaderValue::from_str(&id) {
-            r.headers_mut()
-                .insert(HeaderName::from_static("x-conversation-id"), v);
+            r.headers_mut().insert(crate::contract::CONVERSATION_ID, v);
         }
         r
     } else {
@@ -253,8 +255,7 @@ pub async fn c1(
         completion.insert("conversation_id".into(), Value::String(id.clone()));
         let mut r = Json(Value::Object(completion)).into_response();
         if let Ok(v) = HeaderValue::from_str(&id) {
-            r.headers_mut()
-                .insert(HeaderName::from_static("x-conversation-id"), v);
+            r.headers_mut().insert(crate::contract::CONVERSATION_ID, v);
         }
         r
     };

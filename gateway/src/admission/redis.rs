@@ -12,9 +12,9 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::Mutex;
 
+use super::budget::{applicable, budget_key, Hold, DAY};
+use super::rate::Decision;
 use crate::config::{RateLimit, Tenant};
-use crate::ledger::{applicable, budget_key, Hold, DAY};
-use crate::limits::Decision;
 
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);

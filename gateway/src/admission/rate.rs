@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -36,15 +36,15 @@ impl Decision {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
-            HeaderName::from_static("x-ratelimit-limit-requests"),
+            crate::contract::RATELIMIT_LIMIT,
             HeaderValue::from(self.limit),
         );
         h.insert(
-            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            crate::contract::RATELIMIT_REMAINING,
             HeaderValue::from(self.remaining),
         );
         if let Ok(v) = HeaderValue::from_str(&format_duration(self.reset)) {
-            h.insert(HeaderName::from_static("x-ratelimit-reset-requests"), v);
+            h.insert(crate::contract::RATELIMIT_RESET, v);
         }
         h
     }

@@ -1,0 +1,117 @@
+//! Plain SSE relay (no server-side tools): upstream chunks forwarded as they arrive.
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::catalog::Code;
+use crate::config::Model;
+use crate::error::ApiError;
+use crate::upstream::sse::{
+    error_event, is_usage_only, request_usage, sse_response, Assembler, Hooks, Piece,
+    UpstreamEvents,
+};
+use crate::upstream::{self, Usage};
+
+/// Plain relay (no server-side tools): waits for the first chunk, then forwards each chunk as
+/// it arrives.
+pub async fn relay(
+    state: &crate::state::AppState,
+    model: &Model,
+    mut body: Map<String, Value>,
+    deadline: Instant,
+    mut hooks: Hooks,
+) -> Result<Response, ApiError> {
+    let wants_usage = request_usage(&mut body);
+    let resp = match upstream::send(state, model, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            hooks.abandon(Usage::default());
+            return Err(e);
+        }
+    };
+    let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
+    let first = match events.next().await {
+        Piece::Chunk(c) => c,
+        Piece::Done => {
+            hooks.abandon(Usage::default());
+            return Err(ApiError::new(
+                Code::UpstreamError,
+                "the upstream stream ended before its first chunk",
+            ));
+        }
+        Piece::Failed(e) => {
+            hooks.abandon(Usage::default());
+            return Err(e);
+        }
+    };
+    let mut st = RelayState {
+        events,
+        wants_usage,
+        usage: Usage::default(),
+        asm: Assembler::default(),
+        hooks,
+        ended: false,
+    };
+    let first_bytes = st.forward(first);
+    let rest = futures_util::stream::unfold(st, |mut st| async move {
+        if st.ended {
+            return None;
+        }
+        loop {
+            match st.events.next().await {
+                Piece::Chunk(c) => {
+                    if let Some(b) = st.forward(c) {
+                        return Some((Ok::<Bytes, std::io::Error>(b), st));
+                    }
+                }
+                Piece::Done => {
+                    st.ended = true;
+                    let message = st.asm.message();
+                    let end = st.hooks.complete(st.usage, message).await;
+                    return Some((Ok(end), st));
+                }
+                Piece::Failed(e) => {
+                    tracing::warn!(code = e.code.as_str(), "stream failed after the 200 header");
+                    st.ended = true;
+                    st.hooks.abandon(st.usage);
+                    return Some((Ok(error_event(&e)), st));
+                }
+            }
+        }
+    });
+    let head = futures_util::stream::iter(first_bytes.map(Ok));
+    Ok(sse_response(Body::from_stream(head.chain(rest))))
+}
+
+struct RelayState {
+    events: UpstreamEvents,
+    wants_usage: bool,
+    usage: Usage,
+    /// What the caller has received so far, for the /c1 store.
+    asm: Assembler,
+    hooks: Hooks,
+    ended: bool,
+}
+
+impl RelayState {
+    fn forward(&mut self, mut chunk: Map<String, Value>) -> Option<Bytes> {
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = Usage::from_json(Some(u));
+        }
+        if is_usage_only(&chunk) && !self.wants_usage {
+            return None;
+        }
+        self.asm.add(&chunk);
+        self.hooks.chunk_bytes(&mut chunk)
+    }
+}
+
+impl Drop for RelayState {
+    fn drop(&mut self) {
+        // A caller that went away still consumed what the upstream reported so far.
+        self.hooks.abandon(self.usage);
+    }
+}

@@ -1,0 +1,181 @@
+//! The environment (SPEC §6 names): the only place in the gateway that reads it.
+
+use super::files::{build_upstream, load_gateway_file, load_tokens_file};
+use super::*;
+
+impl Config {
+    /// Reads the process environment (the only place that does).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = vars::ALL
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        Self::from_vars(&env, &|name| std::env::var(name).ok())
+    }
+
+    /// Whether the environment asks for demo mode: no gateway file configured.
+    pub fn demo_requested(env: &HashMap<String, String>) -> bool {
+        !env.contains_key(vars::GATEWAY_CONFIG)
+    }
+
+    /// Builds the configuration from a variable map. `secret` resolves the `api_key_env`
+    /// names of the gateway file (the process environment in production, a map in tests).
+    pub fn from_vars(
+        env: &HashMap<String, String>,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let get = |k: &str| env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let bind: SocketAddr = parse_var(get(vars::BIND_ADDR), vars::BIND_ADDR, DEFAULT_BIND)?;
+        let max_body_bytes: usize =
+            parse_var(get(vars::MAX_BODY_BYTES), vars::MAX_BODY_BYTES, "33554432")?;
+        let timeout_secs: f64 = parse_var(
+            get(vars::HTTP_TOTAL_TIMEOUT_SECS),
+            vars::HTTP_TOTAL_TIMEOUT_SECS,
+            "600",
+        )?;
+        if !(timeout_secs > 0.0 && timeout_secs.is_finite()) {
+            return Err(ConfigError::new(
+                "environment",
+                vars::HTTP_TOTAL_TIMEOUT_SECS,
+                "must be a positive number of seconds",
+            ));
+        }
+        let max_tool_iterations: u32 = parse_var(
+            get(vars::MAX_TOOL_ITERATIONS),
+            vars::MAX_TOOL_ITERATIONS,
+            "10",
+        )?;
+        let rps: f64 = parse_var(get(vars::RATE_LIMIT_RPS), vars::RATE_LIMIT_RPS, "1")?;
+        let burst: u32 = parse_var(get(vars::RATE_LIMIT_BURST), vars::RATE_LIMIT_BURST, "30")?;
+        let rate_limit = RateLimit { rps, burst };
+        check_rate(&rate_limit, "environment", "RATE_LIMIT_*")?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new(
+                "environment",
+                vars::MAX_BODY_BYTES,
+                "must be > 0",
+            ));
+        }
+
+        let demo = Self::demo_requested(env);
+        let (upstreams, models, tools) = match get(vars::GATEWAY_CONFIG) {
+            Some(path) => load_gateway_file(Path::new(path), secret)?,
+            // Demo mode: main() swaps in the embedded mock upstream before serving.
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+
+        let tenants = if let Some(token) = get(vars::RUST_API_BEARER) {
+            vec![Tenant {
+                id: "default".into(),
+                token_hashes: vec![sha256(token)],
+                allowed: Allowed::All,
+                rate_limit: None,
+                budgets: Vec::new(),
+            }]
+        } else {
+            let explicit = get(vars::TOKENS_FILE);
+            let path = Path::new(explicit.unwrap_or(DEFAULT_TOKENS_FILE));
+            if explicit.is_none() && !path.exists() {
+                if !demo {
+                    return Err(ConfigError::new(
+                        "environment",
+                        "RUST_API_BEARER / TOKENS_FILE",
+                        "no token configured: set RUST_API_BEARER or provide tokens.yaml",
+                    ));
+                }
+                vec![Tenant {
+                    id: "demo".into(),
+                    token_hashes: vec![sha256(DEMO_TOKEN)],
+                    allowed: Allowed::All,
+                    rate_limit: None,
+                    budgets: Vec::new(),
+                }]
+            } else {
+                load_tokens_file(path, &models)?
+            }
+        };
+
+        Ok(Config {
+            bind,
+            max_body_bytes,
+            http_total_timeout: Duration::from_secs_f64(timeout_secs),
+            max_tool_iterations,
+            rate_limit,
+            sqlite_path: PathBuf::from(get(vars::SQLITE_PATH).unwrap_or(DEFAULT_SQLITE_PATH)),
+            redis_url: get(vars::REDIS_URL).map(str::to_owned),
+            redis_fail_closed: match get(vars::REDIS_FAIL_MODE) {
+                None | Some("open") => false,
+                Some("closed") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "environment",
+                        vars::REDIS_FAIL_MODE,
+                        format!("`{other}`: must be `open` or `closed`"),
+                    ))
+                }
+            },
+            log_json: get(vars::LOG_FORMAT) == Some("json"),
+            fault_injection: get(vars::FAULT_INJECTION) == Some("1"),
+            tenants,
+            upstreams,
+            models,
+            tools,
+            demo,
+        })
+    }
+
+    /// Points demo mode at an embedded mock upstream (vLLM personality).
+    pub fn attach_demo_upstream(&mut self, api_base: &str) -> Result<(), ConfigError> {
+        let upstream = build_upstream(
+            "demo-mock".into(),
+            UpstreamKind::Vllm,
+            api_base,
+            None,
+            None,
+            "demo",
+        )?;
+        self.upstreams = vec![upstream];
+        self.models = vec![Model {
+            alias: DEMO_MODEL.into(),
+            upstream: 0,
+            upstream_model: "mock-llama".into(),
+            constraints: Constraints {
+                min_max_tokens: 16,
+                max_output_tokens: Some(4096),
+                context_window: Some(32768),
+                accepts_image_url: false,
+                typical_response_seconds: Some(1),
+            },
+            fallbacks: Vec::new(),
+        }];
+        Ok(())
+    }
+
+    pub fn model(&self, alias: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.alias == alias)
+    }
+}
+
+pub(super) fn parse_var<T: std::str::FromStr>(
+    value: Option<&str>,
+    name: &str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = value.unwrap_or(default);
+    raw.parse::<T>()
+        .map_err(|e| ConfigError::new("environment", name, format!("`{raw}`: {e}")))
+}
+
+pub(super) fn check_rate(rate: &RateLimit, source: &str, path: &str) -> Result<(), ConfigError> {
+    if !(rate.rps > 0.0 && rate.rps.is_finite()) || rate.burst == 0 {
+        return Err(ConfigError::new(
+            source,
+            path,
+            "rps must be a positive number and burst at least 1",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Configuration: the environment names of SPEC §6, `tokens.yaml` and the gateway file.
+//!
+//! This is the only module that reads the environment. Files are read raw (unknown fields
+//! rejected), then validated into typed [`Config`]; any problem stops start-up with ONE
+//! message naming the file, the field path and the problem.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Every environment variable the gateway reads, in one place.
+pub mod vars {
+    pub const RUST_API_BEARER: &str = "RUST_API_BEARER";
+    pub const TOKENS_FILE: &str = "TOKENS_FILE";
+    pub const GATEWAY_CONFIG: &str = "GATEWAY_CONFIG";
+    pub const RATE_LIMIT_RPS: &str = "RATE_LIMIT_RPS";
+    pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
+    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const HTTP_TOTAL_TIMEOUT_SECS: &str = "HTTP_TOTAL_TIMEOUT_SECS";
+    pub const MAX_TOOL_ITERATIONS: &str = "MAX_TOOL_ITERATIONS";
+    pub const SQLITE_PATH: &str = "SQLITE_PATH";
+    pub const REDIS_URL: &str = "REDIS_URL";
+    /// `open` (default): when Redis fails, fall back to per-process limits; `closed`: refuse.
+    pub const REDIS_FAIL_MODE: &str = "REDIS_FAIL_MODE";
+    pub const BIND_ADDR: &str = "BIND_ADDR";
+    /// `json` for one JSON object per log line; anything else is human-readable.
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    /// `1` lets the fault-injection header of the conformance harness through (tests only).
+    pub const FAULT_INJECTION: &str = "GATEWAY_FAULT_INJECTION";
+    pub const ALL: &[&str] = &[
+        RUST_API_BEARER,
+        TOKENS_FILE,
+        GATEWAY_CONFIG,
+        RATE_LIMIT_RPS,
+        RATE_LIMIT_BURST,
+        MAX_BODY_BYTES,
+        HTTP_TOTAL_TIMEOUT_SECS,
+        MAX_TOOL_ITERATIONS,
+        SQLITE_PATH,
+        REDIS_URL,
+        REDIS_FAIL_MODE,
+        BIND_ADDR,
+        LOG_FORMAT,
+        FAULT_INJECTION,
+    ];
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_TOKENS_FILE: &str = "tokens.yaml";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 33_554_432;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+pub const DEFAULT_MAX_TOOL_ITERATIONS: u32 = 10;
+pub const DEFAULT_RPS: f64 = 1.0;
+pub const DEFAULT_BURST: u32 = 30;
+pub const DEFAULT_SQLITE_PATH: &str = "gateway.sqlite3";
+
+/// Start-up failure: one line naming where and what.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {path}: {problem}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub path: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(source: impl Into<String>, path: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            source_name: source.into(),
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub rps: f64,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug)]
+pub enum Allowed {
+    All,
+    Only(HashSet<String>),
+}
+
+impl Allowed {
+    pub fn permits(&self, alias: &str) -> bool {
+        match self {
+            Allowed::All => true,
+            Allowed::Only(set) => set.contains(alias),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// An alias, or `*` for every model of the tenant.
+    pub model: String,
+    pub requests_per_day: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub token_hashes: Vec<[u8; 32]>,
+    pub allowed: Allowed,
+    pub rate_limit: Option<RateLimit>,
+    pub budgets: Vec<Budget>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    Litellm,
+    Openrouter,
+    Vllm,
+    Openai,
+}
+
+impl UpstreamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Litellm => "litellm",
+            UpstreamKind::Openrouter => "openrouter",
+            UpstreamKind::Vllm => "vllm",
+            UpstreamKind::Openai => "openai",
+        }
+    }
+
+    /// The readiness probe of each server kind, relative to the server's origin.
+    fn default_health_path(self) -> &'static str {
+        match self {
+            UpstreamKind::Vllm => "/health",
+            UpstreamKind::Litellm => "/health/liveliness",
+            // Neither has an unauthenticated health route; the model list is cheap.
+            UpstreamKind::Openrouter => "/api/v1/models",
+            UpstreamKind::Openai => "/v1/models",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: UpstreamKind,
+    /// The OpenAI-style API base (`http://host:8000/v1`, `https://openrouter.ai/api/v1`).
+    pub base_url: String,
+    pub chat_url: String,
+    pub health_url: String,
+    pub api_key: Option<String>,
+    /// Host of `base_url`, scrubbed from every message a client sees.
+    pub host: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Constraints {
+    pub min_max_tokens: u32,
+    pub max_output_tokens: Option<u32>,
+    pub context_window: Option<u32>,
+    pub accepts_image_url: bool,
+    pub typical_response_seconds: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub alias: String,
+    pub upstream: usize,
+    pub upstream_model: String,
+    pub constraints: Constraints,
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Executor {
+    /// A deterministic tool implemented in the gateway (`toolloop::tools`).
+    Builtin(Builtin),
+    Http {
+        url: String,
+        timeout: Duration,
+    },
+}
+
+/// The built-in tools, typed: the config file names one, the tool loop runs it by this value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    LookupWeather,
+    Echo,
+    Add,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 3] = [Builtin::LookupWeather, Builtin::Echo, Builtin::Add];
+
+    /// The name used in `executor: { kind: builtin, name: … }`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::LookupWeather => "lookup_weather",
+            Builtin::Echo => "echo",
+            Builtin::Add => "add",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+    pub executor: Executor,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub max_body_bytes: usize,
+    pub http_total_timeout: Duration,
+    pub max_tool_iterations: u32,
+    pub rate_limit: RateLimit,
+    pub sqlite_path: PathBuf,
+    pub redis_url: Option<String>,
+    pub redis_fail_closed: bool,
+    pub log_json: bool,
+    pub fault_injection: bool,
+    pub tenants: Vec<Tenant>,
+    pub upstreams: Vec<Upstream>,
+    pub models: Vec<Model>,
+    pub tools: Vec<Tool>,
+    /// Demo mode: the only token is [`DEMO_TOKEN`] (unless one is configured) and the
+    /// upstream is an in-process mock.
+    pub demo: bool,
+}
+
+pub const DEMO_TOKEN: &str = "demo-token";
+pub const DEMO_MODEL: &str = "demo";
+
+pub fn sha256(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+mod env;
+mod files;
+
+#[cfg(test)]
+mod tests;

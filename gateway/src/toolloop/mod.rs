@@ -1,0 +1,283 @@
+//! The server-side tool loop (SPEC §4), non-streaming and streaming.
+//!
+//! Each round offers the configured server-side tools (plus the caller's own) to the model.
+//! Server-side calls run here and the model is called again; calls to the caller's tools are
+//! returned to the caller untouched. The loop ends with a final answer, or with ONE synthesis
+//! call (`tools: []`) when MAX_TOOL_ITERATIONS rounds have run (`tool_loop_max_iterations`) or
+//! the same call signature came twice in a row (`tool_loop_anti_loop_synthesised`).
+//! Upstream calls: rounds + (1 if synthesised); at most max_tool_iterations + 1.
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::catalog::Code;
+use crate::config::Model;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::sse::{self as sse, Piece, UpstreamEvents};
+
+use crate::upstream::{self, Usage};
+
+/// State carried across rounds, shared by both modes.
+struct Loop<'a> {
+    state: &'a AppState,
+    body: Map<String, Value>,
+    caller_tools: Vec<String>,
+    iterations: u32,
+    previous: Option<Vec<(String, String)>>,
+    collected: Vec<(String, String, String)>,
+    usage: Usage,
+}
+
+enum Next {
+    /// The model answered (or called the caller's tools): hand this round to the caller.
+    Final,
+    /// Server-side calls ran; call the model again.
+    Again,
+    Synthesise(Code),
+}
+
+impl<'a> Loop<'a> {
+    fn new(state: &'a AppState, mut body: Map<String, Value>) -> Self {
+        let caller_tools: Vec<String> = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|t| {
+                        t.pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The caller's own tools win a name clash: its tool is the one it will execute.
+        let mut offered: Vec<Value> = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        offered.extend(
+            tools::definitions(&state.config.tools)
+                .into_iter()
+                .filter(|d| {
+                    let n = d
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    !caller_tools.iter().any(|c| c == n)
+                }),
+        );
+        body.insert("tools".into(), Value::Array(offered));
+        Loop {
+            state,
+            body,
+            caller_tools,
+            iterations: 0,
+            previous: None,
+            collected: Vec::new(),
+            usage: Usage::default(),
+        }
+    }
+
+    fn is_server_tool(&self, name: &str) -> bool {
+        !self.caller_tools.iter().any(|c| c == name)
+            && self.state.config.tools.iter().any(|t| t.name == name)
+    }
+
+    /// Decides what a round's assistant message means, running server-side tools if needed.
+    async fn after_round(&mut self, message: &Value) -> Next {
+        let calls = calls_of(message);
+        let server: Vec<Call> = calls
+            .iter()
+            .filter(|c| self.is_server_tool(&c.name))
+            .cloned()
+            .collect();
+        if server.is_empty() || server.len() != calls.len() {
+            // No tools, or the caller's tools are involved: the caller gets this round.
+            return Next::Final;
+        }
+        let sig = signature(&server);
+        if self.previous.as_ref() == Some(&sig) {
+            return Next::Synthesise(Code::ToolLoopAntiLoopSynthesised);
+        }
+        self.previous = Some(sig);
+        let mut assistant = json!({"role": "assistant", "content": message.get("content").cloned().unwrap_or(Value::Null)});
+        assistant["tool_calls"] = Value::Array(
+            server
+                .iter()
+                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .collect(),
+        );
+        let mut results = Vec::with_capacity(server.len());
+        for c in &server {
+            let tool = self.state.config.tools.iter().find(|t| t.name == c.name);
+            let out = match tool {
+                Some(t) => tools::execute(&self.state.http, t, &c.arguments).await,
+                None => json!({"error": "unknown tool"}).to_string(),
+            };
+            self.collected
+                .push((c.name.clone(), c.arguments.clone(), out.clone()));
+            results.push(json!({"role": "tool", "tool_call_id": c.id, "content": out}));
+        }
+        if let Some(Value::Array(msgs)) = self.body.get_mut("messages") {
+            msgs.push(assistant);
+            msgs.extend(results);
+        }
+        self.iterations += 1;
+        if self.iterations >= self.state.config.max_tool_iterations {
+            Next::Synthesise(Code::ToolLoopMaxIterations)
+        } else {
+            Next::Again
+        }
+    }
+
+    /// The synthesis request: the original conversation, the collected results, no tools.
+    fn synthesis_body(&self, original_messages: &[Value]) -> Map<String, Value> {
+        let mut body = self.body.clone();
+        let mut digest = String::from(
+            "Tool results collected so far (the tool loop was stopped; do not call tools):\n",
+        );
+        for (name, args, out) in &self.collected {
+            digest.push_str(&format!("- {name}({args}) -> {out}\n"));
+        }
+        digest.push_str("Answer the user's request now, in prose, using these results.");
+        let mut msgs = original_messages.to_vec();
+        msgs.push(json!({"role": "user", "content": digest}));
+        body.insert("messages".into(), Value::Array(msgs));
+        body.insert("tools".into(), Value::Array(Vec::new()));
+        body.remove("tool_choice");
+        body.remove("parallel_tool_calls");
+        body
+    }
+
+    /// Text the caller gets if even the synthesis call came back empty: never an empty answer.
+    fn fallback_text(&self) -> String {
+        let mut s = String::from("The tools returned: ");
+        let parts: Vec<String> = self
+            .collected
+            .iter()
+            .map(|(n, _, o)| format!("{n}: {o}"))
+            .collect();
+        s.push_str(&parts.join("; "));
+        s
+    }
+
+    /// A final message never carries raw server-side calls (only the caller's own), and after
+    /// tool rounds it is never empty.
+    fn finish_message(&self, message: &mut Value) {
+        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+            calls.retain(|c| {
+                let name = c
+                    .pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                !self.is_server_tool(name)
+            });
+        }
+        let has_calls = message
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        let empty = message
+            .get("content")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.trim().is_empty());
+        if self.iterations > 0 && empty && !has_calls {
+            message["content"] = Value::String(self.fallback_text());
+        }
+    }
+
+    /// Indices (in the streamed `tool_calls`) of the server-side calls of a round.
+    fn server_indices(&self, message: &Value) -> Vec<u64> {
+        calls_of(message)
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| self.is_server_tool(&c.name))
+            .map(|(i, _)| i as u64)
+            .collect()
+    }
+
+    fn event_payload(&self, code: Code) -> String {
+        json!({"code": code.as_str(), "iterations": self.iterations, "synth_called": true})
+            .to_string()
+    }
+}
+
+pub fn event_name(code: Code) -> &'static str {
+    if code == Code::ToolLoopMaxIterations {
+        crate::contract::EVENT_TOOL_CAP
+    } else {
+        crate::contract::EVENT_TOOL_ANTI_LOOP
+    }
+}
+
+/// Non-streaming loop: returns the completion to send (usage summed over every call).
+pub async fn run(
+    state: &AppState,
+    model: &Model,
+    body: Map<String, Value>,
+) -> Result<(Map<String, Value>, Usage), ApiError> {
+    let original: Vec<Value> = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut lp = Loop::new(state, body);
+    loop {
+        let (mut completion, usage) = upstream::chat(state, model, &lp.body).await?;
+        lp.usage.add(usage);
+        let message = completion
+            .get("choices")
+            .and_then(|c| c.pointer("/0/message"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        match lp.after_round(&message).await {
+            Next::Again => continue,
+            Next::Final => {
+                if let Some(m) = completion
+                    .get_mut("choices")
+                    .and_then(|c| c.pointer_mut("/0/message"))
+                {
+                    lp.finish_message(m);
+                }
+                completion.insert("usage".into(), lp.usage.to_json());
+                return Ok((completion, lp.usage));
+            }
+            Next::Synthesise(code) => {
+                let synth = lp.synthesis_body(&original);
+                let (mut completion, usage) = upstream::chat(state, model, &synth).await?;
+                lp.usage.add(usage);
+                let text = completion
+                    .get("choices")
+                    .and_then(|c| c.pointer("/0/message/content"))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| lp.fallback_text());
+                completion.insert(
+                    "choices".into(),
+                    json!([{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]),
+                );
+                completion.insert("usage".into(), lp.usage.to_json());
+                completion.insert("dgx_code".into(), Value::String(code.as_str().to_owned()));
+                return Ok((completion, lp.usage));
+            }
+        }
+    }
+}
+
+mod signature;
+mod streaming;
+pub mod tools;
+
+use signature::calls_of;
+pub use signature::{canonical, signature, Call};
+pub use streaming::stream;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! The streaming driver of the tool loop: rounds streamed, server-side calls held back, the
+//! final answer relayed live.
+
+use super::*;
+use crate::upstream::sse::Assembler;
+
+/// Removes the tool-call deltas with the given indices from a chunk.
+fn strip_deltas(chunk: &mut Map<String, Value>, indices: &[u64]) {
+    if indices.is_empty() {
+        return;
+    }
+    let delta = chunk
+        .get_mut("choices")
+        .and_then(|c| c.pointer_mut("/0/delta/tool_calls"));
+    if let Some(Value::Array(calls)) = delta {
+        calls.retain(|tc| {
+            let i = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+            !indices.contains(&i)
+        });
+    }
+}
+
+fn has_content(chunk: &Map<String, Value>) -> bool {
+    chunk
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.pointer("/delta/content"))
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
+}
+
+fn has_tool_calls(chunk: &Map<String, Value>) -> bool {
+    chunk
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.pointer("/delta/tool_calls"))
+        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+}
+
+/// Where the streaming driver writes: the 200 header is released by the first byte, and a
+/// failure before it travels back as an ordinary error response.
+struct Out {
+    /// A caller that stops reading cannot hold the upstream (or a conversation lock) past it.
+    deadline: Instant,
+    tx: mpsc::Sender<Bytes>,
+    start: Option<oneshot::Sender<Result<(), ApiError>>>,
+    hooks: sse::Hooks,
+}
+
+impl Out {
+    async fn emit(&mut self, b: Bytes) -> bool {
+        if let Some(s) = self.start.take() {
+            if s.send(Ok(())).is_err() {
+                return false;
+            }
+        }
+        matches!(
+            tokio::time::timeout_at(self.deadline, self.tx.send(b)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn fail(&mut self, e: ApiError) {
+        match self.start.take() {
+            Some(s) => {
+                let _ = s.send(Err(e));
+            }
+            None => {
+                let _ = self.tx.send(sse::error_event(&e)).await;
+            }
+        }
+    }
+
+    async fn chunk(&mut self, c: &Map<String, Value>) -> bool {
+        let mut c = c.clone();
+        match self.hooks.chunk_bytes(&mut c) {
+            Some(b) => self.emit(b).await,
+            None => true,
+        }
+    }
+}
+
+/// How a streamed round went.
+enum Round {
+    /// The assembled message, and the chunks not yet sent to the caller.
+    Complete {
+        message: Value,
+        buffered: Vec<Map<String, Value>>,
+        last: Option<Map<String, Value>>,
+    },
+    /// Failure already reported, or the caller left.
+    Over,
+}
+
+/// Streaming with server-side tools: tool rounds run first; the final answer is relayed as
+/// it arrives, preceded by the named event when the loop had to synthesise.
+pub async fn stream(
+    state: AppState,
+    model: Model,
+    body: Map<String, Value>,
+    deadline: Instant,
+    hooks: sse::Hooks,
+) -> Result<Response, ApiError> {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let (start_tx, start_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let closed = tx.clone();
+        let mut out = Out {
+            deadline,
+            tx,
+            start: Some(start_tx),
+            hooks,
+        };
+        let usage = std::sync::Arc::new(parking_lot::Mutex::new(Usage::default()));
+        let seen = usage.clone();
+        tokio::select! {
+            // The caller went away: dropping the driver drops the upstream request with it.
+            _ = closed.closed() => {}
+            _ = drive(&state, &model, body, deadline, &mut out, &seen) => {}
+        };
+        // Settles a reservation when the stream did not complete (no-op after completion).
+        let used = *usage.lock();
+        out.hooks.abandon(used);
+    });
+    match start_rx.await {
+        Ok(Ok(())) => {
+            let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+            });
+            Ok(sse::sse_response(Body::from_stream(body)))
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::new(
+            Code::InternalError,
+            "the stream driver stopped before answering",
+        )),
+    }
+}
+
+async fn drive(
+    state: &AppState,
+    model: &Model,
+    mut body: Map<String, Value>,
+    deadline: Instant,
+    out: &mut Out,
+    seen: &parking_lot::Mutex<Usage>,
+) {
+    let wants_usage = sse::request_usage(&mut body);
+    let original: Vec<Value> = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut lp = Loop::new(state, body);
+    let mut last_chunk: Option<Map<String, Value>> = None;
+    let final_message;
+    loop {
+        let round = stream_round(state, model, &lp.body, deadline, out, &mut lp.usage, true).await;
+        *seen.lock() = lp.usage;
+        let Round::Complete {
+            message,
+            buffered,
+            last,
+        } = round
+        else {
+            return;
+        };
+        if last.is_some() {
+            last_chunk = last;
+        }
+        match lp.after_round(&message).await {
+            Next::Again => continue,
+            Next::Final => {
+                // Not relayed: the whole round is here. Relayed: only the held tool-call
+                // deltas are (calls to the caller's own tools after some content). Deltas of
+                // server-side calls never reach the caller.
+                let server = lp.server_indices(&message);
+                for mut c in buffered {
+                    strip_deltas(&mut c, &server);
+                    if !out.chunk(&c).await {
+                        return;
+                    }
+                }
+                let mut finished = message.clone();
+                lp.finish_message(&mut finished);
+                if finished.get("content") != message.get("content") {
+                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": lp.fallback_text()}, "finish_reason": "stop"}]});
+                    if let Value::Object(c) = c {
+                        out.chunk(&c).await;
+                    }
+                }
+                final_message = finished;
+                break;
+            }
+            Next::Synthesise(code) => {
+                let payload = lp.event_payload(code);
+                if !out.emit(sse::sse_event(event_name(code), &payload)).await {
+                    return;
+                }
+                let synth = lp.synthesis_body(&original);
+                let round =
+                    stream_round(state, model, &synth, deadline, out, &mut lp.usage, false).await;
+                *seen.lock() = lp.usage;
+                let Round::Complete { message, last, .. } = round else {
+                    return;
+                };
+                if last.is_some() {
+                    last_chunk = last;
+                }
+                let mut final_text = message
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if final_text.trim().is_empty() {
+                    final_text = lp.fallback_text();
+                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": final_text}, "finish_reason": "stop"}]});
+                    if let Value::Object(c) = c {
+                        out.chunk(&c).await;
+                    }
+                }
+                final_message = json!({"role": "assistant", "content": final_text});
+                break;
+            }
+        }
+    }
+    if wants_usage {
+        let mut u = last_chunk.unwrap_or_default();
+        u.insert("choices".into(), Value::Array(Vec::new()));
+        u.insert("usage".into(), lp.usage.to_json());
+        out.chunk(&u).await;
+    }
+    let end = out.hooks.complete(lp.usage, final_message).await;
+    out.emit(end).await;
+}
+
+/// Runs one streamed upstream call. With `hold_tools`, deltas are held back until the round
+/// shows content (then relayed live) or tool calls (then buffered whole).
+async fn stream_round(
+    state: &AppState,
+    model: &Model,
+    body: &Map<String, Value>,
+    deadline: Instant,
+    out: &mut Out,
+    usage: &mut Usage,
+    hold_tools: bool,
+) -> Round {
+    let sent = tokio::time::timeout_at(deadline, upstream::send(state, model, body)).await;
+    let resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            out.fail(e).await;
+            return Round::Over;
+        }
+        Err(_) => {
+            out.fail(ApiError::new(
+                Code::UpstreamTimeout,
+                "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
+            ))
+            .await;
+            return Round::Over;
+        }
+    };
+    let mut events = UpstreamEvents::new(resp, deadline, state, model, body);
+    let mut asm = Assembler::default();
+    let mut live = !hold_tools;
+    let mut tool_round = false;
+    let mut buffered = Vec::new();
+    let mut last = None;
+    // Some servers repeat cumulative usage on every chunk: the round's last report counts.
+    let mut round_usage = Usage::default();
+    loop {
+        match events.next().await {
+            Piece::Chunk(c) => {
+                if let Some(u) = c.get("usage").filter(|u| u.is_object()) {
+                    round_usage = Usage::from_json(Some(u));
+                }
+                if sse::is_usage_only(&c) {
+                    last = Some(c);
+                    continue;
+                }
+                asm.add(&c);
+                if !live && !tool_round {
+                    if has_tool_calls(&c) {
+                        tool_round = true;
+                    } else if has_content(&c) {
+                        live = true;
+                        for b in buffered.drain(..) {
+                            if !out.chunk(&b).await {
+                                return Round::Over;
+                            }
+                        }
+                    }
+                }
+                let held = has_tool_calls(&c)
+                    || c.get("choices")
+                        .and_then(|x| x.pointer("/0/finish_reason"))
+                        .and_then(Value::as_str)
+                        == Some("tool_calls");
+                if live && !(hold_tools && held) {
+                    if !out.chunk(&c).await {
+                        return Round::Over;
+                    }
+                } else {
+                    buffered.push(c.clone());
+                }
+                last = Some(c);
+            }
+            Piece::Done => break,
+            Piece::Failed(e) => {
+                usage.add(round_usage);
+                out.fail(e).await;
+                return Round::Over;
+            }
+        }
+    }
+    usage.add(round_usage);
+    Round::Complete {
+        message: asm.message(),
+        buffered,
+        last,
+    }
+}

@@ -1,0 +1,44 @@
+use super::*;
+use crate::upstream::sse::Assembler;
+
+#[test]
+fn signatures_ignore_key_order_and_whitespace() {
+    let a = [Call {
+        id: "1".into(),
+        name: "f".into(),
+        arguments: r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#.into(),
+    }];
+    let b = [Call {
+        id: "2".into(),
+        name: "f".into(),
+        arguments: r#"{ "a": {"x":[1,2],"y":2}, "b":1 }"#.into(),
+    }];
+    assert_eq!(signature(&a), signature(&b));
+    let c = [Call {
+        id: "3".into(),
+        name: "f".into(),
+        arguments: r#"{"b":2}"#.into(),
+    }];
+    assert_ne!(signature(&a), signature(&c));
+}
+
+#[test]
+fn assembler_joins_split_arguments_exactly() {
+    let mut asm = Assembler::default();
+    let chunks = [
+        json!({"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup_weather", "arguments": ""}}]}}]}),
+        json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}}]}}]}),
+        json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "ty\":\"Oslo\"}"}}]}}]}),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ];
+    for c in chunks {
+        asm.add(c.as_object().unwrap());
+    }
+    let m = asm.message();
+    assert_eq!(
+        m["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Oslo\"}"
+    );
+    assert_eq!(m["tool_calls"][0]["id"], "call_1");
+    assert_eq!(asm.finish_reason.as_deref(), Some("tool_calls"));
+}

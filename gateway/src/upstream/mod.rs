@@ -1,0 +1,177 @@
+//! Upstream calls and the one mapping of upstream failures onto catalog codes.
+//!
+//! Who is at fault decides the code: the upstream's 4xx is the caller's problem
+//! (`upstream_bad_request`, its status 1:1), quota answers are `model_quota_exhausted` (or the
+//! OpenRouter-specific code for pinned aliases), 5xx/garbage is `upstream_error`, and transport
+//! failures are `upstream_timeout` / `upstream_unavailable`. Messages are sanitised here.
+
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::catalog::Code;
+use crate::config::{Model, Upstream, UpstreamKind};
+use crate::error::ApiError;
+use crate::state::{secs_to_utc_midnight, AppState};
+
+/// Token counts reported by the upstream, summed over a request's calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    pub fn from_json(v: Option<&Value>) -> Usage {
+        let get = |k: &str| {
+            v.and_then(|u| u.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let prompt = get("prompt_tokens");
+        let completion = get("completion_tokens");
+        let total = v
+            .and_then(|u| u.get("total_tokens"))
+            .and_then(Value::as_u64);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
+        }
+    }
+
+    pub fn add(&mut self, other: Usage) {
+        // Saturating: absurd numbers from an upstream must not panic a request.
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+    }
+
+    pub fn to_json(self) -> Value {
+        serde_json::json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        })
+    }
+}
+
+/// The client's body with `model` swapped for the upstream's name, serialised without
+/// copying the body (which may hold megabytes of inline images).
+struct Outbound<'a> {
+    model: &'a str,
+    body: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for Outbound<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.body.len()))?;
+        m.serialize_entry("model", self.model)?;
+        for (k, v) in self.body.iter().filter(|(k, _)| k.as_str() != "model") {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Sends one chat request upstream and returns the response once its headers arrived.
+/// `body` is the client's body (already validated); `model` is replaced by the upstream's.
+pub async fn send(
+    state: &AppState,
+    model: &Model,
+    body: &Map<String, Value>,
+) -> Result<reqwest::Response, ApiError> {
+    let upstream = &state.config.upstreams[model.upstream];
+    let outbound = serde_json::to_vec(&Outbound {
+        model: &model.upstream_model,
+        body,
+    })
+    .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?;
+    let mut req = state
+        .http
+        .post(&upstream.chat_url)
+        .timeout(state.config.http_total_timeout)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(outbound);
+    if let Some(key) = &upstream.api_key {
+        req = req.bearer_auth(key);
+    }
+    let started = Instant::now();
+    let result = req.send().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    match result {
+        Ok(resp) => {
+            let outcome = if resp.status().is_success() {
+                "ok"
+            } else {
+                "http_error"
+            };
+            state.metrics.upstream(&upstream.name, outcome, elapsed);
+            if resp.status().is_success() {
+                Ok(resp)
+            } else {
+                Err(error_from_response(state, model, upstream, body, resp).await)
+            }
+        }
+        Err(e) => {
+            let err = transport_error(&e);
+            let outcome = match err.code {
+                Code::UpstreamTimeout => "timeout",
+                Code::UpstreamUnavailable => "unavailable",
+                _ => "failed",
+            };
+            state.metrics.upstream(&upstream.name, outcome, elapsed);
+            tracing::warn!(upstream = %upstream.name, error = %e, "upstream call failed");
+            Err(err)
+        }
+    }
+}
+
+/// Non-streaming chat: the upstream's `chat.completion` object and its usage.
+pub async fn chat(
+    state: &AppState,
+    model: &Model,
+    body: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Usage), ApiError> {
+    let resp = send(state, model, body).await?;
+    let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(mut obj))
+            if obj
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty()) =>
+        {
+            let usage = Usage::from_json(obj.get("usage"));
+            // The caller asked for an alias; the upstream's model name is an internal detail.
+            obj.insert("model".into(), Value::String(model.alias.clone()));
+            Ok((obj, usage))
+        }
+        Ok(Value::Object(obj)) if obj.contains_key("error") => {
+            // Some servers answer 200 with an error object.
+            let upstream = &state.config.upstreams[model.upstream];
+            let msg = extract_message(&Value::Object(obj)).unwrap_or_default();
+            Err(ApiError::new(
+                Code::UpstreamError,
+                format!("upstream error: {}", sanitize(&msg, upstream)),
+            ))
+        }
+        _ => Err(ApiError::new(
+            Code::UpstreamError,
+            "the upstream returned a response that is not a chat completion",
+        )),
+    }
+}
+
+mod errors;
+pub mod sse;
+
+pub use errors::*;
+
+#[cfg(test)]
+mod tests;
