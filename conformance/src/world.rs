@@ -700,38 +700,14 @@ impl GatewayWorld {
     /// `the upstream answers with its <kind> error`, in the current personality's words.
     pub async fn script_named_error(&mut self, kind: &str) -> Outcome {
         let mock = self.mock()?;
-        // The role says which server is behind it (STEPS.md), in-process or not.
-        let personality = match self.model_role.as_str() {
-            "openrouter" => Some(mocks::Personality::OpenRouter),
-            "litellm" => Some(mocks::Personality::Litellm),
-            _ => Some(mocks::Personality::Vllm),
-        };
+        // The mock speaks its own personality's words (mocks/src/personality/); this only
+        // names the step.
         let (step, carries_figures) = match kind {
             "quota-exhaustion" | "credit-exhaustion" => (Step::quota_exhausted(), true),
             "daily-limit" => (Step::daily_limit(), true),
-            "rate-window" => match personality {
-                Some(mocks::Personality::OpenRouter) => (
-                    Step::error_with_headers(
-                        429,
-                        "Rate limit exceeded: free-models-per-min. ",
-                        [("retry-after", "20")],
-                    ),
-                    true,
-                ),
-                // LiteLLM's and vLLM-fronts' rate-limit 429 is the mock's daily_limit step.
-                _ => (Step::daily_limit(), true),
-            },
+            "rate-window" => (Step::rate_window(), true),
             "context-length" => (Step::context_length(8192, 9000), false),
-            "max-tokens" => {
-                let message = match personality {
-                    Some(mocks::Personality::Litellm) => {
-                        "litellm.BadRequestError: OpenAIException - Invalid 'max_tokens': integer below minimum value. Expected a value >= 256."
-                    }
-                    Some(mocks::Personality::OpenRouter) => "max_tokens must be at least 256 for this model",
-                    _ => "max_tokens must be at least 256 for this model.",
-                };
-                (Step::error(400, message), false)
-            }
+            "max-tokens" => (Step::max_tokens(256), false),
             other => {
                 return Err(format!(
                     "unknown upstream error kind `{other}` (quota-exhaustion, credit-exhaustion, rate-window, daily-limit, context-length, max-tokens)"

@@ -17,9 +17,13 @@
 //! ```
 //!
 //! # Layout
-//! - `personality.rs` — wire formats: paths, success bodies, SSE chunks, error bodies.
+//! - `personality/` — one file per upstream dialect (`vllm.rs`, `litellm.rs`, `openrouter.rs`)
+//!   behind the one `Dialect` trait (`mod.rs`): routes, ids, chunk framing, bodies, every error
+//!   and its wording; `wire.rs` frames chunks by asking the dialect. A new upstream is one file
+//!   there plus one registry line.
 //! - `script.rs` — `Step` / `Action` (public JSON), the script store, marker parsing.
-//! - `server.rs` — `MockState`, the axum routes, turning a step into a response.
+//! - `server.rs` — `MockState`, the dialect's routes, picking the step for a request.
+//! - `exchange.rs` — turning a step into a response (frames or a body).
 //! - `stream.rs` — playing a planned response frame by frame (delays, aborts).
 //! - `control.rs` — the `/__mock` control API.
 //! - `record.rs` — recorded requests and their outcome.
@@ -28,6 +32,7 @@
 //! Invariant: no global state. Two `MockServer`s in one process share nothing.
 
 mod control;
+mod exchange;
 mod personality;
 mod record;
 mod script;

@@ -26,6 +26,10 @@ fn default_arg_splits() -> usize {
     3
 }
 
+fn default_max_tokens_floor() -> u64 {
+    256
+}
+
 fn default_stream_error_status() -> u16 {
     500
 }
@@ -61,8 +65,16 @@ pub enum Action {
     QuotaExhausted,
     /// OpenRouter's daily free-model limit (a plain rate-limit 429 elsewhere).
     DailyLimit,
+    /// A per-minute rate-window 429 in the personality's words (OpenRouter's
+    /// `free-models-per-min` with `Retry-After`; the rate-limit 429 of `daily_limit` elsewhere).
+    RateWindow,
     /// The 400 for a prompt longer than the model's context window.
     ContextLength { max: u64, requested: u64 },
+    /// The 400 for a `max_tokens` below the model's floor `min`, in the personality's words.
+    MaxTokens {
+        #[serde(default = "default_max_tokens_floor")]
+        min: u64,
+    },
     /// `chunks` good content chunks, then the connection is aborted (no `[DONE]`).
     Drop {
         chunks: usize,
@@ -183,6 +195,15 @@ impl Step {
 
     pub fn daily_limit() -> Step {
         Action::DailyLimit.into()
+    }
+
+    pub fn rate_window() -> Step {
+        Action::RateWindow.into()
+    }
+
+    /// `max_tokens` below the model's floor of `min` tokens.
+    pub fn max_tokens(min: u64) -> Step {
+        Action::MaxTokens { min }.into()
     }
 
     pub fn context_length(max: u64, requested: u64) -> Step {

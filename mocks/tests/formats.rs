@@ -308,6 +308,55 @@ async fn daily_limit_wording() {
     assert_eq!(body["error"]["type"], "Too Many Requests");
 }
 
+// Pins: the per-minute rate window and the max_tokens floor, each in its server's words and
+// envelope. These wordings were scripted by hand in conformance/src/world.rs before the mock
+// owned them (no public capture cited there): OpenRouter 429 "Rate limit exceeded:
+// free-models-per-min. " with Retry-After 20 in its envelope [or-errors]; LiteLLM and vLLM
+// answer their rate-limit 429 (the daily_limit step); max_tokens below 256 is a 400.
+#[tokio::test]
+async fn rate_window_and_max_tokens_wording() {
+    let (status, headers, body) = error_of(Personality::OpenRouter, Step::rate_window()).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "20");
+    assert_eq!(body["error"]["code"], 429);
+    assert_eq!(
+        body["error"]["message"],
+        "Rate limit exceeded: free-models-per-min. "
+    );
+    let (status, _, body) = error_of(Personality::Litellm, Step::rate_window()).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "429");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Crossed TPM / RPM / Max Parallel Request Limit"));
+    let (status, _, body) = error_of(Personality::Vllm, Step::rate_window()).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["type"], "Too Many Requests");
+
+    let (status, _, body) = error_of(Personality::Vllm, Step::max_tokens(256)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "BadRequestError");
+    assert_eq!(
+        body["error"]["message"],
+        "max_tokens must be at least 256 for this model."
+    );
+    let (status, _, body) = error_of(Personality::Litellm, Step::max_tokens(256)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "400");
+    assert_eq!(
+        body["error"]["message"],
+        "litellm.BadRequestError: OpenAIException - Invalid 'max_tokens': integer below minimum value. Expected a value >= 256."
+    );
+    let (status, _, body) = error_of(Personality::OpenRouter, Step::max_tokens(256)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], 400);
+    assert_eq!(
+        body["error"]["message"],
+        "max_tokens must be at least 256 for this model"
+    );
+}
+
 // Pins: context-length 400 wording, vLLM "This model's maximum context length is N tokens.
 // However, you requested M tokens …" [vllm-ctx], in each personality's envelope.
 #[tokio::test]

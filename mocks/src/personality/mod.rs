@@ -1,0 +1,298 @@
+//! Upstream dialects: everything that makes the mock look like vLLM, LiteLLM or OpenRouter.
+//!
+//! One file per upstream (`vllm.rs`, `litellm.rs`, `openrouter.rs`), each implementing the one
+//! [`Dialect`] trait: routes and health paths, ids, chunk framing and SSE content type,
+//! completion bodies, every error body and its wording (quota, credits, daily limit, rate
+//! window, context length, max-tokens floor, invalid request, 401). `wire.rs` holds the
+//! dialect-neutral plumbing (delta types, the per-response `Wire` that frames chunks by asking
+//! the dialect). `server.rs` never matches on a personality; it asks the dialect.
+//!
+//! # Adding an upstream (TGI, Ollama, …)
+//! Write one file here, say `tgi.rs`, with a unit struct `Tgi` that implements [`Dialect`] and
+//! has `const DEFAULT: Tgi`, then add ONE line to the `registry!` call below
+//! (`Tgi => tgi::Tgi,`). The macro declares the module, the `Personality` variant (serde and
+//! CLI name: the lowercased variant), `Personality::ALL`, parsing and the dialect lookup.
+//! Document its wire facts, with sources, in `tests/formats.rs`.
+//!
+//! The facts pinned by the dialects, with where they came from, are listed in
+//! `tests/formats.rs`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+mod wire;
+
+pub(crate) use wire::{
+    to_vec, Delta, ErrorReply, FunctionDelta, Ids, ToolCallDelta, ToolCallOut, Usage, Wire,
+};
+
+/// Declares every dialect: its module, its `Personality` variant and its lookup.
+macro_rules! registry {
+    ($( $(#[$attr:meta])* $variant:ident => $module:ident :: $ty:ident, )*) => {
+        $( mod $module; )*
+
+        /// Which real server the mock imitates.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Personality {
+            $( $(#[$attr])* $variant, )*
+        }
+
+        impl Personality {
+            /// Every personality, for tests and help texts.
+            pub const ALL: [Personality; 0 $( + registry!(@one $variant) )*] =
+                [$( Personality::$variant ),*];
+
+            /// This personality's wire format with its default options.
+            pub(crate) fn dialect(self) -> &'static dyn Dialect {
+                match self {
+                    $( Personality::$variant => &$module::$ty::DEFAULT, )*
+                }
+            }
+        }
+    };
+    (@one $variant:ident) => { 1 };
+}
+
+registry! {
+    /// vLLM's OpenAI-compatible server (`vllm serve`).
+    #[default]
+    Vllm => vllm::Vllm,
+    /// The LiteLLM proxy.
+    Litellm => litellm::Litellm,
+    /// openrouter.ai.
+    OpenRouter => openrouter::OpenRouter,
+}
+
+/// vLLM's dialect with the legacy flat error shape switched on or off (`--vllm-legacy-errors`).
+pub(crate) fn vllm_dialect(legacy_errors: bool) -> &'static dyn Dialect {
+    if legacy_errors {
+        &vllm::Vllm::LEGACY
+    } else {
+        &vllm::Vllm::DEFAULT
+    }
+}
+
+/// A health route: its path and its 200 body (`None` = empty body, no content type).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HealthRoute {
+    pub path: &'static str,
+    pub body: Option<fn() -> Value>,
+}
+
+/// The three request faults every upstream words in its own way.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Invalid {
+    /// The body is not a JSON object.
+    Json,
+    /// No `model`.
+    Model,
+    /// No `messages`.
+    Messages,
+}
+
+/// One upstream's wire format. Implemented once per file in this folder.
+pub(crate) trait Dialect: Send + Sync + fmt::Debug + 'static {
+    /// Its name on the command line and in the default reply (`vllm`).
+    fn name(&self) -> &'static str;
+
+    // --- routes -----------------------------------------------------------------------------
+    /// What an OpenAI SDK would use as `base_url` (after the host).
+    fn api_prefix(&self) -> &'static str;
+    /// Chat completions paths; the first is the canonical one.
+    fn chat_paths(&self) -> &'static [&'static str];
+    /// Model-list paths; the first is the canonical one.
+    fn models_paths(&self) -> &'static [&'static str];
+    /// Whether the model list is served without the API key.
+    fn models_public(&self) -> bool {
+        false
+    }
+    /// The health routes the server has.
+    fn health_routes(&self) -> &'static [HealthRoute];
+    /// The path a gateway's readiness probe should hit.
+    fn health_path(&self) -> &'static str;
+    /// The model list body.
+    fn models_body(&self, created: u64) -> Value;
+    /// The body of a route the server does not have (404).
+    fn not_found_body(&self) -> Value;
+
+    // --- ids --------------------------------------------------------------------------------
+    /// A fresh response id in the server's own style.
+    fn response_id(&self, created: u64, a: u64, b: u64) -> String;
+    /// A fresh tool-call id in the server's own style.
+    fn tool_call_id(&self, a: u64, b: u64) -> String;
+
+    // --- success bodies and chunk framing ---------------------------------------------------
+    /// `{"id":...,"model":...,` of a chunk, up to (not including) `"choices"`. Arguments are
+    /// already JSON-encoded.
+    fn chunk_head(&self, id_json: &str, created: u64, model_json: &str) -> String;
+    /// Bytes sent before the first chunk (an SSE comment keep-alive), if any.
+    fn sse_prelude(&self) -> Option<&'static [u8]> {
+        None
+    }
+    /// The `Content-Type` of a stream.
+    fn sse_content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+    /// Whether every delta repeats `"role":"assistant"`.
+    fn role_in_every_delta(&self) -> bool {
+        false
+    }
+    /// The fields of a streamed choice after `delta`; `finish` is JSON (`null` or a string).
+    fn choice_tail(&self, buf: &mut Vec<u8>, finish: &str, finished: bool);
+    /// The delta of the finish chunk.
+    fn finish_delta(&self) -> Delta<'static>;
+    /// A non-streaming `chat.completion` body.
+    fn completion(
+        &self,
+        ids: &Ids,
+        content: Option<&str>,
+        calls: Vec<Value>,
+        finish_reason: &str,
+        usage: Usage,
+    ) -> Value;
+
+    // --- errors -----------------------------------------------------------------------------
+    /// The `Content-Type` of an error answer.
+    fn error_content_type(&self) -> &'static str {
+        "application/json"
+    }
+    /// The error body for `status` with `message` (and an optional vendor error type).
+    fn error_body(&self, status: u16, message: &str, error_type: Option<&str>) -> Value;
+    /// An error object inside a 200 stream, as the server emits one mid-stream.
+    fn stream_error(&self, ids: &Ids, status: u16, message: &str) -> Value;
+    /// The 401 body for a missing (`key_present` false) or wrong API key.
+    fn unauthorized_body(&self, key_present: bool) -> Value;
+    /// The server's words for a body it cannot take.
+    fn invalid_request(&self, what: Invalid) -> &'static str;
+    /// Budget / credit / quota exhaustion in the server's own words.
+    fn quota_exhausted(&self) -> ErrorReply;
+    /// A daily request limit (OpenRouter's free-model limit; a rate-limit 429 elsewhere).
+    fn daily_limit(&self, now_ms: u64) -> ErrorReply;
+    /// A per-minute rate-window 429 (the same as the daily limit unless the server differs).
+    fn rate_window(&self, now_ms: u64) -> ErrorReply {
+        self.daily_limit(now_ms)
+    }
+    /// The message of the 400 for a prompt longer than the window; `prompt + completion` is
+    /// `requested`.
+    fn context_length_message(
+        &self,
+        max: u64,
+        requested: u64,
+        prompt: u64,
+        completion: u64,
+    ) -> String;
+    /// The message of the 400 for a `max_tokens` below the model's floor `min`.
+    fn max_tokens_message(&self, min: u64) -> String;
+}
+
+impl dyn Dialect {
+    /// An ordinary error answer in this dialect.
+    pub(crate) fn error_reply(
+        &self,
+        status: u16,
+        message: &str,
+        error_type: Option<&str>,
+    ) -> ErrorReply {
+        ErrorReply::json(self, status, &self.error_body(status, message, error_type))
+    }
+
+    /// The 401 answer.
+    pub(crate) fn unauthorized(&self, key_present: bool) -> ErrorReply {
+        ErrorReply::json(self, 401, &self.unauthorized_body(key_present))
+    }
+
+    /// The 400 for a prompt longer than the model's window.
+    pub(crate) fn context_length(&self, max: u64, requested: u64, completion: u64) -> ErrorReply {
+        let completion = completion.min(requested);
+        let message =
+            self.context_length_message(max, requested, requested - completion, completion);
+        self.error_reply(400, &message, None)
+    }
+
+    /// The 400 for a `max_tokens` below the model's floor.
+    pub(crate) fn max_tokens(&self, min: u64) -> ErrorReply {
+        self.error_reply(400, &self.max_tokens_message(min), None)
+    }
+}
+
+impl Personality {
+    /// The chat completions path.
+    pub fn chat_path(self) -> &'static str {
+        self.dialect().chat_paths()[0]
+    }
+
+    /// The path a gateway's readiness probe should hit. OpenRouter has no health route, so its
+    /// public model list stands in, as it would for a real deployment.
+    pub fn health_path(self) -> &'static str {
+        self.dialect().health_path()
+    }
+
+    /// What an OpenAI SDK would use as `base_url` (after the host).
+    pub fn api_prefix(self) -> &'static str {
+        self.dialect().api_prefix()
+    }
+
+    /// The models path.
+    pub fn models_path(self) -> &'static str {
+        self.dialect().models_paths()[0]
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.dialect().name()
+    }
+}
+
+impl fmt::Display for Personality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A personality name that is not one of the registered dialects.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown personality `{0}` (expected {names})", names = names())]
+pub struct UnknownPersonality(pub String);
+
+fn names() -> String {
+    let names: Vec<&str> = Personality::ALL.iter().map(|p| p.as_str()).collect();
+    names.join(", ")
+}
+
+impl FromStr for Personality {
+    type Err = UnknownPersonality;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Personality::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownPersonality(s.to_owned()))
+    }
+}
+
+/// The canonical reason phrase of `status` ("Too Many Requests").
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_match_serde() {
+        for p in Personality::ALL {
+            assert_eq!(p.as_str().parse::<Personality>().ok(), Some(p));
+            let serde_name = serde_json::to_value(p).ok();
+            assert_eq!(serde_name, Some(Value::from(p.as_str())), "{p}");
+            assert_eq!(p.chat_path(), p.dialect().chat_paths()[0]);
+        }
+        assert!("tgi".parse::<Personality>().is_err());
+    }
+}
