@@ -339,7 +339,7 @@ impl Profile {
             };
             if let Err(err) = schemas.check(schema, body) {
                 return Judgement::Failed(format!(
-                    "{want}: the body {err} ({} answered HTTP {})",
+                    "expected {want}, but the body {err} ({} answered HTTP {})",
                     r.what, r.status
                 ));
             }

@@ -309,13 +309,8 @@ impl Target {
     /// One clear answer before any scenario: the target is reachable, accepts the
     /// credentials and the default model answers. The error is the whole message to show.
     pub async fn preflight(&self) -> Result<(), String> {
-        let model = self.models.get("default").cloned().ok_or_else(|| {
-            format!(
-                "preflight: no default model is known for {} (it has no GET /v1/models list); set `models: {{default: <alias>}}` in the target file or {}DEFAULT",
-                self.name,
-                vars::GATEWAY_MODEL_PREFIX
-            )
-        })?;
+        let known = self.models.get("default").cloned();
+        let model = known.clone().unwrap_or_else(|| "default".to_owned());
         let http = client(None)?;
         let mut rb = http
             .post(format!("{}/v1/chat/completions", self.base_url))
@@ -344,6 +339,11 @@ impl Target {
                 self.base_url,
                 self.credential_header,
                 if self.credential_scheme.is_empty() { String::new() } else { format!("{} ", self.credential_scheme) }
+            )),
+            _ if known.is_none() => Err(format!(
+                "preflight: no default model is known for {} (its GET /v1/models lists none) and `default` does not answer (HTTP {status}: {body}); set `models: {{default: <alias>}}` in the target file or {}DEFAULT",
+                self.base_url,
+                vars::GATEWAY_MODEL_PREFIX
             )),
             _ => Err(format!(
                 "preflight: the default model `{model}` does not answer on {} (HTTP {status}: {body}); set the default model of the target file, or check the gateway's upstream",
