@@ -289,7 +289,10 @@ impl GatewayWorld {
             let Ok(v) = value.to_str() else { continue };
             for f in self.revealed_where(v, false) {
                 if !f.starts_with("the provider name") {
-                    found.push(format!("the header `{name}: {}` reveals {f}", text::clip(v, 120)));
+                    found.push(format!(
+                        "the header `{name}: {}` reveals {f}",
+                        text::clip(v, 120)
+                    ));
                 }
             }
         }

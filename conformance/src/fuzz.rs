@@ -208,10 +208,12 @@ pub async fn check(target: &Target, http: &reqwest::Client, body: &[u8]) -> Resu
     }
     let json: Value = serde_json::from_str(&text)
         .map_err(|_| format!("body {shown:?}: HTTP {status} is not JSON: {text}"))?;
-    target
-        .schemas
-        .check(schema, &json)
-        .map_err(|e| format!("body {shown:?}: the error (profile `{}`) {e}", target.profile.name))?;
+    target.schemas.check(schema, &json).map_err(|e| {
+        format!(
+            "body {shown:?}: the error (profile `{}`) {e}",
+            target.profile.name
+        )
+    })?;
     if schema != schemas::ENVELOPE {
         return Ok(());
     }

@@ -304,10 +304,7 @@ struct ConditionRow {
 fn grade_counts(with: &[&ScenarioResult]) -> [usize; 5] {
     let mut out = [0; 5];
     for r in with {
-        let i = Grade::ALL
-            .iter()
-            .position(|g| *g == r.grade())
-            .unwrap_or(4);
+        let i = Grade::ALL.iter().position(|g| *g == r.grade()).unwrap_or(4);
         out[i] += 1;
     }
     out
@@ -315,16 +312,9 @@ fn grade_counts(with: &[&ScenarioResult]) -> [usize; 5] {
 
 /// The per-condition table: for each condition, its scenarios and their grades.
 /// `conditions` is the profile's list (its order); conditions the features create but the
-/// profile does not claim are appended (their scenarios are not applicable).
+/// profile does not claim are counted in one last row (their scenarios are not applicable).
 pub fn per_condition_table(conditions: &[String], results: &[ScenarioResult]) -> String {
-    let mut order: Vec<String> = conditions.to_vec();
-    for r in results {
-        for c in r.conditions() {
-            if !order.contains(&c) {
-                order.push(c);
-            }
-        }
-    }
+    let order: Vec<String> = conditions.to_vec();
     let rows: Vec<ConditionRow> = order
         .iter()
         .filter_map(|c| {
@@ -347,6 +337,23 @@ pub fn per_condition_table(conditions: &[String], results: &[ScenarioResult]) ->
             })
         })
         .collect();
+    let mut rows = rows;
+    let unclaimed: Vec<&ScenarioResult> = results
+        .iter()
+        .filter(|r| r.conditions().iter().any(|c| !order.contains(c)))
+        .collect();
+    if !unclaimed.is_empty() {
+        let [conformant, non_strict, failed, not_applicable, skipped] = grade_counts(&unclaimed);
+        rows.push(ConditionRow {
+            condition: "(conditions the profile does not claim)".into(),
+            scenarios: unclaimed.len(),
+            conformant,
+            non_strict,
+            failed,
+            not_applicable,
+            skipped,
+        });
+    }
     Table::new(rows).with(Style::markdown()).to_string()
 }
 

@@ -451,8 +451,11 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         format!("{}\n", report::per_code_table(&codes, &scenarios)),
     );
     let grades = opts.reports.join("grades.json");
-    std::fs::write(&grades, report::grades_json(&target.profile.name, &scenarios))
-        .map_err(|e| format!("cannot write {}: {e}", grades.display()))?;
+    std::fs::write(
+        &grades,
+        report::grades_json(&target.profile.name, &scenarios),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", grades.display()))?;
     Ok(RunReport {
         target: target.name.clone(),
         profile: target.profile.name.clone(),
@@ -478,7 +481,11 @@ pub fn print_report(r: &RunReport) {
         for s in &na {
             *why.entry(s.skip_reason().unwrap_or_default()).or_default() += 1;
         }
-        println!("\nNot applicable to the profile `{}` ({}):", r.profile, na.len());
+        println!(
+            "\nNot applicable to the profile `{}` ({}):",
+            r.profile,
+            na.len()
+        );
         for (reason, n) in why {
             println!("  - {n} × {reason}");
         }
@@ -592,13 +599,21 @@ pub fn main_exit_code() -> i32 {
                     let diffs = exp.compare(&report.profile, &report.scenarios);
                     let _ = std::fs::write(
                         opts.reports.join("expectations.actual.yaml"),
-                        crate::expectations::record(&report.profile, &exp.target, &report.scenarios),
+                        crate::expectations::record(
+                            &report.profile,
+                            &exp.target,
+                            &report.scenarios,
+                        ),
                     );
                     if diffs.is_empty() {
                         println!("conformance: every grade is as expected ({})", exp.target);
                         return i32::from(report.parsing_errors > 0);
                     }
-                    println!("\nconformance: {} grade(s) differ from the expectations of {}:", diffs.len(), exp.target);
+                    println!(
+                        "\nconformance: {} grade(s) differ from the expectations of {}:",
+                        diffs.len(),
+                        exp.target
+                    );
                     for d in &diffs {
                         println!("  - {d}");
                     }

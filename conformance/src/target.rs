@@ -609,7 +609,8 @@ impl ExternalSpec {
             Some(path) => Some(crate::target_file::load(std::path::Path::new(&path))?),
             None => None,
         };
-        let Some(url) = env(vars::GATEWAY_URL).or_else(|| base.as_ref().map(|b| b.url.clone())) else {
+        let Some(url) = env(vars::GATEWAY_URL).or_else(|| base.as_ref().map(|b| b.url.clone()))
+        else {
             return Ok(None);
         };
         let base = base.unwrap_or_default();
@@ -685,7 +686,10 @@ impl ExternalSpec {
             server_side_tools: or_list(vars::GATEWAY_SERVER_TOOLS, &base.server_side_tools),
             retries: match env(vars::GATEWAY_UPSTREAM_RETRIES) {
                 Some(v) => v.parse().map_err(|_| {
-                    format!("{} must be a whole number, got `{v}`", vars::GATEWAY_UPSTREAM_RETRIES)
+                    format!(
+                        "{} must be a whole number, got `{v}`",
+                        vars::GATEWAY_UPSTREAM_RETRIES
+                    )
                 })?,
                 None => base.retries,
             },
@@ -730,7 +734,11 @@ pub(crate) fn host_forms(url: &str) -> Vec<String> {
     out
 }
 
-async fn fetch_json(http: &reqwest::Client, url: &str, headers: &[(String, String)]) -> Option<Value> {
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+) -> Option<Value> {
     let mut rb = http.get(url).timeout(Duration::from_secs(10));
     for (n, v) in headers {
         rb = rb.header(n.as_str(), v.as_str());

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(spec.credential_header, "x-api-key");
         assert_eq!(spec.credential_scheme, "");
         assert_eq!(spec.credential()[0], ("x-api-key".into(), "k1".into()));
-        assert_eq!(spec.credential()[1], ("x-portkey-provider".into(), "openai".into()));
+        assert_eq!(
+            spec.credential()[1],
+            ("x-portkey-provider".into(), "openai".into())
+        );
         assert_eq!(spec.retries, 2);
         assert_eq!(spec.fresh.len(), 2);
         assert_eq!(spec.models["default"], "m1");
@@ -192,7 +195,10 @@ mod tests {
     #[test]
     fn bearer_is_the_default_scheme_and_typos_are_errors() {
         let spec = parse("url: http://127.0.0.1:1\ntokens: { primary: t }\n").unwrap();
-        assert_eq!(spec.credential()[0], ("authorization".into(), "Bearer t".into()));
+        assert_eq!(
+            spec.credential()[0],
+            ("authorization".into(), "Bearer t".into())
+        );
         assert!(parse("url: http://127.0.0.1:1\nretires: 2\n").is_err());
         assert!(parse("url: http://127.0.0.1:1\nmodels: { nope: m }\n").is_err());
     }

@@ -301,7 +301,9 @@ impl GatewayWorld {
             return String::new();
         }
         match self.record_count().await {
-            Ok(n) => format!(" (the gateway made {n} upstream attempt(s) for the scripted failure)"),
+            Ok(n) => {
+                format!(" (the gateway made {n} upstream attempt(s) for the scripted failure)")
+            }
             Err(_) => String::new(),
         }
     }

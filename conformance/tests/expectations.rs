@@ -16,12 +16,20 @@ fn result(id: &str, status: Status, non_strict: bool, not_applicable: bool) -> S
         status,
         steps: vec![StepResult {
             text: "the response answers the condition \"no-credentials\"".into(),
-            status: if status == Status::Failed { "failed".into() } else { "passed".into() },
+            status: if status == Status::Failed {
+                "failed".into()
+            } else {
+                "passed".into()
+            },
             error: (status == Status::Failed).then(|| "expected HTTP 401, but …".into()),
         }],
         verdict: Verdict {
             id: format!("baseline.feature: {id}"),
-            non_strict: if non_strict { vec!["HTTP 405".into()] } else { Vec::new() },
+            non_strict: if non_strict {
+                vec!["HTTP 405".into()]
+            } else {
+                Vec::new()
+            },
             not_applicable,
             ..Verdict::default()
         },
@@ -35,17 +43,29 @@ fn conformance_expectations_catch_unexpected_passes_failures_and_stale_ids() {
     )
     .unwrap();
     let run = vec![
-        result("a", Status::Passed, false, false),  // expected failed: unexpected pass
-        result("b", Status::Passed, true, false),   // non-strict as expected
-        result("c", Status::Failed, false, false),  // unlisted failure
-        result("d", Status::Skipped, false, true),  // not applicable, unlisted: fine
-        result("e", Status::Passed, false, false),  // conformant, unlisted: fine
+        result("a", Status::Passed, false, false), // expected failed: unexpected pass
+        result("b", Status::Passed, true, false),  // non-strict as expected
+        result("c", Status::Failed, false, false), // unlisted failure
+        result("d", Status::Skipped, false, true), // not applicable, unlisted: fine
+        result("e", Status::Passed, false, false), // conformant, unlisted: fine
     ];
     let diffs = exp.compare("openai", &run);
     assert_eq!(diffs.len(), 3, "{diffs:#?}");
-    assert!(diffs[0].starts_with("unexpected pass: `baseline.feature: a`"), "{}", diffs[0]);
-    assert!(diffs[1].starts_with("unexpected failure: `baseline.feature: c`"), "{}", diffs[1]);
-    assert!(diffs[2].starts_with("stale expectation: `baseline.feature: gone`"), "{}", diffs[2]);
+    assert!(
+        diffs[0].starts_with("unexpected pass: `baseline.feature: a`"),
+        "{}",
+        diffs[0]
+    );
+    assert!(
+        diffs[1].starts_with("unexpected failure: `baseline.feature: c`"),
+        "{}",
+        diffs[1]
+    );
+    assert!(
+        diffs[2].starts_with("stale expectation: `baseline.feature: gone`"),
+        "{}",
+        diffs[2]
+    );
     assert!(exp.compare("dgx", &run[1..2])[0].contains("profile"));
 
     // A recorded file matches its own run exactly.

@@ -127,7 +127,12 @@ async fn conformance_a_non_dgx_server_gets_specific_baseline_verdicts() {
     assert!(grade(Grade::Conformant) >= 5, "{}", report.summary_line());
     for f in report.failures() {
         let m = f.failure().unwrap_or_default();
-        for dgx in ["missing_authorization", "route_not_found", "error_envelope", "catalog"] {
+        for dgx in [
+            "missing_authorization",
+            "route_not_found",
+            "error_envelope",
+            "catalog",
+        ] {
             assert!(!m.contains(dgx), "{} failed for a DGX reason: {m}", f.name);
         }
     }
@@ -135,7 +140,10 @@ async fn conformance_a_non_dgx_server_gets_specific_baseline_verdicts() {
     let creds = report
         .scenarios
         .iter()
-        .find(|s| s.name.ends_with("A chat request with unknown credentials is refused"))
+        .find(|s| {
+            s.name
+                .ends_with("A chat request with unknown credentials is refused")
+        })
         .expect("the scenario ran");
     assert_eq!(creds.grade(), Grade::Failed, "{:?}", creds.failure());
     assert!(

@@ -20,7 +20,14 @@ fn conformance_the_six_profiles_validate_and_load() {
     let names = profile::bundled(&opts.features).unwrap();
     assert_eq!(
         names,
-        ["dgx", "dgx-2.2", "llm-gateway-api", "openai", "ownllm", "vllm-endpoint"]
+        [
+            "dgx",
+            "dgx-2.2",
+            "llm-gateway-api",
+            "openai",
+            "ownllm",
+            "vllm-endpoint"
+        ]
     );
     for name in &names {
         let p = Profile::load(&opts.features, name, &schemas)
@@ -31,10 +38,8 @@ fn conformance_the_six_profiles_validate_and_load() {
             assert!(c.cite.len() > 5, "{name}.{id}: cite the seed section");
         }
         // The schema check itself, on the raw YAML.
-        let raw: serde_json::Value = serde_norway::from_str(
-            &std::fs::read_to_string(&p.source).unwrap(),
-        )
-        .unwrap();
+        let raw: serde_json::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&p.source).unwrap()).unwrap();
         schemas.check(profile::PROFILE_SCHEMA, &raw).unwrap();
     }
 }
