@@ -450,6 +450,12 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         opts.reports.join("per_code.md"),
         format!("{}\n", report::per_code_table(&codes, &scenarios)),
     );
+    let graded_junit = opts.reports.join("grades.junit.xml");
+    std::fs::write(
+        &graded_junit,
+        graded_junit_xml(&target.profile.name, &scenarios),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", graded_junit.display()))?;
     let grades = opts.reports.join("grades.json");
     std::fs::write(
         &grades,
@@ -627,4 +633,61 @@ pub fn main_exit_code() -> i32 {
             }
         }
     })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&apos;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// JUnit with the grades (`grades.junit.xml`): one testcase per scenario, its grade as a
+/// property; failed = `<failure>`, not applicable and skipped = `<skipped>` with the reason,
+/// non-strict = passed with the reason in `<system-out>`.
+pub fn graded_junit_xml(profile: &str, results: &[ScenarioResult]) -> String {
+    let count = |g: Grade| results.iter().filter(|r| r.grade() == g).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"conformance (profile {})\">\n<testsuite name=\"profile {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+        xml_escape(profile),
+        xml_escape(profile),
+        results.len(),
+        count(Grade::Failed),
+        count(Grade::NotApplicable) + count(Grade::Skipped)
+    );
+    for r in results {
+        let g = r.grade();
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\">\n    <properties><property name=\"grade\" value=\"{}\"/></properties>\n",
+            xml_escape(&r.feature),
+            xml_escape(&r.id()),
+            g.as_str()
+        ));
+        match g {
+            Grade::Failed => out.push_str(&format!(
+                "    <failure message=\"failed\">{}</failure>\n",
+                xml_escape(&r.failure().unwrap_or_default())
+            )),
+            Grade::NotApplicable | Grade::Skipped => out.push_str(&format!(
+                "    <skipped message=\"{}: {}\"/>\n",
+                g.as_str(),
+                xml_escape(&r.skip_reason().unwrap_or_default())
+            )),
+            Grade::NonStrict => out.push_str(&format!(
+                "    <system-out>non-strict: {}</system-out>\n",
+                xml_escape(&r.verdict.non_strict.join("; "))
+            )),
+            Grade::Conformant => {}
+        }
+        out.push_str("  </testcase>\n");
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
 }
