@@ -73,3 +73,64 @@ fn conformance_expectations_catch_unexpected_passes_failures_and_stale_ids() {
     assert!(recorded.compare("openai", &run).is_empty());
     assert!(Expectations::parse("profile: openai\nscenarios: { x: great }\n").is_err());
 }
+
+/// The whole loop a peer uses (profile + target + expectations file), on a peer that is
+/// always here: the `mocks` LiteLLM personality answering as if it were a gateway. Its
+/// expected grades are checked in (`conformance/expectations/mock-litellm.yaml`); any
+/// change of a verdict fails this test.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_the_mock_as_a_gateway_scores_as_expected() {
+    use std::sync::Arc;
+    let config = mocks::MockConfig {
+        personality: mocks::Personality::Litellm,
+        api_key: Some("mk-1".into()),
+        ..mocks::MockConfig::default()
+    };
+    let server = Arc::new(
+        mocks::MockServer::start_with(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+    );
+    let mut opts = conformance::RunOptions::from_env();
+    let reports = tempfile::tempdir().unwrap();
+    opts.reports = reports.path().to_path_buf();
+    opts.tags = Some("@baseline".into());
+    opts.name = None;
+    opts.console = false;
+    let schemas = Arc::new(conformance::schemas::Schemas::load(&opts.schemas_dir()).unwrap());
+    let profile = conformance::profile::Profile::load(&opts.features, "openai", &schemas).unwrap();
+    let mut roles = std::collections::HashMap::new();
+    roles.insert(
+        "default".to_owned(),
+        conformance::mock::MockHandle::Local(Arc::clone(&server)),
+    );
+    let spec = conformance::target::ExternalSpec {
+        url: server.base_url(),
+        bearer: "mk-1".into(),
+        mocks: roles,
+        profile: Some(Arc::new(profile)),
+        ..conformance::target::ExternalSpec::default()
+    };
+    let target = Arc::new(
+        conformance::target::Target::external(spec, schemas)
+            .await
+            .unwrap(),
+    );
+    let report = conformance::run(target, &opts).await.unwrap();
+    let path =
+        conformance::runner::workspace_dir().join("conformance/expectations/mock-litellm.yaml");
+    if std::env::var("CONFORMANCE_RECORD").is_ok_and(|v| v == "1") {
+        std::fs::write(
+            &path,
+            record(
+                "openai",
+                "mocks --personality litellm, as a gateway",
+                &report.scenarios,
+            ),
+        )
+        .unwrap();
+    }
+    let exp = Expectations::load(&path).unwrap();
+    let diffs = exp.compare(&report.profile, &report.scenarios);
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
