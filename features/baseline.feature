@@ -114,7 +114,7 @@ Feature: Baseline — what every OpenAI-compatible gateway must do, whatever its
       When I send a streaming chat request
       Then the stream signals the condition "upstream-drop-mid-stream"
 
-    @needs-mock
+    @needs-mock @cancellation
     Scenario: A client that disconnects cancels the upstream stream
       Given the upstream streams "one two three four five six seven eight nine ten" in 10 chunks 150 ms apart
       When I send a streaming chat request and disconnect after 2 chunks

@@ -94,7 +94,10 @@ async fn conformance_the_mock_as_a_gateway_scores_as_expected() {
     let mut opts = conformance::RunOptions::from_env();
     let reports = tempfile::tempdir().unwrap();
     opts.reports = reports.path().to_path_buf();
-    opts.tags = Some("@baseline".into());
+    // Not @cancellation: the mock posing as the gateway is also the upstream, so "the
+    // upstream saw the disconnect" depends on when its next write meets the closed socket;
+    // that scenario is the embedded gateway's and the real peers' business.
+    opts.tags = Some("@baseline and not @cancellation".into());
     opts.name = None;
     opts.console = false;
     let schemas = Arc::new(conformance::schemas::Schemas::load(&opts.schemas_dir()).unwrap());
