@@ -108,3 +108,50 @@ fn conformance_openai_and_dgx_claim_every_baseline_condition() {
         );
     }
 }
+
+/// `CONFORMANCE_PROFILE=<p>` works for each bundled profile: the baseline runs against the
+/// embedded reference gateway under every one of them, nothing is skipped, and the two
+/// profiles the reference gateway implements (`openai`, `dgx`) have no failure. (The other
+/// four describe other gateways: their failures against this one are expected verdicts.)
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_every_profile_runs_the_baseline_against_the_embedded_gateway() {
+    use conformance::report::Grade;
+    use std::sync::Arc;
+    let (mut opts, schemas) = setup();
+    let reports = tempfile::tempdir().unwrap();
+    opts.reports = reports.path().to_path_buf();
+    opts.tags = Some("@baseline".into());
+    opts.name = None;
+    opts.console = false;
+    let schemas = Arc::new(schemas);
+    for name in profile::bundled(&opts.features).unwrap() {
+        let mut target = conformance::embedded::start(Arc::clone(&schemas))
+            .await
+            .unwrap();
+        target.profile = Arc::new(Profile::load(&opts.features, &name, &schemas).unwrap());
+        let report = conformance::run(Arc::new(target), &opts).await.unwrap();
+        println!("{}", report.summary_line());
+        assert!(report.scenarios.len() >= 26, "{}", report.summary_line());
+        assert_eq!(
+            report.count_grade(Grade::Skipped),
+            0,
+            "{}",
+            report.summary_line()
+        );
+        if name == "openai" || name == "dgx" {
+            let failures: Vec<String> = report
+                .failures()
+                .iter()
+                .filter_map(|f| f.failure())
+                .collect();
+            assert!(failures.is_empty(), "{name}: {failures:#?}");
+        }
+        for f in report.failures() {
+            let m = f.failure().unwrap_or_default();
+            assert!(
+                m.contains("expected"),
+                "{name}: a failure that does not say what was expected: {m}"
+            );
+        }
+    }
+}
