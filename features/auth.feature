@@ -1,4 +1,4 @@
-@auth
+@auth @dgx
 Feature: Authentication
   Every /v1/* and /c1/* endpoint requires a bearer token (SPEC §2). A request without an
   Authorization header gets missing_authorization (401, param "headers.authorization"); a bearer

@@ -1,4 +1,4 @@
-@conversations
+@conversations @dgx
 Feature: Stored conversations on /c1
   POST /c1/chat/completions works like /v1 plus a required "user_id" and an optional
   "conversation_id": the history is loaded from and saved to the gateway's store and the response

@@ -1,4 +1,4 @@
-@discovery
+@discovery @dgx
 Feature: Discovery: catalog, docs, OpenAPI, models and info
   The error catalog lives in ONE place in the gateway; GET /errors (no auth) serves it as
   {"entries": [...]} with the first entry missing_authorization, each entry carrying code, type,

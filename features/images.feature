@@ -1,4 +1,4 @@
-@images
+@images @dgx
 Feature: Inline images
   Images reach the model only as base64 data URIs "data:image/<jpeg|png|webp|gif>;base64,<data>",
   checked before anything is forwarded (SPEC §3 catalog, seed 000 "image_*"). An http(s):// URL is

@@ -1,4 +1,4 @@
-@max_tokens_floor
+@max_tokens_floor @dgx
 Feature: The silent max_tokens floor
   Some upstreams reject small token limits (cloud paths need >= 16, reasoning models >= 200). When
   max_tokens or max_completion_tokens is below the model's constraints.min_max_tokens, the gateway

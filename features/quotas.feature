@@ -1,4 +1,4 @@
-@quotas
+@quotas @dgx
 Feature: Model budgets and upstream quotas
   A tenant's budget for a model is kept by the gateway's own ledger: a request reserves its share
   before the upstream call, so parallel requests cannot overspend it (SPEC §3 "Budgets and limits

@@ -1,4 +1,4 @@
-@rate_limits @needs-config
+@rate_limits @needs-config @dgx
 Feature: Per-token rate limiting
   Each bearer has its own token bucket, keyed on the SHA-256 of the bearer and never on the
   client address (SPEC §3 rate_limit_exceeded; default refill 1 request/s, burst 30). When the

@@ -1,4 +1,4 @@
-@request_ids
+@request_ids @dgx
 Feature: Request ids
   Every response, on every path, success or error, carries "x-request-id": the caller's own id if
   it sent a sane one, else a new UUID (SPEC §2). Operators find a failure in the logs by it

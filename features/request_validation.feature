@@ -1,4 +1,4 @@
-@request_validation
+@request_validation @dgx
 Feature: Request validation and check order
   A chat request is validated before anything is sent upstream (SPEC §3 catalog): a body over
   MAX_BODY_BYTES is body_too_large (413, enforced while reading); a body that is not JSON or not a

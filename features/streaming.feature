@@ -1,4 +1,4 @@
-@streaming
+@streaming @dgx
 Feature: Streaming
   With "stream": true the gateway relays the upstream SSE ("data: {chat.completion.chunk}" …
   "data: [DONE]") without buffering the whole answer (SPEC §5). It sends its 200 header only once the

@@ -1,4 +1,4 @@
-@tool_arguments
+@tool_arguments @dgx
 Feature: Tool-call arguments in the request history
   OpenAI encodes messages[i].tool_calls[j].function.arguments as a JSON string. The gateway parses
   every such string before forwarding; one that is not parseable JSON is tool_call_arguments_invalid

@@ -1,4 +1,4 @@
-@tool_loop @needs-mock @needs-config
+@tool_loop @needs-mock @needs-config @dgx @condition.server-tool-loop
 Feature: The server-side tool loop
   The gateway offers its configured server-side tools to the model; when the model calls one, the
   gateway runs it, appends the result as a "tool" message and calls the model again (SPEC §4). A

@@ -1,4 +1,4 @@
-@upstream_errors
+@upstream_errors @dgx
 Feature: Mapping of upstream failures
   Whatever the upstream personality (vLLM behind the "default" model, LiteLLM, OpenRouter), its
   failures reach the caller as catalog codes (SPEC §3 catalog, §7 mock personalities): an upstream

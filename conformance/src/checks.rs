@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::profile::Judgement;
 use crate::schemas;
 use crate::sse::Event;
 use crate::text::{self, show, value_matches};
@@ -55,55 +56,84 @@ impl GatewayWorld {
         Ok(body)
     }
 
+    /// `the response is the error "<code>"`: a DGX-layer condition named by its code; the
+    /// profile says which status, type and headers it must come with.
     pub async fn is_error(&self, code: &str) -> Outcome {
+        self.answers_condition(code).await
+    }
+
+    /// Judges the last answer by the profile's expectation for `condition`.
+    pub async fn answers_condition(&self, condition: &str) -> Outcome {
         let r = self.last()?;
-        let got = r.json().and_then(|b| {
-            b.pointer("/error/code")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        if got.as_deref() != Some(code) {
-            // Say what the catalog promises, when the target has one to ask.
-            let promised = match self.target()?.catalog_entry(code).await {
-                Ok(e) if code == "upstream_bad_request" => format!(" (any 4xx, {})", e.error_type),
-                Ok(e) => format!(" (HTTP {}, {})", e.http_status, e.error_type),
-                Err(_) => String::new(),
-            };
+        let t = self.target()?;
+        match t.profile.judge(condition, r, &t.schemas) {
+            Judgement::Conformant => Ok(()),
+            Judgement::NonStrict(why) => {
+                self.non_strict(why);
+                Ok(())
+            }
+            Judgement::Failed(m) => Err(format!("{m}{}", self.attempts_note().await)),
+        }
+    }
+
+    /// A failure after the 200 is signalled in-band the way the profile expects.
+    pub async fn stream_signals_condition(&self, condition: &str) -> Outcome {
+        let r = self.last()?;
+        let t = self.target()?;
+        if r.status != 200 || r.events.is_none() {
+            // Failing before the first chunk is an ordinary error answer: any 5xx will do.
+            if r.status >= 500 {
+                return Ok(());
+            }
             return Err(format!(
-                "expected the error `{code}`{promised}, but {}",
+                "expected a stream that signals the upstream's failure (or a 5xx before it started), but {}",
                 r.describe()
             ));
         }
-        let entry = self.target()?.catalog_entry(code).await?;
-        let expected = if code == "upstream_bad_request" {
-            "any 4xx".to_owned()
-        } else {
-            format!("HTTP {}", entry.http_status)
-        };
-        let body = self.envelope(r)?;
-        let status_ok = if code == "upstream_bad_request" {
-            (400..500).contains(&r.status)
-        } else {
-            r.status == entry.http_status
-        };
-        if !status_ok {
-            return Err(format!("`{code}` must be {expected}, but {}", r.describe()));
+        match t.profile.judge_in_band(condition, r) {
+            Judgement::Conformant => Ok(()),
+            Judgement::NonStrict(why) => {
+                self.non_strict(why);
+                Ok(())
+            }
+            Judgement::Failed(m) => Err(m),
         }
-        let error_type = body
-            .pointer("/error/type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if error_type != entry.error_type {
-            return Err(format!(
-                "`{code}` must have type `{}`, got `{error_type}`: {}",
-                entry.error_type,
+    }
+
+    /// Safety: a client error is never answered with a 5xx (whatever the code says).
+    pub fn not_server_error(&self) -> Outcome {
+        let r = self.last()?;
+        if r.status >= 500 {
+            Err(format!(
+                "a client error must never get a server error (5xx), but {}",
                 r.describe()
-            ));
+            ))
+        } else {
+            Ok(())
         }
-        if r.status == 429 {
-            self.whole_seconds_retry_after()?;
+    }
+
+    /// Safety: the bearer this scenario presented appears in no body and no header.
+    pub fn credential_not_echoed(&self, secret: &str) -> Outcome {
+        let r = self.last()?;
+        let mut found = Vec::new();
+        if r.text().contains(secret) {
+            found.push("the body".to_owned());
         }
-        Ok(())
+        for (name, value) in &r.headers {
+            if value.to_str().is_ok_and(|v| v.contains(secret)) {
+                found.push(format!("the header `{name}`"));
+            }
+        }
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the presented credential `{secret}` is echoed in {}: {}",
+                found.join(" and "),
+                r.describe()
+            ))
+        }
     }
 
     pub async fn is_4xx_catalog_error(&self) -> Outcome {
@@ -232,8 +262,59 @@ impl GatewayWorld {
 
     pub fn reveals_nothing(&self) -> Outcome {
         let r = self.last()?;
-        let t = self.target()?;
-        let body = r.text();
+        let found = self.revealed(&r.text());
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the body reveals {}: {}",
+                found.join(", "),
+                r.describe()
+            ))
+        }
+    }
+
+    /// Safety: neither the body nor any header names an upstream host, URL, key or figure.
+    /// Provider names are left to the contract (the `dgx` layer's step above): a gateway may
+    /// say which kind of provider it fronts.
+    pub fn reveals_nothing_anywhere(&self) -> Outcome {
+        let r = self.last()?;
+        let mut found: Vec<String> = self
+            .revealed_where(&r.text(), false)
+            .into_iter()
+            .filter(|f| !f.starts_with("the provider name"))
+            .map(|f| format!("the body reveals {f}"))
+            .collect();
+        for (name, value) in &r.headers {
+            let Ok(v) = value.to_str() else { continue };
+            for f in self.revealed_where(v, false) {
+                if !f.starts_with("the provider name") {
+                    found.push(format!(
+                        "the header `{name}: {}` reveals {f}",
+                        text::clip(v, 120)
+                    ));
+                }
+            }
+        }
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", found.join("; "), r.describe()))
+        }
+    }
+
+    /// What `body` reveals of the upstream (empty = nothing).
+    fn revealed(&self, body: &str) -> Vec<String> {
+        self.revealed_where(body, true)
+    }
+
+    /// `figures`: also the numbers of the scripted upstream body (quota figures); off for
+    /// headers and the baseline, where small numbers are ordinary (`retry-after: 5`).
+    fn revealed_where(&self, body: &str, figures: bool) -> Vec<String> {
+        let Ok(t) = self.target() else {
+            return Vec::new();
+        };
+        let body = body.to_owned();
         let lower = body.to_lowercase();
         let mut found = Vec::new();
         for scheme in ["http://", "https://"] {
@@ -261,20 +342,12 @@ impl GatewayWorld {
                 found.push("the upstream API key".to_owned());
             }
         }
-        for n in &self.upstream_numbers {
+        for n in self.upstream_numbers.iter().filter(|_| figures) {
             if text::contains_number(&body, n) {
                 found.push(format!("the number `{n}` from the upstream's error body"));
             }
         }
-        if found.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "the body reveals {}: {}",
-                found.join(", "),
-                r.describe()
-            ))
-        }
+        found
     }
 
     // ---- headers ----
@@ -682,21 +755,43 @@ impl GatewayWorld {
         }
     }
 
-    pub fn chunks_spread(&self, ms: u64) -> Outcome {
+    /// No buffering, judged on the mock's own clock: the mock spread its chunks at least
+    /// `ms` apart, and the client had the first one before the mock sent the last. (Client
+    /// arrival gaps alone shrink under load; this does not.)
+    pub async fn chunks_spread(&self, ms: u64) -> Outcome {
         let (events, r) = self.events()?;
         let chunks: Vec<&Event> = events.iter().filter(|e| e.chunk().is_some()).collect();
-        let (Some(first), Some(last)) = (chunks.first(), chunks.last()) else {
+        let Some(first) = chunks.first() else {
             return Err(format!("expected data chunks: {}", r.describe()));
         };
-        let spread = last.at.duration_since(first.at);
-        if spread >= Duration::from_millis(ms) {
-            Ok(())
-        } else {
-            Err(format!(
-                "expected the first chunk at least {ms} ms before the last, got {} ms (buffered?)",
-                spread.as_millis()
-            ))
+        let unix_ms = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
+        let first_at = unix_ms(r.sent_at_wall + first.at.duration_since(r.sent_at));
+        let record = self.last_record().await?;
+        let (Some(mock_first), Some(mock_last)) =
+            (record.sent_unix_ms.first(), record.sent_unix_ms.last())
+        else {
+            return Err(
+                "the mock recorded no send times for this stream (is it an older mocks binary?)"
+                    .to_owned(),
+            );
+        };
+        if mock_last.saturating_sub(*mock_first) < ms {
+            return Err(format!(
+                "the mock spread its stream over {} ms only, less than the {ms} ms scripted",
+                mock_last - mock_first
+            ));
         }
+        if first_at >= *mock_last {
+            return Err(format!(
+                "the first chunk reached the client {} ms after the mock sent its last one: the answer was buffered ({})",
+                first_at - mock_last,
+                r.describe()
+            ));
+        }
+        Ok(())
     }
 
     // ---- discovery ----

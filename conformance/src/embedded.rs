@@ -340,5 +340,11 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
             .collect(),
         schemas,
         embedded: Some(embedded),
+        profile: None,
+        credential_header: "authorization".into(),
+        credential_scheme: "Bearer".into(),
+        extra_headers: Vec::new(),
+        retries: 0,
+        max_body_bytes: Some(1_048_576),
     })
 }

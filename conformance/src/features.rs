@@ -112,6 +112,24 @@ pub fn asserted_codes(step: &str) -> Vec<String> {
     .collect()
 }
 
+/// Conditions a baseline step names (`the response answers the condition "no-credentials"`),
+/// and the silent-adjustment headers a step checks (a contract may send only one of them).
+pub fn named_conditions(step: &str) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "the response answers the condition ",
+        "the stream signals the condition ",
+    ]
+    .iter()
+    .filter_map(|p| quoted_after(step, p))
+    .collect();
+    for h in ["spass-applied", "x-rust-api-applied"] {
+        if step.starts_with(&format!("the header \"{h}\"")) {
+            out.push(h.to_owned());
+        }
+    }
+    out
+}
+
 /// Codes a step names at all: asserted ones plus catalog, docs and OpenAPI look-ups.
 pub fn mentioned_codes(step: &str) -> Vec<String> {
     let mut out = asserted_codes(step);

@@ -1,7 +1,8 @@
 //! Property-based malformed bodies: proptest generates request bodies that are never a
 //! valid chat request (bytes, non-object JSON, truncated JSON, chat requests with one bad
 //! field), and [`check`] holds the target to the property: never a 5xx, never a success,
-//! always the error envelope with a code from the target's catalog.
+//! always an error object valid for the profile (for `dgx`: the envelope with a code from
+//! the target's catalog).
 //!
 //! Generation is seeded and separate from sending, so a failing body is replayed exactly
 //! with `CONFORMANCE_PROPTEST_SEED=<hex>`.
@@ -171,30 +172,51 @@ pub fn generate(seed: [u8; 32], count: usize, model: &str) -> Result<Vec<Vec<u8>
         .collect()
 }
 
-/// Sends one body as the primary token and checks the property.
+/// Sends one body as the primary token and checks the property: the answer is a 4xx (never
+/// a 5xx, never a success) with an error object valid for the profile (its `error_body`
+/// schema: the closed DGX envelope for `dgx`, the open OpenAI error object for `openai`);
+/// when that schema is the DGX envelope, the code must also be one of the target's catalog
+/// with its catalog status.
 pub async fn check(target: &Target, http: &reqwest::Client, body: &[u8]) -> Result<(), String> {
     let shown = String::from_utf8_lossy(body).into_owned();
-    let resp = http
+    let mut rb = http
         .post(format!("{}/v1/chat/completions", target.base_url))
-        .bearer_auth(&target.primary_token)
         .header("content-type", "application/json")
-        .body(body.to_vec())
+        .body(body.to_vec());
+    for (n, v) in target.request_headers(Some(&target.primary_token)) {
+        rb = rb.header(n, v);
+    }
+    let resp = rb
         .send()
         .await
         .map_err(|e| format!("body {shown:?}: the request failed: {e}"))?;
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
+    if status >= 500 {
+        return Err(format!(
+            "body {shown:?}: a malformed body got a server error, HTTP {status}: {text}"
+        ));
+    }
     if !(400..500).contains(&status) {
         return Err(format!(
             "body {shown:?}: expected a 4xx error, got HTTP {status}: {text}"
         ));
     }
+    let schema = target.profile.error_body.as_str();
+    if schema == "none" {
+        return Ok(());
+    }
     let json: Value = serde_json::from_str(&text)
         .map_err(|_| format!("body {shown:?}: HTTP {status} is not JSON: {text}"))?;
-    target
-        .schemas
-        .check(schemas::ENVELOPE, &json)
-        .map_err(|e| format!("body {shown:?}: the error {e}"))?;
+    target.schemas.check(schema, &json).map_err(|e| {
+        format!(
+            "body {shown:?}: the error (profile `{}`) {e}",
+            target.profile.name
+        )
+    })?;
+    if schema != schemas::ENVELOPE {
+        return Ok(());
+    }
     let code = json
         .pointer("/error/code")
         .and_then(Value::as_str)

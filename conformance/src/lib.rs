@@ -11,21 +11,26 @@
 //! - [`features`]: parsing features and finding the codes they assert; [`report`]: reading
 //!   results back and the per-code table; [`schemas`]: `features/schemas/`.
 //! - [`fuzz`]: property-based malformed bodies.
+//! - [`profile`]: contract profiles (condition → expected answer) and grading;
+//!   [`target_file`]: `CONFORMANCE_TARGET` files; [`expectations`]: per-peer expected grades.
 //!
 //! Invariant: the harness never depends on gateway internals beyond starting it; everything
 //! it checks, it checks over HTTP, so the same code runs against any deployment.
 
 pub mod checks;
 pub mod embedded;
+pub mod expectations;
 pub mod features;
 pub mod fuzz;
 pub mod mock;
+pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod schemas;
 pub mod sse;
 mod steps;
 pub mod target;
+pub mod target_file;
 pub mod text;
 pub mod world;
 

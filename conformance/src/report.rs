@@ -70,6 +70,26 @@ pub struct StepResult {
     pub error: Option<String>,
 }
 
+/// What the runner knows about a scenario beyond cucumber's report: filled in from the
+/// parsed features (so a scenario that did not run keeps its conditions and codes) and from
+/// what its World noted (non-strict answers, upstream attempts).
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    /// Stable id for expectations files: `auth.feature: <scenario name>` (`#n` for the
+    /// n-th scenario of that name in the file).
+    pub id: String,
+    pub conditions: Vec<String>,
+    pub codes: Vec<String>,
+    /// Why it did not run.
+    pub reason: Option<String>,
+    /// It did not run because the profile does not claim its conditions or layer.
+    pub not_applicable: bool,
+    /// Why an answer was only non-strict.
+    pub non_strict: Vec<String>,
+    /// Upstream requests the gateway made for a scripted failure.
+    pub upstream_attempts: Option<usize>,
+}
+
 /// One scenario (an Examples row counts as one).
 #[derive(Clone, Debug)]
 pub struct ScenarioResult {
@@ -80,10 +100,15 @@ pub struct ScenarioResult {
     pub tags: Vec<String>,
     pub status: Status,
     pub steps: Vec<StepResult>,
+    pub verdict: Verdict,
 }
 
 impl ScenarioResult {
+    /// The catalog codes the scenario asserts (kept for scenarios that did not run).
     pub fn codes(&self) -> Vec<String> {
+        if !self.verdict.codes.is_empty() || !self.verdict.id.is_empty() {
+            return self.verdict.codes.clone();
+        }
         let mut out: Vec<String> = self
             .steps
             .iter()
@@ -93,11 +118,27 @@ impl ScenarioResult {
         out
     }
 
+    /// The conditions the scenario creates (see `crate::profile`).
+    pub fn conditions(&self) -> Vec<String> {
+        self.verdict.conditions.clone()
+    }
+
+    /// The stable id of expectations files (falls back to `uri:line`).
+    pub fn id(&self) -> String {
+        if self.verdict.id.is_empty() {
+            format!("{}:{}", self.uri, self.line)
+        } else {
+            self.verdict.id.clone()
+        }
+    }
+
     /// The scenario's verdict (see [`Grade`]).
     pub fn grade(&self) -> Grade {
         match self.status {
+            Status::Passed if !self.verdict.non_strict.is_empty() => Grade::NonStrict,
             Status::Passed => Grade::Conformant,
             Status::Failed => Grade::Failed,
+            Status::Skipped if self.verdict.not_applicable => Grade::NotApplicable,
             Status::Skipped => Grade::Skipped,
         }
     }
@@ -116,14 +157,16 @@ impl ScenarioResult {
             })
     }
 
-    /// Why a skipped scenario did not run (the text of its placeholder step).
+    /// Why a skipped (or not applicable) scenario did not run.
     pub fn skip_reason(&self) -> Option<String> {
         (self.status == Status::Skipped).then(|| {
-            self.steps
-                .iter()
-                .find(|s| s.status == "skipped")
-                .map(|s| s.text.clone())
-                .unwrap_or_default()
+            self.verdict.reason.clone().unwrap_or_else(|| {
+                self.steps
+                    .iter()
+                    .find(|s| s.status == "skipped")
+                    .map(|s| s.text.clone())
+                    .unwrap_or_default()
+            })
         })
     }
 }
@@ -189,6 +232,7 @@ pub fn read_json(path: &Path) -> Result<Vec<ScenarioResult>, String> {
                     tags: Vec::new(),
                     status: Status::Passed,
                     steps: Vec::new(),
+                    verdict: Verdict::default(),
                 });
                 out.len() - 1
             });
@@ -235,9 +279,105 @@ pub fn read_json(path: &Path) -> Result<Vec<ScenarioResult>, String> {
 struct Row {
     code: String,
     scenarios: usize,
-    passed: usize,
+    conformant: usize,
+    #[tabled(rename = "non-strict")]
+    non_strict: usize,
     failed: usize,
+    #[tabled(rename = "not-applicable")]
+    not_applicable: usize,
     skipped: usize,
+}
+
+#[derive(Tabled)]
+struct ConditionRow {
+    condition: String,
+    scenarios: usize,
+    conformant: usize,
+    #[tabled(rename = "non-strict")]
+    non_strict: usize,
+    failed: usize,
+    #[tabled(rename = "not-applicable")]
+    not_applicable: usize,
+    skipped: usize,
+}
+
+fn grade_counts(with: &[&ScenarioResult]) -> [usize; 5] {
+    let mut out = [0; 5];
+    for r in with {
+        let i = Grade::ALL.iter().position(|g| *g == r.grade()).unwrap_or(4);
+        out[i] += 1;
+    }
+    out
+}
+
+/// The per-condition table: for each condition, its scenarios and their grades.
+/// `conditions` is the profile's list (its order); conditions the features create but the
+/// profile does not claim are counted in one last row (their scenarios are not applicable).
+pub fn per_condition_table(conditions: &[String], results: &[ScenarioResult]) -> String {
+    let order: Vec<String> = conditions.to_vec();
+    let rows: Vec<ConditionRow> = order
+        .iter()
+        .filter_map(|c| {
+            let with: Vec<&ScenarioResult> = results
+                .iter()
+                .filter(|r| r.conditions().contains(c))
+                .collect();
+            if with.is_empty() {
+                return None;
+            }
+            let [conformant, non_strict, failed, not_applicable, skipped] = grade_counts(&with);
+            Some(ConditionRow {
+                condition: c.clone(),
+                scenarios: with.len(),
+                conformant,
+                non_strict,
+                failed,
+                not_applicable,
+                skipped,
+            })
+        })
+        .collect();
+    let mut rows = rows;
+    let unclaimed: Vec<&ScenarioResult> = results
+        .iter()
+        .filter(|r| r.conditions().iter().any(|c| !order.contains(c)))
+        .collect();
+    if !unclaimed.is_empty() {
+        let [conformant, non_strict, failed, not_applicable, skipped] = grade_counts(&unclaimed);
+        rows.push(ConditionRow {
+            condition: "(conditions the profile does not claim)".into(),
+            scenarios: unclaimed.len(),
+            conformant,
+            non_strict,
+            failed,
+            not_applicable,
+            skipped,
+        });
+    }
+    Table::new(rows).with(Style::markdown()).to_string()
+}
+
+/// Every scenario with its grade, as JSON (`reports/conformance/grades.json`).
+pub fn grades_json(profile: &str, results: &[ScenarioResult]) -> String {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id(),
+                "uri": r.uri,
+                "line": r.line,
+                "name": r.name,
+                "grade": r.grade().as_str(),
+                "conditions": r.conditions(),
+                "codes": r.codes(),
+                "reason": r.skip_reason().or_else(|| r.failure()),
+                "non_strict": r.verdict.non_strict,
+                "upstream_attempts": r.verdict.upstream_attempts,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({"profile": profile, "scenarios": rows}))
+        .unwrap_or_default()
 }
 
 /// The per-code table: for each code, the scenarios asserting it and how they ended.
@@ -258,13 +398,15 @@ pub fn per_code_table(codes: &[String], results: &[ScenarioResult]) -> String {
                 .iter()
                 .filter(|r| r.codes().contains(code))
                 .collect();
-            let count = |s: Status| with.iter().filter(|r| r.status == s).count();
+            let [conformant, non_strict, failed, not_applicable, skipped] = grade_counts(&with);
             Row {
                 code: code.clone(),
                 scenarios: with.len(),
-                passed: count(Status::Passed),
-                failed: count(Status::Failed),
-                skipped: count(Status::Skipped),
+                conformant,
+                non_strict,
+                failed,
+                not_applicable,
+                skipped,
             }
         })
         .collect();

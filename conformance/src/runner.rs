@@ -17,8 +17,11 @@ use cucumber::writer::{self, Coloring};
 use cucumber::{World as _, WriterExt as _};
 use futures_util::stream;
 
+use std::collections::HashMap;
+
 use crate::features;
-use crate::report::{self, ScenarioResult, Status};
+use crate::profile::Profile;
+use crate::report::{self, Grade, ScenarioResult, Status};
 use crate::schemas::Schemas;
 use crate::target::Target;
 use crate::world::GatewayWorld;
@@ -92,6 +95,7 @@ impl RunOptions {
 #[derive(Debug)]
 pub struct RunReport {
     pub target: String,
+    pub profile: String,
     pub scenarios: Vec<ScenarioResult>,
     pub failed: bool,
     pub parsing_errors: usize,
@@ -113,29 +117,76 @@ impl RunReport {
             .collect()
     }
 
-    /// The closing line: `conformance: N passed, N failed, N skipped`.
+    pub fn count_grade(&self, g: Grade) -> usize {
+        self.scenarios.iter().filter(|r| r.grade() == g).count()
+    }
+
+    /// The closing line: `conformance (profile dgx): N conformant, N non-strict, …`.
     pub fn summary_line(&self) -> String {
+        let parts: Vec<String> = Grade::ALL
+            .iter()
+            .map(|g| format!("{} {}", self.count_grade(*g), g.as_str()))
+            .collect();
         format!(
-            "conformance: {} passed, {} failed, {} skipped",
-            self.count(Status::Passed),
-            self.count(Status::Failed),
-            self.count(Status::Skipped)
+            "conformance (profile {}): {} scenarios: {}",
+            self.profile,
+            self.scenarios.len(),
+            parts.join(", ")
         )
     }
 }
 
-/// The target of this process: `GATEWAY_URL` if set, else the embedded reference gateway.
+/// The profile of this process: `CONFORMANCE_PROFILE`, else the target file's `profile`,
+/// else `dgx`.
+pub fn profile_from_env(opts: &RunOptions, schemas: &Schemas) -> Result<Profile, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let name = env(crate::profile::PROFILE_VAR)
+        .or_else(|| {
+            env(crate::target::vars::CONFORMANCE_TARGET)
+                .and_then(|p| crate::target_file::profile_of(Path::new(&p)))
+        })
+        .unwrap_or_else(|| crate::profile::DEFAULT_PROFILE.to_owned());
+    Profile::load(&opts.features, &name, schemas)
+}
+
+/// The target of this process: a target file or `GATEWAY_URL` if set, else the embedded
+/// reference gateway; judged by [`profile_from_env`].
 pub async fn target_from_env(opts: &RunOptions) -> Result<Arc<Target>, String> {
     let schemas = Arc::new(Schemas::load(&opts.schemas_dir())?);
-    match Target::from_env(Arc::clone(&schemas)).await? {
-        Some(t) => Ok(Arc::new(t)),
-        None => Ok(Arc::new(crate::embedded::start(schemas).await?)),
-    }
+    let profile = Arc::new(profile_from_env(opts, &schemas)?);
+    let mut target = match Target::from_env(Arc::clone(&schemas)).await? {
+        Some(t) => t,
+        None => crate::embedded::start(schemas).await?,
+    };
+    target.profile = profile;
+    Ok(Arc::new(target))
+}
+
+/// What the parser learnt about each scenario, by [`scenario_key`]: the report keeps it
+/// for scenarios that did not run.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioMeta {
+    pub id: String,
+    pub conditions: Vec<String>,
+    pub codes: Vec<String>,
+    /// Why it did not run, and whether that is "not applicable" (else "skipped").
+    pub not_run: Option<(String, bool)>,
+}
+
+pub type MetaMap = Arc<parking_lot::Mutex<HashMap<String, ScenarioMeta>>>;
+
+/// `auth.feature:42`: a scenario (or Examples row) within one run.
+pub fn scenario_key(path: &str, line: usize) -> String {
+    let file = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_owned(), |f| f.to_string_lossy().into_owned());
+    format!("{file}:{line}")
 }
 
 /// Parses the features and rewrites the scenarios the target cannot run into skips.
 pub struct FeatureParser {
     target: Arc<Target>,
+    meta: MetaMap,
 }
 
 impl cucumber::Parser<PathBuf> for FeatureParser {
@@ -158,7 +209,7 @@ impl cucumber::Parser<PathBuf> for FeatureParser {
             .map(|path| {
                 let feature = gherkin::Feature::parse_path(&path, gherkin::GherkinEnv::default())?;
                 let feature = cucumber::feature::Ext::expand_examples(feature)?;
-                Ok(mark_skips(feature, &self.target))
+                Ok(mark_skips(feature, &self.target, &self.meta))
             })
             .collect();
         stream::iter(out)
@@ -171,25 +222,65 @@ fn background_steps(bg: Option<&gherkin::Background>) -> Vec<String> {
         .collect()
 }
 
+struct ScanCtx<'a> {
+    target: &'a Target,
+    file: String,
+    meta: &'a MetaMap,
+    /// Scenario name → how often it was seen in this file (ids of Examples rows).
+    seen: HashMap<String, usize>,
+}
+
 fn skip_if_unmet(
     sc: &mut gherkin::Scenario,
     inherited_tags: &[String],
     inherited_steps: &[String],
-    target: &Target,
+    ctx: &mut ScanCtx<'_>,
 ) {
     let mut tags = inherited_tags.to_vec();
     tags.extend(sc.tags.iter().cloned());
     let mut steps = inherited_steps.to_vec();
     steps.extend(sc.steps.iter().map(|s| s.value.clone()));
-    let reasons = target.unmet_needs(&tags, &steps);
-    if reasons.is_empty() {
-        return;
-    }
+    let conditions = crate::profile::scenario_conditions(&tags, &steps);
+    let mut codes: Vec<String> = steps
+        .iter()
+        .flat_map(|s| features::asserted_codes(s))
+        .collect();
+    codes.extend(ctx.target.profile.codes_for(&conditions));
+    let mut uniq = std::collections::BTreeSet::new();
+    codes.retain(|c| uniq.insert(c.clone()));
+    let n = ctx.seen.entry(sc.name.clone()).or_insert(0);
+    *n += 1;
+    let id = if *n == 1 {
+        format!("{}: {}", ctx.file, sc.name)
+    } else {
+        format!("{}: {} #{n}", ctx.file, sc.name)
+    };
+    let reasons = ctx.target.unmet_needs(&tags, &steps);
+    let not_run = if let Some(why) = ctx.target.profile.not_applicable(&tags, &conditions) {
+        Some((why, true))
+    } else if !reasons.is_empty() {
+        Some((
+            format!("this target cannot run it: {}", reasons.join("; ")),
+            false,
+        ))
+    } else {
+        None
+    };
+    ctx.meta.lock().insert(
+        scenario_key(&ctx.file, sc.position.line),
+        ScenarioMeta {
+            id,
+            conditions,
+            codes,
+            not_run: not_run.clone(),
+        },
+    );
+    let Some((why, _)) = not_run else { return };
     if let Some(first) = sc.steps.first().cloned() {
         let mut placeholder = first;
         placeholder.keyword = "Given ".into();
         placeholder.ty = gherkin::StepType::Given;
-        placeholder.value = format!("this target cannot run it: {}", reasons.join("; "));
+        placeholder.value = why;
         placeholder.docstring = None;
         placeholder.table = None;
         sc.steps = vec![placeholder];
@@ -197,11 +288,21 @@ fn skip_if_unmet(
     sc.tags.push(SKIP_TAG.to_owned());
 }
 
-fn mark_skips(mut feature: gherkin::Feature, target: &Target) -> gherkin::Feature {
+fn mark_skips(mut feature: gherkin::Feature, target: &Target, meta: &MetaMap) -> gherkin::Feature {
     let tags = feature.tags.clone();
     let bg = background_steps(feature.background.as_ref());
+    let mut ctx = ScanCtx {
+        target,
+        file: feature
+            .path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+        meta,
+        seen: HashMap::new(),
+    };
     for sc in &mut feature.scenarios {
-        skip_if_unmet(sc, &tags, &bg, target);
+        skip_if_unmet(sc, &tags, &bg, &mut ctx);
     }
     for rule in &mut feature.rules {
         let mut rule_tags = tags.clone();
@@ -209,7 +310,7 @@ fn mark_skips(mut feature: gherkin::Feature, target: &Target) -> gherkin::Featur
         let mut rule_bg = bg.clone();
         rule_bg.extend(background_steps(rule.background.as_ref()));
         for sc in &mut rule.scenarios {
-            skip_if_unmet(sc, &rule_tags, &rule_bg, target);
+            skip_if_unmet(sc, &rule_tags, &rule_bg, &mut ctx);
         }
     }
     feature
@@ -276,9 +377,11 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
     };
 
     let hook_target = Arc::clone(&target);
+    let meta: MetaMap = Arc::default();
     let writer = GatewayWorld::cucumber::<PathBuf>()
         .with_parser(FeatureParser {
             target: Arc::clone(&target),
+            meta: Arc::clone(&meta),
         })
         .with_writer(
             writer::Basic::raw(console, Coloring::Never, 0)
@@ -290,10 +393,22 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         .fail_on_skipped()
         .max_concurrent_scenarios(opts.max_concurrent)
         .retries(0)
-        .before(move |_, _, scenario, world| {
+        .before(move |feature, _, scenario, world| {
             let skipping = scenario.tags.iter().any(|t| t == SKIP_TAG);
-            world.attach(Arc::clone(&hook_target), skipping);
+            let path = feature
+                .path
+                .as_ref()
+                .map_or_else(String::new, |p| p.to_string_lossy().into_owned());
+            let key = scenario_key(&path, scenario.position.line);
+            world.attach(Arc::clone(&hook_target), skipping, key);
             Box::pin(async {})
+        })
+        .after(|_, _, _, _, world| {
+            Box::pin(async move {
+                if let Some(w) = world {
+                    w.finish().await;
+                }
+            })
         })
         .with_cli(cli)
         .run(opts.features.clone())
@@ -303,15 +418,53 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
     // Dropping the writer closes the report files before they are read back.
     drop(writer);
 
-    let scenarios = report::read_json(&json)?;
+    let mut scenarios = report::read_json(&json)?;
+    {
+        let meta = meta.lock();
+        let notes = target.notes.lock();
+        for r in &mut scenarios {
+            let key = scenario_key(&r.uri, r.line);
+            if let Some(m) = meta.get(&key) {
+                r.verdict.id = m.id.clone();
+                r.verdict.conditions = m.conditions.clone();
+                r.verdict.codes = m.codes.clone();
+                if let Some((why, na)) = &m.not_run {
+                    r.verdict.reason = Some(why.clone());
+                    r.verdict.not_applicable = *na;
+                }
+            }
+            if let Some(n) = notes.get(&key) {
+                r.verdict.non_strict = n.non_strict.clone();
+                r.verdict.upstream_attempts = n.upstream_attempts;
+            }
+        }
+    }
+    let conditions: Vec<String> = target.profile.conditions.keys().cloned().collect();
+    let table = report::per_condition_table(&conditions, &scenarios);
+    let _ = std::fs::write(opts.reports.join("per_condition.md"), format!("{table}\n"));
     let codes: Vec<String> = match target.catalog().await {
         Ok(entries) => entries.iter().map(|e| e.code.clone()).collect(),
         Err(_) => Vec::new(),
     };
-    let table = report::per_code_table(&codes, &scenarios);
-    let _ = std::fs::write(opts.reports.join("per_code.md"), format!("{table}\n"));
+    let _ = std::fs::write(
+        opts.reports.join("per_code.md"),
+        format!("{}\n", report::per_code_table(&codes, &scenarios)),
+    );
+    let graded_junit = opts.reports.join("grades.junit.xml");
+    std::fs::write(
+        &graded_junit,
+        graded_junit_xml(&target.profile.name, &scenarios),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", graded_junit.display()))?;
+    let grades = opts.reports.join("grades.json");
+    std::fs::write(
+        &grades,
+        report::grades_json(&target.profile.name, &scenarios),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", grades.display()))?;
     Ok(RunReport {
         target: target.name.clone(),
+        profile: target.profile.name.clone(),
         scenarios,
         failed,
         parsing_errors,
@@ -322,14 +475,28 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
     })
 }
 
-/// Prints what a person needs after a run: skips with reasons, failures, the per-code
-/// table and the closing line.
+/// Prints what a person needs after a run: skips with reasons, non-strict answers,
+/// failures, the per-condition table and the closing line.
 pub fn print_report(r: &RunReport) {
-    let skipped: Vec<&ScenarioResult> = r
-        .scenarios
-        .iter()
-        .filter(|s| s.status == Status::Skipped)
-        .collect();
+    let with = |g: Grade| -> Vec<&ScenarioResult> {
+        r.scenarios.iter().filter(|s| s.grade() == g).collect()
+    };
+    let na = with(Grade::NotApplicable);
+    if !na.is_empty() {
+        let mut why: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in &na {
+            *why.entry(s.skip_reason().unwrap_or_default()).or_default() += 1;
+        }
+        println!(
+            "\nNot applicable to the profile `{}` ({}):",
+            r.profile,
+            na.len()
+        );
+        for (reason, n) in why {
+            println!("  - {n} × {reason}");
+        }
+    }
+    let skipped = with(Grade::Skipped);
     if !skipped.is_empty() {
         println!("\nSkipped on {} ({}):", r.target, skipped.len());
         for s in skipped {
@@ -342,12 +509,30 @@ pub fn print_report(r: &RunReport) {
             );
         }
     }
+    let non_strict = with(Grade::NonStrict);
+    if !non_strict.is_empty() {
+        println!("\nNon-strict on {} ({}):", r.target, non_strict.len());
+        for s in non_strict {
+            println!(
+                "  - {}:{} {}\n      {}",
+                s.uri,
+                s.line,
+                s.name,
+                s.verdict.non_strict.join("; ")
+            );
+        }
+    }
     let failures = r.failures();
     if !failures.is_empty() {
         println!("\nFailed on {} ({}):", r.target, failures.len());
         for s in failures {
+            let attempts = s
+                .verdict
+                .upstream_attempts
+                .map(|n| format!("\n      upstream attempts: {n}"))
+                .unwrap_or_default();
             println!(
-                "  - {}:{} {}\n      {}",
+                "  - {}:{} {}\n      {}{attempts}",
                 s.uri,
                 s.line,
                 s.name,
@@ -355,9 +540,12 @@ pub fn print_report(r: &RunReport) {
             );
         }
     }
-    println!("\nPer-code results against {}:\n{}", r.target, r.table);
     println!(
-        "\nReports: {} and {} ({:.1} s)",
+        "\nPer-condition results against {} (profile {}):\n{}",
+        r.target, r.profile, r.table
+    );
+    println!(
+        "\nReports: {}, {} and grades.json ({:.1} s)",
         r.junit.display(),
         r.json.display(),
         r.elapsed.as_secs_f64()
@@ -386,14 +574,57 @@ pub fn main_exit_code() -> i32 {
                 return 2;
             }
         };
+        if let Err(e) = target.preflight().await {
+            eprintln!("conformance: {e}");
+            eprintln!("conformance: no scenario was run.");
+            return 2;
+        }
         println!(
-            "conformance: running {} against {}",
+            "conformance: running {} against {} (profile {}, {})",
             opts.features.display(),
-            target.name
+            target.name,
+            target.profile.name,
+            target.profile.source.display()
         );
+        let expectations = match std::env::var(crate::expectations::EXPECTATIONS_VAR) {
+            Ok(p) if !p.trim().is_empty() => {
+                match crate::expectations::Expectations::load(Path::new(&p)) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        eprintln!("conformance: {e}");
+                        return 2;
+                    }
+                }
+            }
+            _ => None,
+        };
         match run(target, &opts).await {
             Ok(report) => {
                 print_report(&report);
+                if let Some(exp) = expectations {
+                    let diffs = exp.compare(&report.profile, &report.scenarios);
+                    let _ = std::fs::write(
+                        opts.reports.join("expectations.actual.yaml"),
+                        crate::expectations::record(
+                            &report.profile,
+                            &exp.target,
+                            &report.scenarios,
+                        ),
+                    );
+                    if diffs.is_empty() {
+                        println!("conformance: every grade is as expected ({})", exp.target);
+                        return i32::from(report.parsing_errors > 0);
+                    }
+                    println!(
+                        "\nconformance: {} grade(s) differ from the expectations of {}:",
+                        diffs.len(),
+                        exp.target
+                    );
+                    for d in &diffs {
+                        println!("  - {d}");
+                    }
+                    return 1;
+                }
                 i32::from(report.failed || report.parsing_errors > 0)
             }
             Err(e) => {
@@ -402,4 +633,61 @@ pub fn main_exit_code() -> i32 {
             }
         }
     })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&apos;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// JUnit with the grades (`grades.junit.xml`): one testcase per scenario, its grade as a
+/// property; failed = `<failure>`, not applicable and skipped = `<skipped>` with the reason,
+/// non-strict = passed with the reason in `<system-out>`.
+pub fn graded_junit_xml(profile: &str, results: &[ScenarioResult]) -> String {
+    let count = |g: Grade| results.iter().filter(|r| r.grade() == g).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"conformance (profile {})\">\n<testsuite name=\"profile {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+        xml_escape(profile),
+        xml_escape(profile),
+        results.len(),
+        count(Grade::Failed),
+        count(Grade::NotApplicable) + count(Grade::Skipped)
+    );
+    for r in results {
+        let g = r.grade();
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\">\n    <properties><property name=\"grade\" value=\"{}\"/></properties>\n",
+            xml_escape(&r.feature),
+            xml_escape(&r.id()),
+            g.as_str()
+        ));
+        match g {
+            Grade::Failed => out.push_str(&format!(
+                "    <failure message=\"failed\">{}</failure>\n",
+                xml_escape(&r.failure().unwrap_or_default())
+            )),
+            Grade::NotApplicable | Grade::Skipped => out.push_str(&format!(
+                "    <skipped message=\"{}: {}\"/>\n",
+                g.as_str(),
+                xml_escape(&r.skip_reason().unwrap_or_default())
+            )),
+            Grade::NonStrict => out.push_str(&format!(
+                "    <system-out>non-strict: {}</system-out>\n",
+                xml_escape(&r.verdict.non_strict.join("; "))
+            )),
+            Grade::Conformant => {}
+        }
+        out.push_str("  </testcase>\n");
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
 }

@@ -23,6 +23,7 @@ pub const CATALOG: &str = "catalog.json";
 pub const COMPLETION: &str = "chat_completion.json";
 pub const CHUNK: &str = "chat_completion_chunk.json";
 pub const TOOL_LOOP_EVENT: &str = "tool_loop_event.json";
+pub const OPENAI_ERROR: &str = "openai_error.json";
 
 impl Schemas {
     /// Loads every `*.json` of `dir`; the five schemas the steps use must be among them.
@@ -50,6 +51,11 @@ impl Schemas {
             }
         }
         Ok(Schemas { validators })
+    }
+
+    /// Whether a schema of this file name was loaded.
+    pub fn has(&self, name: &str) -> bool {
+        self.validators.contains_key(name)
     }
 
     /// Validates `instance`; the error lists every violation with its location.

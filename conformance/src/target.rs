@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::mock::MockHandle;
+use crate::profile::Profile;
 use crate::schemas::Schemas;
 
 /// Environment variables of an external run, with what each means. Every one is optional
@@ -49,6 +50,10 @@ pub mod vars {
     pub const GATEWAY_UPSTREAM_HOSTS: &str = "GATEWAY_UPSTREAM_HOSTS";
     /// Comma-separated server-side tool names (default: from `/v1/info`).
     pub const GATEWAY_SERVER_TOOLS: &str = "GATEWAY_SERVER_TOOLS";
+    /// A target file (YAML, see [`crate::target_file`]); the variables above override it.
+    pub const CONFORMANCE_TARGET: &str = "CONFORMANCE_TARGET";
+    /// How many times the gateway retries a failed upstream call (default 0).
+    pub const GATEWAY_UPSTREAM_RETRIES: &str = "GATEWAY_UPSTREAM_RETRIES";
 }
 
 /// The model roles of STEPS.md, in the order they are documented.
@@ -136,6 +141,22 @@ pub struct Target {
     /// deployment would; empty = the OS default).
     pub source_addrs: Vec<IpAddr>,
     pub schemas: Arc<Schemas>,
+    /// The contract the answers are judged by (`CONFORMANCE_PROFILE`, default `dgx`).
+    pub profile: Arc<Profile>,
+    /// The credential header (`authorization`, `x-api-key`, …) and the scheme before the
+    /// token (`Bearer`, or empty).
+    pub credential_header: String,
+    pub credential_scheme: String,
+    /// Headers sent with every request (e.g. Portkey's routing headers).
+    pub extra_headers: Vec<(String, String)>,
+    /// How many times the gateway retries a failed upstream call: scripted failures are
+    /// repeated that many more times.
+    pub retries: usize,
+    /// The target's body cap, when known (else the profile's, else 32 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// What each scenario's World noted for its grade (non-strict answers, upstream
+    /// attempts), by scenario key (`file:line`).
+    pub notes: parking_lot::Mutex<HashMap<String, ScenarioNotes>>,
     catalog: tokio::sync::OnceCell<Result<Vec<CatalogEntry>, String>>,
     next_client: AtomicUsize,
     clients: Vec<reqwest::Client>,
@@ -151,6 +172,15 @@ impl std::fmt::Debug for Target {
             .field("caps", &self.caps)
             .finish_non_exhaustive()
     }
+}
+
+/// What a World noted about its scenario, read by the report for the grade.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioNotes {
+    /// Why an answer was only non-strict (one line each).
+    pub non_strict: Vec<String>,
+    /// Upstream requests the gateway made for a scripted failure.
+    pub upstream_attempts: Option<usize>,
 }
 
 /// How long any single exchange with the target may take (streams included).
@@ -187,6 +217,12 @@ pub(crate) struct TargetParts {
     pub source_addrs: Vec<IpAddr>,
     pub schemas: Arc<Schemas>,
     pub embedded: Option<crate::embedded::Embedded>,
+    pub profile: Option<Arc<Profile>>,
+    pub credential_header: String,
+    pub credential_scheme: String,
+    pub extra_headers: Vec<(String, String)>,
+    pub retries: usize,
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Target {
@@ -215,12 +251,105 @@ impl Target {
             upstream_secrets: p.upstream_secrets,
             upstream_hosts: p.upstream_hosts,
             source_addrs: p.source_addrs,
+            profile: match p.profile {
+                Some(profile) => profile,
+                None => Arc::new(Profile::load(
+                    &crate::runner::default_features_dir(),
+                    crate::profile::DEFAULT_PROFILE,
+                    &p.schemas,
+                )?),
+            },
             schemas: p.schemas,
+            credential_header: p.credential_header.to_ascii_lowercase(),
+            credential_scheme: p.credential_scheme,
+            extra_headers: p.extra_headers,
+            retries: p.retries,
+            max_body_bytes: p.max_body_bytes,
+            notes: parking_lot::Mutex::new(HashMap::new()),
             catalog: tokio::sync::OnceCell::new(),
             next_client: AtomicUsize::new(0),
             clients,
             _embedded: p.embedded,
         })
+    }
+
+    /// The credential header's value for `token` (`Bearer <token>`, or the bare token).
+    pub fn credential_value(&self, token: &str) -> String {
+        if self.credential_scheme.is_empty() {
+            token.to_owned()
+        } else {
+            format!("{} {token}", self.credential_scheme)
+        }
+    }
+
+    /// The headers every request with `token` carries: the credential, then the extras.
+    pub fn request_headers(&self, token: Option<&str>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(t) = token {
+            out.push((self.credential_header.clone(), self.credential_value(t)));
+        }
+        out.extend(self.extra_headers.iter().cloned());
+        out
+    }
+
+    /// The body cap to exceed for "body over the cap": the target's, else the profile's,
+    /// else the DGX default (32 MiB).
+    pub fn body_cap(&self) -> u64 {
+        self.max_body_bytes
+            .or(self.profile.max_body_bytes)
+            .unwrap_or(33_554_432)
+    }
+
+    /// Adds what a World noted for its scenario.
+    pub fn note(&self, key: &str, f: impl FnOnce(&mut ScenarioNotes)) {
+        let mut notes = self.notes.lock();
+        f(notes.entry(key.to_owned()).or_default());
+    }
+
+    /// One clear answer before any scenario: the target is reachable, accepts the
+    /// credentials and the default model answers. The error is the whole message to show.
+    pub async fn preflight(&self) -> Result<(), String> {
+        let known = self.models.get("default").cloned();
+        let model = known.clone().unwrap_or_else(|| "default".to_owned());
+        let http = client(None)?;
+        let mut rb = http
+            .post(format!("{}/v1/chat/completions", self.base_url))
+            .timeout(Duration::from_secs(20))
+            .json(&serde_json::json!({
+                "model": model,
+                "messages": [{"role": "user", "content": "conformance preflight: answer with one word"}],
+                "max_tokens": 16,
+            }));
+        for (n, v) in self.request_headers(Some(&self.primary_token)) {
+            rb = rb.header(n, v);
+        }
+        let resp = rb.send().await.map_err(|e| {
+            format!(
+                "preflight: {} is not reachable ({e}); is the gateway running, and is the URL right?",
+                self.base_url
+            )
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        let body = crate::text::clip(&body, 300);
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 => Err(format!(
+                "preflight: {} rejected the primary credentials (HTTP {status}: {body}); check the token and the credential scheme (`{}: {}<token>`)",
+                self.base_url,
+                self.credential_header,
+                if self.credential_scheme.is_empty() { String::new() } else { format!("{} ", self.credential_scheme) }
+            )),
+            _ if known.is_none() => Err(format!(
+                "preflight: no default model is known for {} (its GET /v1/models lists none) and `default` does not answer (HTTP {status}: {body}); set `models: {{default: <alias>}}` in the target file or {}DEFAULT",
+                self.base_url,
+                vars::GATEWAY_MODEL_PREFIX
+            )),
+            _ => Err(format!(
+                "preflight: the default model `{model}` does not answer on {} (HTTP {status}: {body}); set the default model of the target file, or check the gateway's upstream",
+                self.base_url
+            )),
+        }
     }
 
     /// An HTTP client for one scenario; consecutive scenarios get different source addresses.
@@ -243,10 +372,11 @@ impl Target {
     pub async fn external(spec: ExternalSpec, schemas: Arc<Schemas>) -> Result<Target, String> {
         let base_url = spec.url.trim_end_matches('/').to_owned();
         let http = client(None)?;
+        let cred = spec.credential();
         let mut models = spec.models;
-        let info = fetch_json(&http, &format!("{base_url}/v1/info"), &spec.bearer).await;
+        let info = fetch_json(&http, &format!("{base_url}/v1/info"), &cred).await;
         if !models.contains_key("default") {
-            let listed = fetch_json(&http, &format!("{base_url}/v1/models"), &spec.bearer).await;
+            let listed = fetch_json(&http, &format!("{base_url}/v1/models"), &cred).await;
             if let Some(first) = listed
                 .as_ref()
                 .and_then(|v| v.pointer("/data/0/id"))
@@ -297,6 +427,12 @@ impl Target {
             source_addrs: Vec::new(),
             schemas,
             embedded: None,
+            profile: spec.profile,
+            credential_header: spec.credential_header,
+            credential_scheme: spec.credential_scheme,
+            extra_headers: spec.extra_headers,
+            retries: spec.retries,
+            max_body_bytes: spec.max_body_bytes,
         })
     }
 
@@ -399,9 +535,18 @@ impl Target {
     }
 }
 
-/// What is known about an external gateway (from the environment, or built by a test).
-#[derive(Clone, Debug, Default)]
+/// What is known about an external gateway (from a target file, the environment, or built
+/// by a test).
+#[derive(Clone, Debug)]
 pub struct ExternalSpec {
+    /// The contract to judge by (None: the default `dgx`).
+    pub profile: Option<Arc<Profile>>,
+    /// Credential header name (default `authorization`) and scheme (default `Bearer`).
+    pub credential_header: String,
+    pub credential_scheme: String,
+    pub extra_headers: Vec<(String, String)>,
+    pub retries: usize,
+    pub max_body_bytes: Option<u64>,
     pub url: String,
     pub bearer: String,
     pub second_bearer: Option<String>,
@@ -417,13 +562,58 @@ pub struct ExternalSpec {
     pub server_side_tools: Vec<String>,
 }
 
+impl Default for ExternalSpec {
+    fn default() -> ExternalSpec {
+        ExternalSpec {
+            profile: None,
+            credential_header: "authorization".into(),
+            credential_scheme: "Bearer".into(),
+            extra_headers: Vec::new(),
+            retries: 0,
+            max_body_bytes: None,
+            url: String::new(),
+            bearer: String::new(),
+            second_bearer: None,
+            tenants: HashMap::new(),
+            fresh: Vec::new(),
+            fresh_limited: Vec::new(),
+            models: HashMap::new(),
+            mocks: HashMap::new(),
+            test_config: false,
+            fault_injection: false,
+            upstream_secrets: Vec::new(),
+            upstream_hosts: Vec::new(),
+            server_side_tools: Vec::new(),
+        }
+    }
+}
+
 impl ExternalSpec {
-    /// Reads [`vars`]; None when `GATEWAY_URL` is unset.
+    /// The primary credential as request headers, with the extras.
+    pub fn credential(&self) -> Vec<(String, String)> {
+        let value = if self.credential_scheme.is_empty() {
+            self.bearer.clone()
+        } else {
+            format!("{} {}", self.credential_scheme, self.bearer)
+        };
+        let mut out = vec![(self.credential_header.clone(), value)];
+        out.extend(self.extra_headers.iter().cloned());
+        out
+    }
+
+    /// The target file named by `CONFORMANCE_TARGET` (if any), with the variables of
+    /// [`vars`] as overrides; None when neither names a URL.
     pub fn from_env() -> Result<Option<ExternalSpec>, String> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let Some(url) = env(vars::GATEWAY_URL) else {
+        let base = match env(vars::CONFORMANCE_TARGET) {
+            Some(path) => Some(crate::target_file::load(std::path::Path::new(&path))?),
+            None => None,
+        };
+        let Some(url) = env(vars::GATEWAY_URL).or_else(|| base.as_ref().map(|b| b.url.clone()))
+        else {
             return Ok(None);
         };
+        let base = base.unwrap_or_default();
         let list = |k: &str| -> Vec<String> {
             env(k)
                 .map(|v| {
@@ -434,14 +624,15 @@ impl ExternalSpec {
                 })
                 .unwrap_or_default()
         };
-        let bearer = env(vars::GATEWAY_BEARER).ok_or_else(|| {
-            format!(
-                "{} is set, so {} is required",
-                vars::GATEWAY_URL,
-                vars::GATEWAY_BEARER
-            )
-        })?;
-        let mut models = HashMap::new();
+        let bearer = env(vars::GATEWAY_BEARER)
+            .or_else(|| (!base.bearer.is_empty()).then(|| base.bearer.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "a target URL is set, so a primary token is required ({} or `tokens.primary` in the target file)",
+                    vars::GATEWAY_BEARER
+                )
+            })?;
+        let mut models = base.models.clone();
         for role in MODEL_ROLES {
             if let Some(alias) = env(&format!(
                 "{}{}",
@@ -451,7 +642,7 @@ impl ExternalSpec {
                 models.insert((*role).to_owned(), alias);
             }
         }
-        let mut mocks = HashMap::new();
+        let mut mocks = base.mocks.clone();
         if let Some(default_mock) = env(vars::MOCK_CONTROL_URL) {
             for role in MODEL_ROLES {
                 let url = env(&format!(
@@ -463,27 +654,50 @@ impl ExternalSpec {
                 mocks.insert((*role).to_owned(), MockHandle::remote(&url));
             }
         }
-        let mut tenants = HashMap::new();
+        let mut tenants = base.tenants.clone();
         if let Some(t) = env(vars::GATEWAY_PRIMARY_TENANT) {
             tenants.insert("primary".to_owned(), t);
         }
         if let Some(t) = env(vars::GATEWAY_SECOND_TENANT) {
             tenants.insert("second".to_owned(), t);
         }
+        let or_list = |k: &str, from_file: &[String]| {
+            let v = list(k);
+            if v.is_empty() {
+                from_file.to_vec()
+            } else {
+                v
+            }
+        };
+        let flag = |k: &str, from_file: bool| env(k).map_or(from_file, |v| v == "1");
         Ok(Some(ExternalSpec {
             url,
             bearer,
-            second_bearer: env(vars::GATEWAY_SECOND_BEARER),
+            second_bearer: env(vars::GATEWAY_SECOND_BEARER).or(base.second_bearer.clone()),
             tenants,
-            fresh: list(vars::GATEWAY_FRESH_TOKENS),
-            fresh_limited: list(vars::GATEWAY_FRESH_RATE_LIMITED_TOKENS),
+            fresh: or_list(vars::GATEWAY_FRESH_TOKENS, &base.fresh),
+            fresh_limited: or_list(vars::GATEWAY_FRESH_RATE_LIMITED_TOKENS, &base.fresh_limited),
             models,
             mocks,
-            test_config: env(vars::GATEWAY_TEST_CONFIG).as_deref() == Some("1"),
-            fault_injection: env(vars::GATEWAY_FAULT_INJECTION).as_deref() == Some("1"),
-            upstream_secrets: list(vars::GATEWAY_UPSTREAM_SECRETS),
-            upstream_hosts: list(vars::GATEWAY_UPSTREAM_HOSTS),
-            server_side_tools: list(vars::GATEWAY_SERVER_TOOLS),
+            test_config: flag(vars::GATEWAY_TEST_CONFIG, base.test_config),
+            fault_injection: flag(vars::GATEWAY_FAULT_INJECTION, base.fault_injection),
+            upstream_secrets: or_list(vars::GATEWAY_UPSTREAM_SECRETS, &base.upstream_secrets),
+            upstream_hosts: or_list(vars::GATEWAY_UPSTREAM_HOSTS, &base.upstream_hosts),
+            server_side_tools: or_list(vars::GATEWAY_SERVER_TOOLS, &base.server_side_tools),
+            retries: match env(vars::GATEWAY_UPSTREAM_RETRIES) {
+                Some(v) => v.parse().map_err(|_| {
+                    format!(
+                        "{} must be a whole number, got `{v}`",
+                        vars::GATEWAY_UPSTREAM_RETRIES
+                    )
+                })?,
+                None => base.retries,
+            },
+            profile: base.profile.clone(),
+            credential_header: base.credential_header.clone(),
+            credential_scheme: base.credential_scheme.clone(),
+            extra_headers: base.extra_headers.clone(),
+            max_body_bytes: base.max_body_bytes,
         }))
     }
 }
@@ -520,8 +734,16 @@ pub(crate) fn host_forms(url: &str) -> Vec<String> {
     out
 }
 
-async fn fetch_json(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
-    let resp = http.get(url).bearer_auth(token).send().await.ok()?;
+async fn fetch_json(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+) -> Option<Value> {
+    let mut rb = http.get(url).timeout(Duration::from_secs(10));
+    for (n, v) in headers {
+        rb = rb.header(n.as_str(), v.as_str());
+    }
+    let resp = rb.send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }

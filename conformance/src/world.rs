@@ -32,6 +32,8 @@ pub struct Resp {
     /// A transport error while reading the body (e.g. the connection was cut).
     pub read_error: Option<String>,
     pub sent_at: Instant,
+    /// The wall clock at `sent_at`, to compare with the mock's own send timestamps.
+    pub sent_at_wall: std::time::SystemTime,
 }
 
 impl Resp {
@@ -114,6 +116,7 @@ pub(crate) async fn execute(http: &reqwest::Client, req: Req) -> Result<Resp, St
         };
     }
     let sent_at = Instant::now();
+    let sent_at_wall = std::time::SystemTime::now();
     let mut resp = rb
         .send()
         .await
@@ -155,6 +158,7 @@ pub(crate) async fn execute(http: &reqwest::Client, req: Req) -> Result<Resp, St
         events: is_sse.then_some(parser.events),
         read_error,
         sent_at,
+        sent_at_wall,
     })
 }
 
@@ -197,16 +201,21 @@ pub struct GatewayWorld {
     /// The answers of the last sending step, in send order.
     pub responses: Vec<Resp>,
     pub conversation_id: Option<String>,
+    /// The scenario's key (`file:line`) for the notes the report grades by.
+    pub key: String,
+    /// A failure was scripted: the report states how many upstream attempts were made.
+    scripted_failure: bool,
 }
 
 impl GatewayWorld {
     /// Binds a fresh World to the run's target (the runner's before-hook calls this).
-    pub fn attach(&mut self, target: Arc<Target>, skipping: bool) {
+    pub fn attach(&mut self, target: Arc<Target>, skipping: bool, key: String) {
+        self.key = key;
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.marker = format!("cf-{}", &id[..12]);
         self.http = Some(target.client());
         self.model_role = "default".into();
-        self.auth = Some(format!("Bearer {}", target.primary_token));
+        self.auth = Some(target.credential_value(&target.primary_token));
         let alias = target
             .models
             .get("default")
@@ -259,8 +268,44 @@ impl GatewayWorld {
             other => return Err(format!("unknown token role `{other}`")),
         }
         .ok_or_else(|| format!("the target has no (more) `{role}` tokens"))?;
-        self.auth = Some(format!("Bearer {token}"));
+        self.auth = Some(t.credential_value(&token));
         Ok(())
+    }
+
+    /// The credentials are `token` in the target's own scheme (Bearer, X-API-Key, …).
+    pub fn credentials_are(&mut self, token: &str) -> Outcome {
+        let value = self.target()?.credential_value(token);
+        self.auth = Some(value);
+        Ok(())
+    }
+
+    /// Records, for the report, why an answer was only non-strict.
+    pub fn non_strict(&self, reason: String) {
+        if let Ok(t) = self.target() {
+            t.note(&self.key, |n| n.non_strict.push(reason));
+        }
+    }
+
+    /// After the scenario: states how many upstream attempts a scripted failure drew.
+    pub async fn finish(&mut self) {
+        if self.scripted_failure && !self.skipping {
+            if let (Ok(n), Ok(t)) = (self.record_count().await, self.target()) {
+                t.note(&self.key, |notes| notes.upstream_attempts = Some(n));
+            }
+        }
+    }
+
+    /// " (the gateway made N upstream attempts)" for failure messages after a scripted failure.
+    pub async fn attempts_note(&self) -> String {
+        if !self.scripted_failure {
+            return String::new();
+        }
+        match self.record_count().await {
+            Ok(n) => {
+                format!(" (the gateway made {n} upstream attempt(s) for the scripted failure)")
+            }
+            Err(_) => String::new(),
+        }
     }
 
     pub fn no_authorization(&mut self) {
@@ -268,7 +313,11 @@ impl GatewayWorld {
     }
 
     pub fn set_header(&mut self, name: &str, value: &str) {
-        if name.eq_ignore_ascii_case("authorization") {
+        let cred = self
+            .target
+            .as_ref()
+            .map_or("authorization".to_owned(), |t| t.credential_header.clone());
+        if name.eq_ignore_ascii_case(&cred) {
             self.auth = Some(value.to_owned());
             return;
         }
@@ -400,9 +449,9 @@ impl GatewayWorld {
             (Some(url), true) => url.clone(),
             _ => t.base_url.clone(),
         };
-        let mut headers = Vec::new();
+        let mut headers = t.extra_headers.clone();
         if let Some(auth) = &self.auth {
-            headers.push(("authorization".to_owned(), auth.clone()));
+            headers.push((t.credential_header.clone(), auth.clone()));
         }
         let has_ct = self
             .headers
@@ -487,6 +536,15 @@ impl GatewayWorld {
         }
         let req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
         self.send_one(req).await
+    }
+
+    /// A chat request one KiB over the target's body cap (see [`Target::body_cap`]).
+    pub async fn send_over_cap(&mut self) -> Outcome {
+        let cap = self.target()?.body_cap();
+        let size = usize::try_from(cap)
+            .map_err(|_| format!("the body cap {cap} does not fit in memory"))?
+            .saturating_add(1024);
+        self.send_padded(size).await
     }
 
     pub async fn send_stream(&mut self, disconnect_after: Option<usize>) -> Outcome {
@@ -667,8 +725,27 @@ impl GatewayWorld {
 
     pub async fn script(&mut self, step: Step) -> Outcome {
         let mock = self.mock()?;
+        // A gateway that retries upstream failures meets the same failure on each attempt,
+        // as it would from a really failing upstream.
+        let copies = match &step.action {
+            mocks::Action::Error { status, .. } if *status >= 500 || *status == 429 => {
+                self.scripted_failure = true;
+                1 + self.target()?.retries
+            }
+            mocks::Action::QuotaExhausted
+            | mocks::Action::DailyLimit
+            | mocks::Action::StreamError { after: 0, .. } => {
+                self.scripted_failure = true;
+                1 + self.target()?.retries
+            }
+            mocks::Action::Error { .. } | mocks::Action::ContextLength { .. } => {
+                self.scripted_failure = true;
+                1
+            }
+            _ => 1,
+        };
         let steps = self.scripts.entry(mock.base_url()).or_default();
-        steps.push(step);
+        steps.extend(std::iter::repeat_n(step, copies));
         let steps = steps.clone();
         mock.script(&self.marker, &steps).await
     }

@@ -54,6 +54,10 @@ pub struct Recorded {
     /// The parsed JSON body.
     pub body: serde_json::Value,
     pub outcome: Outcome,
+    /// When each body frame was handed to the connection (Unix ms), so timing checks use
+    /// the mock's own clock rather than the client's arrival times under load.
+    #[serde(default)]
+    pub sent_unix_ms: Vec<u64>,
 }
 
 impl Recorded {
@@ -73,6 +77,7 @@ pub(crate) struct Entry {
     headers: Vec<(String, String)>,
     body: serde_json::Value,
     outcome: AtomicU8,
+    sent: Mutex<Vec<u64>>,
 }
 
 impl Entry {
@@ -82,6 +87,19 @@ impl Entry {
             headers: self.headers.clone(),
             body: self.body.clone(),
             outcome: Outcome::from_u8(self.outcome.load(Ordering::Acquire)),
+            sent_unix_ms: self.sent.lock().clone(),
+        }
+    }
+
+    /// Notes that a body frame is being sent now (bounded: a stream has few frames, and
+    /// past 4096 the rest are not timed).
+    pub fn note_sent(&self) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut sent = self.sent.lock();
+        if sent.len() < 4096 {
+            sent.push(ms);
         }
     }
 
@@ -108,6 +126,7 @@ impl RecordStore {
             headers,
             body,
             outcome: AtomicU8::new(Outcome::Pending.to_u8()),
+            sent: Mutex::new(Vec::new()),
         });
         let mut records = self.records.lock();
         match records.get_mut(marker) {
@@ -146,6 +165,13 @@ pub(crate) struct OutcomeGuard {
 impl OutcomeGuard {
     pub fn new(entry: Option<Arc<Entry>>) -> OutcomeGuard {
         OutcomeGuard { entry, done: false }
+    }
+
+    /// A body frame is being sent (see [`Entry::note_sent`]).
+    pub fn sent(&self) {
+        if let Some(entry) = &self.entry {
+            entry.note_sent();
+        }
     }
 
     pub fn finish(&mut self, outcome: Outcome) {

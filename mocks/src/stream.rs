@@ -61,6 +61,7 @@ pub(crate) fn play(frames: Vec<Frame>, guard: OutcomeGuard) -> Body {
             }
             Some(Frame::Data { delay_ms, bytes }) => {
                 sleep_ms(delay_ms).await;
+                player.guard.sent();
                 Some((Ok(bytes), player))
             }
             Some(Frame::Abort { delay_ms }) => {

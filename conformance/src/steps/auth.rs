@@ -24,3 +24,8 @@ fn set_header(w: &mut GatewayWorld, name: String, value: String) {
 fn header_names_tenant(w: &mut GatewayWorld, name: String, role: String) -> Outcome {
     w.header_names_tenant(&s(name), &s(role))
 }
+
+#[given(expr = "the credentials are {string}")]
+fn credentials_are(w: &mut GatewayWorld, token: String) -> Outcome {
+    w.credentials_are(&s(token))
+}

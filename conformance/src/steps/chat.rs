@@ -155,3 +155,28 @@ fn body_has_no_field(w: &mut GatewayWorld, pointer: String) -> Outcome {
 fn body_matches_schema(w: &mut GatewayWorld, name: String) -> Outcome {
     w.body_matches_schema(&s(name))
 }
+
+#[when("I send a chat request over the body cap")]
+async fn send_over_cap(w: &mut GatewayWorld) -> Outcome {
+    w.send_over_cap().await
+}
+
+#[then(expr = "the response answers the condition {string}")]
+async fn answers_condition(w: &mut GatewayWorld, condition: String) -> Outcome {
+    w.answers_condition(&s(condition)).await
+}
+
+#[then("the response is not a server error")]
+fn not_server_error(w: &mut GatewayWorld) -> Outcome {
+    w.not_server_error()
+}
+
+#[then(expr = "the response does not echo the credential {string}")]
+fn not_echoed(w: &mut GatewayWorld, secret: String) -> Outcome {
+    w.credential_not_echoed(&s(secret))
+}
+
+#[then("the response reveals no upstream details in its body or headers")]
+fn reveals_nothing_anywhere(w: &mut GatewayWorld) -> Outcome {
+    w.reveals_nothing_anywhere()
+}

@@ -74,6 +74,11 @@ fn usage_chunk(w: &mut GatewayWorld) -> Outcome {
 }
 
 #[then(expr = "the first chunk arrived at least {int} ms before the last")]
-fn chunks_spread(w: &mut GatewayWorld, ms: i64) -> Outcome {
-    w.chunks_spread(n(ms)? as u64)
+async fn chunks_spread(w: &mut GatewayWorld, ms: i64) -> Outcome {
+    w.chunks_spread(n(ms)? as u64).await
+}
+
+#[then(expr = "the stream signals the condition {string}")]
+async fn signals_condition(w: &mut GatewayWorld, condition: String) -> Outcome {
+    w.stream_signals_condition(&s(condition)).await
 }
