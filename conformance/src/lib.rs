@@ -11,6 +11,10 @@
 //! - [`features`]: parsing features and finding the codes they assert; [`report`]: reading
 //!   results back and the per-code table; [`schemas`]: `features/schemas/`.
 //! - [`fuzz`]: property-based malformed bodies.
+//! - After a run: [`transcript`] (each scenario's HTTP exchanges, bounded, credentials
+//!   redacted), [`history`] (runs in SQLite, what changed, what is flaky), [`html`]
+//!   (`report.html`, `matrix.html`), tied together by [`publish`]; [`progress`] prints
+//!   scenarios done / total on a terminal.
 //!
 //! Invariant: the harness never depends on gateway internals beyond starting it; everything
 //! it checks, it checks over HTTP, so the same code runs against any deployment.
@@ -19,7 +23,11 @@ pub mod checks;
 pub mod embedded;
 pub mod features;
 pub mod fuzz;
+pub mod history;
+pub mod html;
 pub mod mock;
+pub mod progress;
+pub mod publish;
 pub mod report;
 pub mod runner;
 pub mod schemas;
@@ -27,6 +35,7 @@ pub mod sse;
 mod steps;
 pub mod target;
 pub mod text;
+pub mod transcript;
 pub mod world;
 
 pub use runner::{main_exit_code, print_report, run, target_from_env, RunOptions, RunReport};

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cucumber::gherkin;
 use cucumber::writer::{self, Coloring};
@@ -18,9 +18,12 @@ use cucumber::{World as _, WriterExt as _};
 use futures_util::stream;
 
 use crate::features;
+use crate::progress::Progress;
+use crate::publish::{self, Published};
 use crate::report::{self, ScenarioResult, Status};
 use crate::schemas::Schemas;
 use crate::target::Target;
+use crate::transcript::{Key, Tapes};
 use crate::world::GatewayWorld;
 
 /// Tag that marks a scenario this target cannot run (cucumber's own convention).
@@ -99,6 +102,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub junit: PathBuf,
     pub json: PathBuf,
+    /// History, changes since the last run, HTML pages.
+    pub published: Published,
 }
 
 impl RunReport {
@@ -240,6 +245,7 @@ impl Write for Console {
 /// Runs the features against `target` and writes the reports.
 pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, String> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     std::fs::create_dir_all(&opts.reports)
         .map_err(|e| format!("cannot create {}: {e}", opts.reports.display()))?;
     let junit = opts.reports.join("junit.xml");
@@ -276,6 +282,8 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
     };
 
     let hook_target = Arc::clone(&target);
+    let tapes = Tapes::default();
+    let hook_tapes = tapes.clone();
     let writer = GatewayWorld::cucumber::<PathBuf>()
         .with_parser(FeatureParser {
             target: Arc::clone(&target),
@@ -285,7 +293,8 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
                 .summarized()
                 .tee::<GatewayWorld, _>(writer::JUnit::for_tee(create(&junit)?, 0))
                 .tee::<GatewayWorld, _>(writer::Json::for_tee(create(&json)?))
-                .normalized(),
+                .normalized()
+                .tee::<GatewayWorld, _>(Progress::teed(crate::progress::wanted())),
         )
         .fail_on_skipped()
         .max_concurrent_scenarios(opts.max_concurrent)
@@ -293,6 +302,12 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         .before(move |_, _, scenario, world| {
             let skipping = scenario.tags.iter().any(|t| t == SKIP_TAG);
             world.attach(Arc::clone(&hook_target), skipping);
+            Box::pin(async {})
+        })
+        .after(move |feature, rule, scenario, _, world| {
+            if let Some(w) = world {
+                hook_tapes.put(Key::of(feature, rule, scenario), w.tape.take());
+            }
             Box::pin(async {})
         })
         .with_cli(cli)
@@ -310,6 +325,16 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
     };
     let table = report::per_code_table(&codes, &scenarios);
     let _ = std::fs::write(opts.reports.join("per_code.md"), format!("{table}\n"));
+    let record = publish::record_of(
+        opts,
+        &target.name,
+        &codes,
+        &scenarios,
+        &tapes,
+        started_at,
+        started.elapsed(),
+    );
+    let published = publish::publish(&opts.reports, record);
     Ok(RunReport {
         target: target.name.clone(),
         scenarios,
@@ -319,6 +344,7 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         elapsed: started.elapsed(),
         junit,
         json,
+        published,
     })
 }
 
@@ -356,6 +382,7 @@ pub fn print_report(r: &RunReport) {
         }
     }
     println!("\nPer-code results against {}:\n{}", r.target, r.table);
+    println!("{}", publish::summary(&r.published));
     println!(
         "\nReports: {} and {} ({:.1} s)",
         r.junit.display(),
