@@ -189,7 +189,11 @@ pub fn flaky(runs: &[BTreeMap<String, Grade>]) -> Vec<Flaky> {
     let mut out = Vec::new();
     for id in ids {
         let grades: Vec<Option<Grade>> = runs.iter().map(|r| r.get(id).copied()).collect();
-        let outcomes: Vec<bool> = grades.iter().flatten().filter_map(|&g| outcome(g)).collect();
+        let outcomes: Vec<bool> = grades
+            .iter()
+            .flatten()
+            .filter_map(|&g| outcome(g))
+            .collect();
         let flips = outcomes.windows(2).filter(|w| w[0] != w[1]).count();
         if flips >= FLAKY_MIN_FLIPS {
             out.push(Flaky {
@@ -244,7 +248,8 @@ impl History {
         let err = db_err(path);
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(&err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(&err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(&err)?;
@@ -386,11 +391,16 @@ impl History {
         for meta in metas {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT grade, COUNT(*) FROM results WHERE run_id = ?1 GROUP BY grade")
+                .prepare_cached(
+                    "SELECT grade, COUNT(*) FROM results WHERE run_id = ?1 GROUP BY grade",
+                )
                 .map_err(&err)?;
             let by: HashMap<String, usize> = stmt
                 .query_map([meta.id], |r| {
-                    Ok((r.get::<_, String>(0)?, usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    ))
                 })
                 .map_err(&err)?
                 .collect::<Result<_, _>>()
@@ -412,7 +422,9 @@ impl History {
             .prepare_cached("SELECT scenario, grade FROM results WHERE run_id = ?1")
             .map_err(&err)?;
         let rows = stmt
-            .query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([run], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(&err)?;
         let mut out = BTreeMap::new();
         for row in rows {
@@ -497,7 +509,12 @@ impl History {
             .map_err(&err)?;
         let mut ids: Vec<i64> = stmt
             .query_map(
-                params![target, profile, upto, i64::try_from(window).unwrap_or(i64::MAX)],
+                params![
+                    target,
+                    profile,
+                    upto,
+                    i64::try_from(window).unwrap_or(i64::MAX)
+                ],
                 |r| r.get(0),
             )
             .map_err(&err)?
@@ -549,9 +566,7 @@ impl History {
         let err = db_err(&self.path);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT MAX(id) FROM runs GROUP BY target, profile ORDER BY MIN(id)",
-            )
+            .prepare("SELECT MAX(id) FROM runs GROUP BY target, profile ORDER BY MIN(id)")
             .map_err(&err)?;
         let ids = stmt
             .query_map([], |r| r.get(0))
@@ -603,8 +618,20 @@ mod tests {
     #[test]
     fn diff_sorts_changes_into_failing_passing_and_other() {
         use Grade::*;
-        let a = grades(&[("a", Conformant), ("b", Failed), ("c", Conformant), ("d", Skipped), ("gone", Conformant)]);
-        let b = grades(&[("a", Failed), ("b", NonStrict), ("c", Skipped), ("d", Failed), ("new", Conformant)]);
+        let a = grades(&[
+            ("a", Conformant),
+            ("b", Failed),
+            ("c", Conformant),
+            ("d", Skipped),
+            ("gone", Conformant),
+        ]);
+        let b = grades(&[
+            ("a", Failed),
+            ("b", NonStrict),
+            ("c", Skipped),
+            ("d", Failed),
+            ("new", Conformant),
+        ]);
         let d = diff(&a, &b);
         let ids = |v: &[Change]| v.iter().map(|c| c.scenario.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&d.newly_failing), ["a", "d"]);
@@ -618,7 +645,11 @@ mod tests {
     fn flaky_needs_two_flips_and_ignores_skips() {
         use Grade::*;
         let runs = vec![
-            grades(&[("x", Conformant), ("once", Conformant), ("skippy", Conformant)]),
+            grades(&[
+                ("x", Conformant),
+                ("once", Conformant),
+                ("skippy", Conformant),
+            ]),
             grades(&[("x", Failed), ("once", Failed), ("skippy", Skipped)]),
             grades(&[("x", Conformant), ("once", Failed), ("skippy", Conformant)]),
         ];
@@ -626,7 +657,10 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].scenario, "x");
         assert_eq!(f[0].flips, 2);
-        assert_eq!(f[0].grades, [Some(Conformant), Some(Failed), Some(Conformant)]);
+        assert_eq!(
+            f[0].grades,
+            [Some(Conformant), Some(Failed), Some(Conformant)]
+        );
     }
 
     #[test]
@@ -634,12 +668,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("history.sqlite3");
         let mut h = History::open(&path).unwrap();
-        let mut first = run("embedded", &[("s1", Grade::Conformant), ("s2", Grade::Conformant)]);
+        let mut first = run(
+            "embedded",
+            &[("s1", Grade::Conformant), ("s2", Grade::Conformant)],
+        );
         first.scenarios[0].transcript.dropped = 3;
         let a = h.record(&first).unwrap();
-        let other = h.record(&run("http://peer", &[("s1", Grade::Failed)])).unwrap();
+        let other = h
+            .record(&run("http://peer", &[("s1", Grade::Failed)]))
+            .unwrap();
         let b = h
-            .record(&run("embedded", &[("s1", Grade::Conformant), ("s2", Grade::Failed)]))
+            .record(&run(
+                "embedded",
+                &[("s1", Grade::Conformant), ("s2", Grade::Failed)],
+            ))
             .unwrap();
         drop(h);
         // Reopening finds the schema in place.

@@ -135,7 +135,12 @@ fn column(index: usize, run: &RunRecord, rows: &[String]) -> (Column, Vec<CellVi
             rows: s
                 .rows
                 .iter()
-                .map(|k| (k.clone(), anchors.get(k.as_str()).cloned().unwrap_or_default()))
+                .map(|k| {
+                    (
+                        k.clone(),
+                        anchors.get(k.as_str()).cloned().unwrap_or_default(),
+                    )
+                })
                 .collect(),
             detail: s.detail.clone(),
             exchanges: s.transcript.exchanges.clone(),
@@ -244,7 +249,10 @@ fn render(
             anchor: format!("r{ri}"),
             key: key.clone(),
             unknown_code: !catalog.contains(key) && !key.starts_with("feature: "),
-            cells: cells_by_column.iter_mut().filter_map(Iterator::next).collect(),
+            cells: cells_by_column
+                .iter_mut()
+                .filter_map(Iterator::next)
+                .collect(),
         })
         .collect();
     let page = Page {
@@ -349,9 +357,19 @@ mod tests {
 
     #[test]
     fn every_value_is_escaped() {
-        let html = run_page(&record("<script>alert(1)</script>", Grade::Failed, "<img src=x onerror=alert(1)>"), None)
-            .unwrap();
-        assert!(!html.contains("<script>alert(1)"), "target name not escaped");
+        let html = run_page(
+            &record(
+                "<script>alert(1)</script>",
+                Grade::Failed,
+                "<img src=x onerror=alert(1)>",
+            ),
+            None,
+        )
+        .unwrap();
+        assert!(
+            !html.contains("<script>alert(1)"),
+            "target name not escaped"
+        );
         assert!(!html.contains("<img src=x"), "request body not escaped");
         assert!(!html.contains("<b>401</b>"), "failure message not escaped");
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
@@ -362,8 +380,15 @@ mod tests {
         let a = record("embedded", Grade::Conformant, "{}");
         let b = record("http://peer", Grade::Failed, "{}");
         let html = matrix_page(&[a, b]).unwrap();
-        for key in ["missing_authorization", "invalid_json", "feature: Streaming"] {
-            assert!(html.contains(&format!("data-row=\"{key}\"")), "row {key} missing");
+        for key in [
+            "missing_authorization",
+            "invalid_json",
+            "feature: Streaming",
+        ] {
+            assert!(
+                html.contains(&format!("data-row=\"{key}\"")),
+                "row {key} missing"
+            );
         }
         let at = |needle: &str| html.find(needle).unwrap();
         assert!(at("data-row=\"invalid_json\"") < at("data-row=\"feature: Streaming\""));

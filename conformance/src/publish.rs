@@ -171,9 +171,7 @@ pub fn publish(reports: &Path, mut run: RunRecord) -> Published {
         }
     }
     let report = reports.join("report.html");
-    match crate::html::run_page(&run, out.changes.as_ref())
-        .and_then(|html| write(&report, &html))
-    {
+    match crate::html::run_page(&run, out.changes.as_ref()).and_then(|html| write(&report, &html)) {
         Ok(()) => out.report_html = Some(report),
         Err(e) => out.problems.push(e),
     }

@@ -300,7 +300,11 @@ pub fn scenario_ids(results: &[ScenarioResult]) -> Vec<String> {
         let base = format!("{}: {}", results[i].file(), results[i].name);
         let n = seen.entry(base.clone()).or_insert(0);
         *n += 1;
-        ids[i] = if *n == 1 { base } else { format!("{base} #{n}") };
+        ids[i] = if *n == 1 {
+            base
+        } else {
+            format!("{base} #{n}")
+        };
     }
     ids
 }

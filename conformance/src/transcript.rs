@@ -74,7 +74,12 @@ pub struct Exchange {
 pub struct Sent(Exchange);
 
 impl Sent {
-    pub fn new(method: &str, path: &str, headers: &[(String, String)], body: Option<&[u8]>) -> Sent {
+    pub fn new(
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Sent {
         Sent(Exchange {
             method: method.to_owned(),
             path: clip(path, MAX_HEADER_VALUE_BYTES),
@@ -242,10 +247,16 @@ mod tests {
         resp.insert("set-cookie", "session=abc".parse().unwrap());
         let x = sent.answered(200, &resp, b"{}", None, 1.5);
         let all = serde_json::to_string(&x).unwrap();
-        assert!(!all.contains("sk-secret") && !all.contains("session=abc"), "{all}");
+        assert!(
+            !all.contains("sk-secret") && !all.contains("session=abc"),
+            "{all}"
+        );
         assert_eq!(x.request_headers[0].1, "<redacted, 16 bytes>");
         let body = x.request_body.unwrap();
-        assert_eq!((body.bytes, body.text.len(), body.truncated), (big.len(), MAX_BODY_BYTES, true));
+        assert_eq!(
+            (body.bytes, body.text.len(), body.truncated),
+            (big.len(), MAX_BODY_BYTES, true)
+        );
         assert_eq!(x.status, Some(200));
     }
 

@@ -97,7 +97,8 @@ async fn conformance_history_reports_newly_failing_passing_and_flaky_scenarios()
     assert_eq!(fourth.flaky.len(), 1, "{fourth:?}");
     assert_eq!(fourth.flaky[0].scenario, FLIPPING);
     assert_eq!(fourth.flaky[0].flips, 3);
-    assert!(conformance::publish::summary(&runs[3].published).contains("flaky in the last 4 run(s) (1)"));
+    assert!(conformance::publish::summary(&runs[3].published)
+        .contains("flaky in the last 4 run(s) (1)"));
 
     // What was recorded: grades, durations, the exchange with the bearer redacted.
     let db = reports.path().join("history.sqlite3");
@@ -105,19 +106,41 @@ async fn conformance_history_reports_newly_failing_passing_and_flaky_scenarios()
     let first = h.load(ids[0]).unwrap();
     assert_eq!(first.meta.target, target.name);
     assert!(!first.meta.git_revision.is_empty() && !first.meta.started_at.is_empty());
-    assert!(first.meta.catalog.iter().any(|c| c == "invalid_authorization"));
+    assert!(first
+        .meta
+        .catalog
+        .iter()
+        .any(|c| c == "invalid_authorization"));
     let s = first.scenarios.iter().find(|s| s.id == FLIPPING).unwrap();
     assert_eq!(s.grade, Grade::Conformant);
     assert!(s.duration_ms > 0.0, "no duration recorded");
     let x = &s.transcript.exchanges[0];
-    assert_eq!((x.method.as_str(), x.path.as_str(), x.status), ("POST", "/v1/chat/completions", Some(401)));
-    let auth = x.request_headers.iter().find(|(n, _)| n == "authorization").unwrap();
+    assert_eq!(
+        (x.method.as_str(), x.path.as_str(), x.status),
+        ("POST", "/v1/chat/completions", Some(401))
+    );
+    let auth = x
+        .request_headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .unwrap();
     assert!(auth.1.starts_with("<redacted"), "{auth:?}");
-    assert!(x.response_body.as_ref().unwrap().text.contains("invalid_authorization"));
+    assert!(x
+        .response_body
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("invalid_authorization"));
     let failed = h.load(ids[1]).unwrap();
     let f = failed.scenarios.iter().find(|s| s.id == FLIPPING).unwrap();
     assert_eq!(f.grade, Grade::Failed);
-    assert!(f.detail.as_deref().unwrap_or_default().contains("invalid_json"), "{f:?}");
+    assert!(
+        f.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("invalid_json"),
+        "{f:?}"
+    );
 
     // The CLI shows the runs and the diff.
     let cli = |args: &[&str]| {
@@ -127,19 +150,32 @@ async fn conformance_history_reports_newly_failing_passing_and_flaky_scenarios()
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "history {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "history {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let list = cli(&["list"]);
     for id in &ids {
-        assert!(list.contains(&format!("| {id} ")), "run {id} not listed:\n{list}");
+        assert!(
+            list.contains(&format!("| {id} ")),
+            "run {id} not listed:\n{list}"
+        );
     }
     let diff = cli(&["diff", &ids[0].to_string(), &ids[1].to_string()]);
-    assert!(diff.contains("newly failing (1):") && diff.contains(FLIPPING), "{diff}");
+    assert!(
+        diff.contains("newly failing (1):") && diff.contains(FLIPPING),
+        "{diff}"
+    );
     let show = cli(&["show", &ids[1].to_string()]);
     assert!(show.contains("failed") && show.contains(FLIPPING), "{show}");
     let flaky = cli(&["flaky"]);
-    assert!(flaky.contains(FLIPPING) && flaky.contains("3 flips"), "{flaky}");
+    assert!(
+        flaky.contains(FLIPPING) && flaky.contains("3 flips"),
+        "{flaky}"
+    );
 }
 
 // ---- the HTML pages in a real browser ----
@@ -188,7 +224,10 @@ fn open_in_chromium(browser: &Path, page: &Path) -> Loaded {
             "--v=0",
             "--dump-dom",
         ])
-        .arg(format!("--user-data-dir={}", work.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path().join("profile").display()
+        ))
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&dom_file).unwrap())
@@ -204,12 +243,19 @@ fn open_in_chromium(browser: &Path, page: &Path) -> Loaded {
         if started.elapsed() > BROWSER_DEADLINE {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromium did not finish loading {} within {BROWSER_DEADLINE:?}", page.display());
+            panic!(
+                "chromium did not finish loading {} within {BROWSER_DEADLINE:?}",
+                page.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let log = std::fs::read_to_string(&log_file).unwrap_or_default();
-    assert!(status.success(), "chromium failed on {}: {status}\n{log}", page.display());
+    assert!(
+        status.success(),
+        "chromium failed on {}: {status}\n{log}",
+        page.display()
+    );
     Loaded {
         dom: std::fs::read_to_string(&dom_file).unwrap(),
         // Chromium logs every console message (errors and uncaught exceptions included)
@@ -243,16 +289,25 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
         if std::env::var_os(REQUIRE_TEST_TOOLS).is_some() {
             panic!("chromium is not on PATH although scripts/test should have installed it (apt-get install chromium)");
         }
-        println!("html pages: SKIPPED, chromium not on PATH (scripts/test installs it; or set CHROMIUM)");
+        println!(
+            "html pages: SKIPPED, chromium not on PATH (scripts/test installs it; or set CHROMIUM)"
+        );
         return;
     };
     // The detector works: a page with a script error is caught.
     let bad = tempfile::tempdir().unwrap();
     let bad_page = bad.path().join("bad.html");
-    std::fs::write(&bad_page, "<!doctype html><p>x</p><script>notDefinedAnywhere();</script>").unwrap();
+    std::fs::write(
+        &bad_page,
+        "<!doctype html><p>x</p><script>notDefinedAnywhere();</script>",
+    )
+    .unwrap();
     let caught = open_in_chromium(&browser, &bad_page);
     assert!(
-        caught.console.iter().any(|l| l.contains("notDefinedAnywhere")),
+        caught
+            .console
+            .iter()
+            .any(|l| l.contains("notDefinedAnywhere")),
         "a script error was not seen on the console: {:?}",
         caught.console
     );
@@ -262,7 +317,9 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
     let embedded = embedded().await;
     let reports = tempfile::tempdir().unwrap();
     let mut opts = quiet_opts(&RunOptions::from_env().features, reports.path());
-    let impostor = mocks::MockServer::start(mocks::Personality::Vllm).await.unwrap();
+    let impostor = mocks::MockServer::start(mocks::Personality::Vllm)
+        .await
+        .unwrap();
     let schemas = Arc::new(Schemas::load(&opts.schemas_dir()).unwrap());
     let spec = ExternalSpec {
         url: impostor.base_url(),
@@ -274,7 +331,9 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
     let bad_run = conformance::run(Arc::clone(&other), &opts).await.unwrap();
     assert!(bad_run.failed);
     opts.tags = Some("@auth or @discovery".into());
-    let good = conformance::run(Arc::clone(&embedded), &opts).await.unwrap();
+    let good = conformance::run(Arc::clone(&embedded), &opts)
+        .await
+        .unwrap();
     assert!(!good.failed, "{}", good.summary_line());
 
     let catalog: Vec<String> = embedded
@@ -287,9 +346,17 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
     assert!(catalog.len() > 20, "{catalog:?}");
     let report = reports.path().join("report.html");
     let matrix = reports.path().join("matrix.html");
-    for (page, targets) in [(&report, vec![&embedded.name]), (&matrix, vec![&embedded.name, &other.name])] {
+    for (page, targets) in [
+        (&report, vec![&embedded.name]),
+        (&matrix, vec![&embedded.name, &other.name]),
+    ] {
         let loaded = open_in_chromium(&browser, page);
-        assert!(loaded.console.is_empty(), "console messages on {}: {:?}", page.display(), loaded.console);
+        assert!(
+            loaded.console.is_empty(),
+            "console messages on {}: {:?}",
+            page.display(),
+            loaded.console
+        );
         assert!(
             loaded.dom.contains("data-ready=\"1\""),
             "the page's script did not run to its end on {}",
@@ -299,14 +366,32 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
             .iter()
             .filter(|c| !loaded.dom.contains(&format!("data-row=\"{c}\"")))
             .collect();
-        assert!(missing.is_empty(), "{} lacks catalog rows {missing:?}", page.display());
+        assert!(
+            missing.is_empty(),
+            "{} lacks catalog rows {missing:?}",
+            page.display()
+        );
         for t in targets {
-            assert!(loaded.dom.contains(t.as_str()), "{} does not name {t}", page.display());
+            assert!(
+                loaded.dom.contains(t.as_str()),
+                "{} does not name {t}",
+                page.display()
+            );
         }
         let dangling = dangling_links(&loaded.dom);
-        assert!(dangling.is_empty(), "{}: links to nothing: {dangling:?}", page.display());
+        assert!(
+            dangling.is_empty(),
+            "{}: links to nothing: {dangling:?}",
+            page.display()
+        );
         // Cells link to scenarios that show the exchange: request line and answer status.
-        assert!(loaded.dom.contains("GET /errors") || loaded.dom.contains("POST /v1/chat/completions"));
-        assert!(loaded.dom.contains("HTTP 401"), "no recorded 401 answer on {}", page.display());
+        assert!(
+            loaded.dom.contains("GET /errors") || loaded.dom.contains("POST /v1/chat/completions")
+        );
+        assert!(
+            loaded.dom.contains("HTTP 401"),
+            "no recorded 401 answer on {}",
+            page.display()
+        );
     }
 }

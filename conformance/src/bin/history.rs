@@ -147,7 +147,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 m.harness_version,
                 m.elapsed_ms as f64 / 1000.0
             );
-            println!("features: {}  filter: {}", m.features, if m.filter.is_empty() { "whole suite" } else { &m.filter });
+            println!(
+                "features: {}  filter: {}",
+                m.features,
+                if m.filter.is_empty() {
+                    "whole suite"
+                } else {
+                    &m.filter
+                }
+            );
             let counts: Vec<String> = r
                 .counts()
                 .iter()
@@ -156,7 +164,12 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", counts.join(", "));
             for s in &r.scenarios {
                 if all || matches!(s.grade, Grade::Failed | Grade::NonStrict | Grade::Skipped) {
-                    println!("  {:<14} {:>8.1} ms  {}", s.grade.as_str(), s.duration_ms, s.id);
+                    println!(
+                        "  {:<14} {:>8.1} ms  {}",
+                        s.grade.as_str(),
+                        s.duration_ms,
+                        s.id
+                    );
                     if let Some(d) = s.detail.as_ref().filter(|_| s.grade != Grade::Conformant) {
                         let first = d.lines().next().unwrap_or_default();
                         println!("                 {first}");
@@ -167,13 +180,21 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Diff { a, b } => {
             for id in [a, b] {
                 let m = h.meta(id)?.ok_or_else(|| format!("no run #{id}"))?;
-                println!("run #{id}: {} (profile {}), {}, revision {}", m.target, m.profile, m.started_at, m.git_revision);
+                println!(
+                    "run #{id}: {} (profile {}), {}, revision {}",
+                    m.target, m.profile, m.started_at, m.git_revision
+                );
             }
             let d = diff(&h.grades(a)?, &h.grades(b)?);
             let changes = |title: &str, v: &[conformance::history::Change]| {
                 println!("{title} ({}):", v.len());
                 for c in v {
-                    println!("  - {}: {} → {}", c.scenario, c.from.as_str(), c.to.as_str());
+                    println!(
+                        "  - {}: {} → {}",
+                        c.scenario,
+                        c.from.as_str(),
+                        c.to.as_str()
+                    );
                 }
             };
             changes("newly failing", &d.newly_failing);
@@ -195,7 +216,12 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let newest = h.runs(target.as_deref(), profile.as_deref(), 1)?;
             let newest = newest.first().ok_or("no run matches")?;
-            let (window, flaky) = h.flaky(&newest.meta.target, &newest.meta.profile, newest.meta.id, runs)?;
+            let (window, flaky) = h.flaky(
+                &newest.meta.target,
+                &newest.meta.profile,
+                newest.meta.id,
+                runs,
+            )?;
             println!(
                 "{} (profile {}): {} flaky over runs {:?}",
                 newest.meta.target,
@@ -204,7 +230,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 window
             );
             for f in flaky {
-                let seq: Vec<&str> = f.grades.iter().map(|g| g.map_or("absent", Grade::as_str)).collect();
+                let seq: Vec<&str> = f
+                    .grades
+                    .iter()
+                    .map(|g| g.map_or("absent", Grade::as_str))
+                    .collect();
                 println!("  - {}: {} flips ({})", f.scenario, f.flips, seq.join(", "));
             }
         }
@@ -216,7 +246,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let html = conformance::html::matrix_page(&runs)?;
             let out = out.unwrap_or_else(|| path.with_file_name("matrix.html"));
-            std::fs::write(&out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&out, html)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("{} ({} target(s))", out.display(), runs.len());
         }
     }
