@@ -540,6 +540,26 @@ impl History {
         Ok((ids, flaky(&grades)))
     }
 
+    /// Drops the transcripts of all but the newest `keep` runs of a target and profile
+    /// (grades and durations stay): transcripts are most of a run's size, and the pages
+    /// only show the latest run of each target. Returns the scenario rows emptied.
+    pub fn prune_transcripts(
+        &self,
+        target: &str,
+        profile: &str,
+        keep: usize,
+    ) -> Result<usize, String> {
+        self.conn
+            .execute(
+                "UPDATE results SET transcript = '{\"exchanges\":[],\"dropped\":0}'
+                 WHERE transcript != '{\"exchanges\":[],\"dropped\":0}' AND run_id IN (
+                     SELECT id FROM runs WHERE target = ?1 AND profile = ?2
+                     ORDER BY id DESC LIMIT -1 OFFSET ?3)",
+                params![target, profile, i64::try_from(keep).unwrap_or(i64::MAX)],
+            )
+            .map_err(db_err(&self.path))
+    }
+
     /// What run `id` changed since the previous run of its target and profile, and what
     /// is flaky over its last `window` runs.
     pub fn changes(&self, id: i64, window: usize) -> Result<Changes, String> {
@@ -700,6 +720,10 @@ mod tests {
         assert_eq!(listed[0].counts[0], (Grade::Conformant, 1));
         assert_eq!(h.latest_per_target().unwrap(), [b, other]);
         assert_eq!(h.window("embedded", "dgx", b, 1).unwrap(), [b]);
+        // Pruning keeps the newest run's transcripts and every grade.
+        assert_eq!(h.prune_transcripts("embedded", "dgx", 1).unwrap(), 1);
+        assert_eq!(h.load(a).unwrap().scenarios[0].transcript.dropped, 0);
+        assert_eq!(h.grades(a).unwrap().len(), 2);
     }
 
     #[test]

@@ -142,7 +142,68 @@ impl<W: cucumber::World> Writer<W> for Progress {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use cucumber::event::{RetryableScenario, Source};
+    use std::sync::Arc;
+
+    #[derive(Debug, Default, cucumber::World)]
+    struct W;
+
+    /// Events as cucumber sends them: a feature of three scenarios; the second fails in
+    /// two steps (counted once), the third in its background.
+    #[tokio::test]
+    async fn counts_done_and_failed_scenarios() {
+        let text = "Feature: F\n  Scenario: a\n    Given x\n  Scenario: b\n    Given x\n    Given y\n  Scenario: c\n    Given x\n";
+        let feature = gherkin::Feature::parse(text, gherkin::GherkinEnv::default()).unwrap();
+        let f = Source::new(feature.clone());
+        let mut p = Progress::new(false);
+        let cli = cli::Empty;
+        let send = |ev: Cucumber<W>| Ok(Event::new(ev));
+        <Progress as Writer<W>>::handle_event(
+            &mut p,
+            send(Cucumber::ParsingFinished {
+                features: 1,
+                rules: 0,
+                scenarios: 3,
+                steps: 4,
+                parser_errors: 0,
+            }),
+            &cli,
+        )
+        .await;
+        let failed = || {
+            event::Step::<W>::Failed(None, None, None, event::StepError::Panic(Arc::new("boom")))
+        };
+        for (i, sc) in feature.scenarios.iter().enumerate() {
+            let sc = Source::new(sc.clone());
+            let step = Source::new(sc.steps[0].clone());
+            let mut events = Vec::new();
+            match i {
+                1 => {
+                    events.push(event::Scenario::Step(step.clone(), failed()));
+                    events.push(event::Scenario::Step(step, failed()));
+                }
+                2 => events.push(event::Scenario::Background(step, failed())),
+                _ => {}
+            }
+            events.push(event::Scenario::Finished);
+            for e in events {
+                let ev = Cucumber::Feature(
+                    f.clone(),
+                    event::Feature::Scenario(
+                        sc.clone(),
+                        RetryableScenario {
+                            event: e,
+                            retries: None,
+                        },
+                    ),
+                );
+                <Progress as Writer<W>>::handle_event(&mut p, send(ev), &cli).await;
+            }
+        }
+        assert_eq!(p.line(), "conformance: 3/3 scenarios done, 2 failed");
+    }
 
     #[test]
     fn quiet_in_ci_logs_and_pipes_unless_asked() {

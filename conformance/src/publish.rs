@@ -21,12 +21,17 @@ pub mod vars {
     pub const CONFORMANCE_PROFILE: &str = "CONFORMANCE_PROFILE";
     /// Runs over which flakiness is judged (default 10).
     pub const CONFORMANCE_FLAKY_WINDOW: &str = "CONFORMANCE_FLAKY_WINDOW";
+    /// Runs per target and profile whose HTTP transcripts are kept (default 5).
+    pub const CONFORMANCE_HISTORY_TRANSCRIPTS: &str = "CONFORMANCE_HISTORY_TRANSCRIPTS";
 }
 
 /// The profile when `CONFORMANCE_PROFILE` is unset.
 pub const DEFAULT_PROFILE: &str = "dgx";
 /// Runs over which flakiness is judged when `CONFORMANCE_FLAKY_WINDOW` is unset.
 pub const DEFAULT_FLAKY_WINDOW: usize = 10;
+/// Runs per target and profile whose transcripts are kept when
+/// `CONFORMANCE_HISTORY_TRANSCRIPTS` is unset (a full embedded run's are about 1.3 MB).
+pub const DEFAULT_TRANSCRIPT_RUNS: usize = 5;
 /// Longest list of scenarios printed per kind of change (the rest is counted).
 pub const MAX_PRINTED: usize = 30;
 
@@ -46,6 +51,13 @@ pub fn history_path(reports: &Path) -> Option<PathBuf> {
 /// The profile name of this process's run.
 pub fn profile() -> String {
     env(vars::CONFORMANCE_PROFILE).unwrap_or_else(|| DEFAULT_PROFILE.to_owned())
+}
+
+fn transcript_runs() -> usize {
+    env(vars::CONFORMANCE_HISTORY_TRANSCRIPTS)
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(DEFAULT_TRANSCRIPT_RUNS)
 }
 
 fn flaky_window() -> usize {
@@ -150,16 +162,24 @@ pub struct Published {
     pub matrix_html: Option<PathBuf>,
     /// One line per thing that could not be done.
     pub problems: Vec<String>,
+    /// Time spent recording and rendering (measured, printed: it adds to every run).
+    pub elapsed: Duration,
 }
 
 /// Records the run, works out what changed, writes both pages.
 pub fn publish(reports: &Path, mut run: RunRecord) -> Published {
+    let started = std::time::Instant::now();
     let mut out = Published::default();
     let mut history = None;
     if let Some(path) = history_path(reports) {
         match History::open(&path).and_then(|mut h| h.record(&run).map(|id| (h, id))) {
             Ok((h, id)) => {
                 run.meta.id = id;
+                if let Err(e) =
+                    h.prune_transcripts(&run.meta.target, &run.meta.profile, transcript_runs())
+                {
+                    out.problems.push(e);
+                }
                 match h.changes(id, flaky_window()) {
                     Ok(c) => out.changes = Some(c),
                     Err(e) => out.problems.push(e),
@@ -190,6 +210,7 @@ pub fn publish(reports: &Path, mut run: RunRecord) -> Published {
         Ok(()) => out.matrix_html = Some(matrix),
         Err(e) => out.problems.push(e),
     }
+    out.elapsed = started.elapsed();
     out
 }
 
@@ -258,7 +279,11 @@ pub fn summary(p: &Published) -> String {
         .map(|p| p.display().to_string())
         .collect();
     if !pages.is_empty() {
-        lines.push(format!("HTML: {}", pages.join(" and ")));
+        lines.push(format!(
+            "HTML: {} (history and pages: {} ms)",
+            pages.join(" and "),
+            p.elapsed.as_millis()
+        ));
     }
     for problem in &p.problems {
         lines.push(format!("reports: {problem}"));
