@@ -289,7 +289,10 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
         if std::env::var_os(REQUIRE_TEST_TOOLS).is_some() {
             panic!("chromium is not on PATH although scripts/test should have installed it (apt-get install chromium)");
         }
-        println!(
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "html pages: SKIPPED, chromium not on PATH (scripts/test installs it; or set CHROMIUM)"
         );
         return;
