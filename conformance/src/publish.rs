@@ -196,10 +196,19 @@ pub fn publish(reports: &Path, mut run: RunRecord) -> Published {
         Err(e) => out.problems.push(e),
     }
     // The matrix: the latest run of every target in the history (just this one without).
+    // This run is at hand; only the other targets' runs are read back.
     let runs = match &history {
-        Some(h) => h
-            .latest_per_target()
-            .and_then(|ids| ids.into_iter().map(|id| h.load(id)).collect()),
+        Some(h) => h.latest_per_target().and_then(|ids| {
+            ids.into_iter()
+                .map(|id| {
+                    if id == run.meta.id {
+                        Ok(std::mem::take(&mut run))
+                    } else {
+                        h.load(id)
+                    }
+                })
+                .collect()
+        }),
         None => Ok(vec![run]),
     };
     let matrix = reports.join("matrix.html");
