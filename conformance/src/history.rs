@@ -46,8 +46,16 @@ CREATE TABLE results (
     duration_ms REAL NOT NULL,
     rows        TEXT NOT NULL,       -- JSON array: report::ScenarioResult::rows
     detail      TEXT,                -- the failure, or why it was skipped
-    transcript  TEXT NOT NULL,       -- JSON: transcript::Transcript
     PRIMARY KEY (run_id, scenario)
+);
+-- Apart from results: most of a run's bytes, and deleted for older runs (rows deleted
+-- free whole pages for reuse; shrinking a column in place would leave them sparse).
+CREATE TABLE transcripts (
+    run_id      INTEGER NOT NULL,
+    scenario    TEXT NOT NULL,
+    transcript  TEXT NOT NULL,       -- JSON: transcript::Transcript
+    PRIMARY KEY (run_id, scenario),
+    FOREIGN KEY (run_id, scenario) REFERENCES results (run_id, scenario) ON DELETE CASCADE
 );
 ";
 
@@ -307,8 +315,13 @@ impl History {
             let mut ins = tx
                 .prepare(
                     "INSERT INTO results (run_id, scenario, feature, name, file, line, grade,
-                                          duration_ms, rows, detail, transcript)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                          duration_ms, rows, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(&err)?;
+            let mut tape = tx
+                .prepare(
+                    "INSERT INTO transcripts (run_id, scenario, transcript) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(&err)?;
             for s in &run.scenarios {
@@ -323,9 +336,16 @@ impl History {
                     s.duration_ms,
                     serde_json::to_string(&s.rows).unwrap_or_else(|_| "[]".into()),
                     s.detail,
-                    serde_json::to_string(&s.transcript).unwrap_or_else(|_| "{}".into()),
                 ])
                 .map_err(&err)?;
+                if s.transcript != Transcript::default() {
+                    tape.execute(params![
+                        id,
+                        s.id,
+                        serde_json::to_string(&s.transcript).unwrap_or_else(|_| "{}".into()),
+                    ])
+                    .map_err(&err)?;
+                }
             }
         }
         tx.commit().map_err(&err)?;
@@ -443,15 +463,17 @@ impl History {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT scenario, feature, name, file, line, grade, duration_ms, rows, detail,
-                        transcript
-                 FROM results WHERE run_id = ?1 ORDER BY file, line, scenario",
+                "SELECT r.scenario, r.feature, r.name, r.file, r.line, r.grade, r.duration_ms,
+                        r.rows, r.detail, t.transcript
+                 FROM results r LEFT JOIN transcripts t
+                   ON t.run_id = r.run_id AND t.scenario = r.scenario
+                 WHERE r.run_id = ?1 ORDER BY r.file, r.line, r.scenario",
             )
             .map_err(&err)?;
         let scenarios = stmt
             .query_map([id], |r| {
                 let rows: String = r.get(7)?;
-                let transcript: String = r.get(9)?;
+                let transcript: Option<String> = r.get(9)?;
                 Ok(ScenarioRecord {
                     id: r.get(0)?,
                     feature: r.get(1)?,
@@ -462,7 +484,9 @@ impl History {
                     duration_ms: r.get(6)?,
                     rows: serde_json::from_str(&rows).unwrap_or_default(),
                     detail: r.get(8)?,
-                    transcript: serde_json::from_str(&transcript).unwrap_or_default(),
+                    transcript: transcript
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
                 })
             })
             .map_err(&err)?
@@ -542,7 +566,7 @@ impl History {
 
     /// Drops the transcripts of all but the newest `keep` runs of a target and profile
     /// (grades and durations stay): transcripts are most of a run's size, and the pages
-    /// only show the latest run of each target. Returns the scenario rows emptied.
+    /// only show the latest run of each target. Returns the transcripts deleted.
     pub fn prune_transcripts(
         &self,
         target: &str,
@@ -551,8 +575,7 @@ impl History {
     ) -> Result<usize, String> {
         self.conn
             .execute(
-                "UPDATE results SET transcript = '{\"exchanges\":[],\"dropped\":0}'
-                 WHERE transcript != '{\"exchanges\":[],\"dropped\":0}' AND run_id IN (
+                "DELETE FROM transcripts WHERE run_id IN (
                      SELECT id FROM runs WHERE target = ?1 AND profile = ?2
                      ORDER BY id DESC LIMIT -1 OFFSET ?3)",
                 params![target, profile, i64::try_from(keep).unwrap_or(i64::MAX)],
