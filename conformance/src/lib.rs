@@ -13,6 +13,10 @@
 //! - [`fuzz`]: property-based malformed bodies.
 //! - [`profile`]: contract profiles (condition → expected answer) and grading;
 //!   [`target_file`]: `CONFORMANCE_TARGET` files; [`expectations`]: per-peer expected grades.
+//! - After a run: [`transcript`] (each scenario's HTTP exchanges, bounded, credentials
+//!   redacted), [`history`] (runs in SQLite, what changed, what is flaky), [`html`]
+//!   (`report.html`, `matrix.html`), tied together by [`publish`]; [`progress`] prints
+//!   scenarios done / total on a terminal.
 //!
 //! Invariant: the harness never depends on gateway internals beyond starting it; everything
 //! it checks, it checks over HTTP, so the same code runs against any deployment.
@@ -22,8 +26,12 @@ pub mod embedded;
 pub mod expectations;
 pub mod features;
 pub mod fuzz;
+pub mod history;
+pub mod html;
 pub mod mock;
 pub mod profile;
+pub mod progress;
+pub mod publish;
 pub mod report;
 pub mod runner;
 pub mod schemas;
@@ -32,6 +40,7 @@ mod steps;
 pub mod target;
 pub mod target_file;
 pub mod text;
+pub mod transcript;
 pub mod world;
 
 pub use runner::{main_exit_code, print_report, run, target_from_env, RunOptions, RunReport};

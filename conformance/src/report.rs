@@ -1,7 +1,12 @@
 //! Results of a run, read back from the cucumber JSON report, and the per-code table.
+//!
+//! Everything downstream (the table, run history, the HTML pages) reads a scenario through
+//! [`ScenarioResult`]: its verdict through [`ScenarioResult::grade`], the rows it belongs
+//! to through [`ScenarioResult::rows`], its identity across runs through [`scenario_ids`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tabled::settings::Style;
@@ -60,6 +65,24 @@ impl Grade {
     pub fn parse(s: &str) -> Option<Grade> {
         Grade::ALL.into_iter().find(|g| g.as_str() == s)
     }
+
+    /// Severity for summarising several scenarios in one cell: the worst grade of the ones
+    /// that ran wins; not-applicable and skipped only when nothing ran.
+    pub fn severity(self) -> u8 {
+        match self {
+            Grade::Failed => 4,
+            Grade::NonStrict => 3,
+            Grade::Conformant => 2,
+            Grade::NotApplicable => 1,
+            Grade::Skipped => 0,
+        }
+    }
+}
+
+impl serde::Serialize for Grade {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// One step as the report saw it.
@@ -68,6 +91,8 @@ pub struct StepResult {
     pub text: String,
     pub status: String,
     pub error: Option<String>,
+    /// As cucumber measured it (its JSON report's `duration`, in nanoseconds).
+    pub duration: Duration,
 }
 
 /// What the runner knows about a scenario beyond cucumber's report: filled in from the
@@ -130,6 +155,37 @@ impl ScenarioResult {
         } else {
             self.verdict.id.clone()
         }
+    }
+
+    /// The rows of the matrix and history views this scenario counts in: the codes it
+    /// asserts, or its feature when it asserts none (so every scenario is reachable).
+    ///
+    /// The one place that decides what a row is: when scenarios name conditions, they are the
+    /// rows (a profile's conditions include the DGX codes).
+    pub fn rows(&self) -> Vec<String> {
+        let conditions = self.conditions();
+        if !conditions.is_empty() {
+            return conditions;
+        }
+        let codes = self.codes();
+        if codes.is_empty() {
+            vec![format!("feature: {}", self.feature)]
+        } else {
+            codes
+        }
+    }
+
+    /// The feature file's name (`auth.feature`), whatever path cucumber reported.
+    pub fn file(&self) -> String {
+        Path::new(&self.uri)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.uri.clone())
+    }
+
+    /// Time spent in the scenario's steps (background included).
+    pub fn duration(&self) -> Duration {
+        self.steps.iter().map(|s| s.duration).sum()
     }
 
     /// The scenario's verdict (see [`Grade`]).
@@ -209,6 +265,9 @@ struct JResult {
     status: String,
     #[serde(default)]
     error_message: Option<String>,
+    /// Nanoseconds (cucumber-jvm's unit, which cucumber-rs follows).
+    #[serde(default)]
+    duration: u64,
 }
 
 /// Reads the cucumber JSON report; a background and its scenario become one result.
@@ -249,6 +308,7 @@ pub fn read_json(path: &Path) -> Result<Vec<ScenarioResult>, String> {
                 text: s.name,
                 status: s.result.status,
                 error: s.result.error_message,
+                duration: Duration::from_nanos(s.result.duration),
             });
             if e.ty == "background" {
                 let mut bg: Vec<StepResult> = steps.collect();
@@ -273,6 +333,27 @@ pub fn read_json(path: &Path) -> Result<Vec<ScenarioResult>, String> {
         };
     }
     Ok(out)
+}
+
+/// A name for each result that stays the same from run to run: `file: scenario name`, with
+/// ` #2`, ` #3`… for later scenarios of the same file and name (Examples rows whose name
+/// has no placeholder). Lines are left out on purpose: editing a feature moves them.
+pub fn scenario_ids(results: &[ScenarioResult]) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut order: Vec<usize> = (0..results.len()).collect();
+    order.sort_by_key(|&i| (results[i].file(), results[i].line));
+    let mut ids = vec![String::new(); results.len()];
+    for i in order {
+        let base = format!("{}: {}", results[i].file(), results[i].name);
+        let n = seen.entry(base.clone()).or_insert(0);
+        *n += 1;
+        ids[i] = if *n == 1 {
+            base
+        } else {
+            format!("{base} #{n}")
+        };
+    }
+    ids
 }
 
 #[derive(Tabled)]

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cucumber::gherkin;
 use cucumber::writer::{self, Coloring};
@@ -21,9 +21,12 @@ use std::collections::HashMap;
 
 use crate::features;
 use crate::profile::Profile;
+use crate::progress::Progress;
+use crate::publish::{self, Published};
 use crate::report::{self, Grade, ScenarioResult, Status};
 use crate::schemas::Schemas;
 use crate::target::Target;
+use crate::transcript::{Key, Tapes};
 use crate::world::GatewayWorld;
 
 /// Tag that marks a scenario this target cannot run (cucumber's own convention).
@@ -103,6 +106,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub junit: PathBuf,
     pub json: PathBuf,
+    /// History, changes since the last run, HTML pages.
+    pub published: Published,
 }
 
 impl RunReport {
@@ -341,6 +346,7 @@ impl Write for Console {
 /// Runs the features against `target` and writes the reports.
 pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, String> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     std::fs::create_dir_all(&opts.reports)
         .map_err(|e| format!("cannot create {}: {e}", opts.reports.display()))?;
     let junit = opts.reports.join("junit.xml");
@@ -378,6 +384,8 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
 
     let hook_target = Arc::clone(&target);
     let meta: MetaMap = Arc::default();
+    let tapes = Tapes::default();
+    let hook_tapes = tapes.clone();
     let writer = GatewayWorld::cucumber::<PathBuf>()
         .with_parser(FeatureParser {
             target: Arc::clone(&target),
@@ -388,7 +396,8 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
                 .summarized()
                 .tee::<GatewayWorld, _>(writer::JUnit::for_tee(create(&junit)?, 0))
                 .tee::<GatewayWorld, _>(writer::Json::for_tee(create(&json)?))
-                .normalized(),
+                .normalized()
+                .tee::<GatewayWorld, _>(Progress::teed(crate::progress::wanted())),
         )
         .fail_on_skipped()
         .max_concurrent_scenarios(opts.max_concurrent)
@@ -403,10 +412,13 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
             world.attach(Arc::clone(&hook_target), skipping, key);
             Box::pin(async {})
         })
-        .after(|_, _, _, _, world| {
+        .after(move |feature, rule, scenario, _, world| {
+            let tapes = hook_tapes.clone();
+            let key = Key::of(feature, rule, scenario);
             Box::pin(async move {
                 if let Some(w) = world {
                     w.finish().await;
+                    tapes.put(key, w.tape.take());
                 }
             })
         })
@@ -462,6 +474,16 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         report::grades_json(&target.profile.name, &scenarios),
     )
     .map_err(|e| format!("cannot write {}: {e}", grades.display()))?;
+    let record = publish::record_of(
+        opts,
+        &target,
+        &codes,
+        &scenarios,
+        &tapes,
+        started_at,
+        started.elapsed(),
+    );
+    let published = publish::publish(&opts.reports, record);
     Ok(RunReport {
         target: target.name.clone(),
         profile: target.profile.name.clone(),
@@ -472,6 +494,7 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         elapsed: started.elapsed(),
         junit,
         json,
+        published,
     })
 }
 
@@ -540,6 +563,7 @@ pub fn print_report(r: &RunReport) {
             );
         }
     }
+    println!("{}", publish::summary(&r.published));
     println!(
         "\nPer-condition results against {} (profile {}):\n{}",
         r.target, r.profile, r.table

@@ -15,6 +15,7 @@ use crate::mock::MockHandle;
 use crate::sse;
 use crate::target::Target;
 use crate::text::{self, json_literal, pointer_remove, pointer_set};
+use crate::transcript::{Sent, Tape};
 
 /// Step results: the message says what was expected and what came instead.
 pub type Outcome = Result<(), String>;
@@ -91,9 +92,31 @@ pub(crate) struct Req {
     body: Option<Vec<u8>>,
     chunked: bool,
     disconnect_after: Option<usize>,
+    /// The scenario's transcript for the reports.
+    tape: Tape,
 }
 
+/// Sends `req`, reads the answer, and records the exchange on the scenario's tape.
 pub(crate) async fn execute(http: &reqwest::Client, req: Req) -> Result<Resp, String> {
+    let tape = req.tape.clone();
+    let sent = Sent::new(
+        req.method.as_str(),
+        &req.path,
+        &req.headers,
+        req.body.as_deref(),
+    );
+    let started = Instant::now();
+    let out = send_and_read(http, req).await;
+    // Milliseconds to 0.1: enough for a report, short to show.
+    let ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+    tape.record(match &out {
+        Ok(r) => sent.answered(r.status, &r.headers, &r.body, r.read_error.as_deref(), ms),
+        Err(e) => sent.failed(e, ms),
+    });
+    out
+}
+
+async fn send_and_read(http: &reqwest::Client, req: Req) -> Result<Resp, String> {
     let what = format!("{} {}", req.method, text::clip(&req.path, 120));
     let mut rb = http.request(req.method.clone(), &req.url);
     for (name, value) in &req.headers {
@@ -205,6 +228,8 @@ pub struct GatewayWorld {
     pub key: String,
     /// A failure was scripted: the report states how many upstream attempts were made.
     scripted_failure: bool,
+    /// Every exchange of the scenario, for the reports (the runner's after-hook takes it).
+    pub tape: Tape,
 }
 
 impl GatewayWorld {
@@ -472,6 +497,7 @@ impl GatewayWorld {
             body,
             chunked: self.chunked,
             disconnect_after: None,
+            tape: self.tape.clone(),
         })
     }
 

@@ -22,6 +22,7 @@ fn result(id: &str, status: Status, non_strict: bool, not_applicable: bool) -> S
                 "passed".into()
             },
             error: (status == Status::Failed).then(|| "expected HTTP 401, but …".into()),
+            duration: std::time::Duration::ZERO,
         }],
         verdict: Verdict {
             id: format!("baseline.feature: {id}"),
