@@ -52,7 +52,6 @@ pub struct Measured {
     pub target_us: Option<f64>,
     /// CPU µs per request of the mock.
     pub mock_us: f64,
-    pub window_s: f64,
 }
 
 const CHILD_TTL_S: u64 = 600;
@@ -66,15 +65,17 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, mut argv: Vec<String>, env: &[(String, String)], dir: &Path) -> Result<Proc, String> {
+    fn spawn(
+        name: &str,
+        mut argv: Vec<String>,
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> Result<Proc, String> {
         use std::os::unix::process::CommandExt;
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut full = vec![
-            "--kill-after=5".to_owned(),
-            CHILD_TTL_S.to_string(),
-        ];
+        let mut full = vec!["--kill-after=5".to_owned(), CHILD_TTL_S.to_string()];
         full.append(&mut argv);
         let child = Command::new("timeout")
             .args(&full)
@@ -115,7 +116,10 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("{} printed no `{marker}` within {READY_TIMEOUT:?}", self.name))
+        Err(format!(
+            "{} printed no `{marker}` within {READY_TIMEOUT:?}",
+            self.name
+        ))
     }
 
     fn tail(&self) -> String {
@@ -222,7 +226,8 @@ fn probe(addr: SocketAddr, req: &Request) -> Result<(), String> {
 }
 
 fn probe_once(addr: SocketAddr, req: &Request) -> Result<u16, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     let mut head = format!(
@@ -235,7 +240,8 @@ fn probe_once(addr: SocketAddr, req: &Request) -> Result<u16, String> {
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-    s.write_all(req.body.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(req.body.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut line = String::new();
     BufReader::new(&mut s)
         .read_line(&mut line)
@@ -279,7 +285,11 @@ fn wrk(
     lua.push_str(&format!("wrk.body = {}\n", lua_string(&req.body)));
     lua.push_str("wrk.headers[\"Content-Type\"] = \"application/json\"\n");
     for (k, v) in &req.headers {
-        lua.push_str(&format!("wrk.headers[ {} ] = {}\n", lua_string(k), lua_string(v)));
+        lua.push_str(&format!(
+            "wrk.headers[ {} ] = {}\n",
+            lua_string(k),
+            lua_string(v)
+        ));
     }
     std::fs::write(&script, lua).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -375,7 +385,7 @@ fn measure(
     wrk(opts, dir, addr, req, 1)?;
     let t0 = target.map(Proc::ticks);
     let m0 = mock.ticks();
-    let (requests, bad, rps, p50, p99, window) = wrk(opts, dir, addr, req, opts.seconds)?;
+    let (requests, bad, rps, p50, p99, _window) = wrk(opts, dir, addr, req, opts.seconds)?;
     let t1 = target.map(Proc::ticks);
     let m1 = mock.ticks();
     let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / tck * 1e6 / requests.max(1) as f64;
@@ -387,7 +397,6 @@ fn measure(
         p99_ms: p99,
         target_us: t0.zip(t1).map(|(a, b)| per(a, b)),
         mock_us: per(m0, m1),
-        window_s: window,
     })
 }
 
@@ -427,7 +436,7 @@ fn gateway_files(dir: &Path, mock_api: &str) -> Result<(PathBuf, PathBuf), Strin
     std::fs::write(
         &tokens,
         format!(
-            "tenants:\n  - id: load\n    tokens:\n      - sha256: {}\n    allowed_models: [\"*\"]\n    rate_limit: {{ rps: 1000000000, burst: 1000000 }}\n",
+            "tenants:\n  - id: load\n    tokens:\n      - sha256: {}\n    allowed_models: [\"*\"]\n    rate_limit: {{ rps: 1000000, burst: 1000000 }}\n",
             gateway::config::sha256(TOKEN).iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
     )
@@ -498,7 +507,11 @@ fn run_in(
     ));
     let mut mock = Proc::spawn(
         "mocks",
-        vec![mocks_bin.display().to_string(), "--bind".into(), "127.0.0.1:0".into()],
+        vec![
+            mocks_bin.display().to_string(),
+            "--bind".into(),
+            "127.0.0.1:0".into(),
+        ],
         &[("RUST_LOG".into(), "warn".into())],
         dir,
     )?;
@@ -539,7 +552,11 @@ fn run_in(
             let version = Command::new("nginx")
                 .arg("-v")
                 .output()
-                .map(|o| String::from_utf8_lossy(&o.stderr).trim().replace("nginx version: ", ""))
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stderr)
+                        .trim()
+                        .replace("nginx version: ", "")
+                })
                 .unwrap_or_default();
             let started = Proc::spawn(
                 "nginx",
@@ -590,7 +607,10 @@ fn run_in(
             ("GATEWAY_CONFIG".to_owned(), cfg.display().to_string()),
             ("TOKENS_FILE".to_owned(), tokens.display().to_string()),
             ("BIND_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-            ("SQLITE_PATH".to_owned(), dir.join("gw.sqlite3").display().to_string()),
+            (
+                "SQLITE_PATH".to_owned(),
+                dir.join("gw.sqlite3").display().to_string(),
+            ),
             ("HTTP_TOTAL_TIMEOUT_SECS".to_owned(), "60".to_owned()),
             ("RUST_LOG".to_owned(), opts.gateway_log.clone()),
         ];
@@ -619,7 +639,10 @@ fn run_in(
                     };
                     println!("-- hop: gateway, {mode}");
                     rows.push(HopRow {
-                        target: format!("reference gateway (release, RUST_LOG={})", opts.gateway_log),
+                        target: format!(
+                            "reference gateway (release, RUST_LOG={})",
+                            opts.gateway_log
+                        ),
                         mode,
                         result: measure(opts, dir, addr, &req, Some(&p), &mock),
                     });
@@ -653,8 +676,16 @@ fn run_in(
             body: body(peer.model, false),
         };
         println!("-- hop: starting {}: {cmd}", peer.name);
-        let started = Proc::spawn(peer.name, vec!["sh".into(), "-c".into(), format!("exec {cmd}")], &[], dir)
-            .and_then(|p| probe(addr, &plain).map(|()| p));
+        let started = Proc::spawn(
+            peer.name,
+            vec!["sh".into(), "-c".into(), format!("exec {cmd}")],
+            &[],
+            dir,
+        )
+        .and_then(|p| match probe(addr, &plain) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(format!("{e}; its log: {}", p.tail())),
+        });
         match started {
             Ok(p) => {
                 for (mode, stream) in modes {
@@ -799,7 +830,8 @@ mod tests {
 
     #[test]
     fn stat_fields_after_the_name() {
-        let line = "4242 (tokio (rt) x) S 1 4200 4200 0 -1 4194560 100 0 0 0 250 75 3 2 20 0 4 0 1 1 1";
+        let line =
+            "4242 (tokio (rt) x) S 1 4200 4200 0 -1 4194560 100 0 0 0 250 75 3 2 20 0 4 0 1 1 1";
         assert_eq!(parse_stat(line), Some((4200, 250 + 75 + 3 + 2)));
         assert_eq!(parse_stat("garbage"), None);
     }

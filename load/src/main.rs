@@ -348,7 +348,9 @@ async fn run(mut cli: Cli) -> Result<(), String> {
     let text = if cli.scenario == [Scenario::Hop] {
         hop_text
     } else {
-        format!("## Load results\n\n{table}\n\n## Targets\n\n{goals}\n\n## Notes\n\n{notes}{hop_text}")
+        format!(
+            "## Load results\n\n{table}\n\n## Targets\n\n{goals}\n\n## Notes\n\n{notes}{hop_text}"
+        )
     };
     println!("\n{text}");
     let summary = cli.out_dir.join("summary.md");
