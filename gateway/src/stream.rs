@@ -323,7 +323,8 @@ pub async fn relay(
             // each), up to RELAY_COALESCE_BYTES, so latency grows by microseconds at most.
             let mut out = BytesMut::new();
             if let Some(b) = pending.take() {
-                out.extend_from_slice(&b);
+                // The first chunk goes out at once: TTFT never waits for a yield.
+                return Some((Ok::<Bytes, std::io::Error>(b), (st, None)));
             }
             loop {
                 let piece = if out.is_empty() {
