@@ -4,6 +4,7 @@
 //! is started here on loopback; users and time are bounded and every run stops by itself.
 
 mod attack;
+mod hop;
 mod setup;
 mod stats;
 mod streams;
@@ -28,6 +29,9 @@ enum Scenario {
     Stream,
     RateLimit,
     Streams,
+    /// The cost of one hop: CPU per request of mock, nginx, gateway and peers, driven by wrk
+    /// (not part of `all`).
+    Hop,
 }
 
 /// Load tests of the gateway, each also run straight against the mock.
@@ -71,6 +75,36 @@ struct Cli {
     /// Where goose's HTML/JSON reports and the summary go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../reports/load"))]
     out_dir: PathBuf,
+    /// hop: seconds of each measured wrk run (after a 1 s warm-up); at most 10.
+    #[arg(long, default_value_t = 8)]
+    hop_seconds: u64,
+    /// hop: wrk threads.
+    #[arg(long, default_value_t = 2)]
+    hop_threads: usize,
+    /// hop: wrk connections; at most 256.
+    #[arg(long, default_value_t = 32)]
+    hop_connections: usize,
+    /// hop: where the release `gateway` and `mocks` binaries are (default: next to this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// hop: the gateway's RUST_LOG (`info` logs a line per request, as nginx's access log does).
+    #[arg(long, default_value = "info")]
+    gateway_log: String,
+    /// hop: command starting LiteLLM on `{port}` in front of `{upstream}` (the mock's /v1 base);
+    /// env LOAD_LITELLM_CMD; default: the `scripts/peers` install in --peers-dir.
+    #[arg(long)]
+    litellm_cmd: Option<String>,
+    /// hop: command starting the Portkey gateway on `{port}`; env LOAD_PORTKEY_CMD;
+    /// default: the `scripts/peers` install.
+    #[arg(long)]
+    portkey_cmd: Option<String>,
+    /// hop: the `scripts/peers` install directory (env PEERS_DIR; default <repo>/.peers).
+    #[arg(long)]
+    peers_dir: Option<PathBuf>,
+    /// hop: only the targets whose name starts with one of these (mock, nginx, gateway,
+    /// litellm, portkey; repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    hop_only: Vec<String>,
     #[arg(long, hide = true)]
     internal_streams_child: Option<usize>,
 }
@@ -127,7 +161,47 @@ fn main() -> ExitCode {
 }
 
 fn wants(cli: &Cli, s: Scenario) -> bool {
-    cli.scenario.contains(&Scenario::All) || cli.scenario.contains(&s)
+    (s != Scenario::Hop && cli.scenario.contains(&Scenario::All)) || cli.scenario.contains(&s)
+}
+
+/// `--scenario hop`: its own table (every target a separate process, wrk as the driver).
+async fn hop_scenario(cli: &Cli) -> Result<String, String> {
+    let bin_dir = match &cli.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .ok_or("cannot find this binary's directory; pass --bin-dir")?,
+    };
+    let opts = hop::HopOpts {
+        seconds: cli.hop_seconds.clamp(1, 10),
+        threads: cli.hop_threads.clamp(1, 8),
+        connections: cli.hop_connections.clamp(1, 256),
+        bin_dir,
+        gateway_log: cli.gateway_log.clone(),
+        litellm_cmd: cli
+            .litellm_cmd
+            .clone()
+            .or_else(|| std::env::var("LOAD_LITELLM_CMD").ok()),
+        portkey_cmd: cli
+            .portkey_cmd
+            .clone()
+            .or_else(|| std::env::var("LOAD_PORTKEY_CMD").ok()),
+        peers_dir: cli
+            .peers_dir
+            .clone()
+            .or_else(|| std::env::var_os("PEERS_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.peers"))),
+        only: cli.hop_only.clone(),
+    };
+    let (rows, notes) = tokio::task::spawn_blocking(move || hop::run(&opts))
+        .await
+        .map_err(|e| format!("hop: {e}"))?;
+    let notes = notes.iter().map(|n| format!("- {n}\n")).collect::<String>();
+    Ok(format!(
+        "## The cost of one hop\n\n{}\n{notes}",
+        hop::table(&rows)
+    ))
 }
 
 async fn run(mut cli: Cli) -> Result<(), String> {
@@ -137,6 +211,15 @@ async fn run(mut cli: Cli) -> Result<(), String> {
     cli.rate = cli.rate.clamp(1.0, 20_000.0);
     cli.streams = cli.streams.clamp(1, 10_000);
     std::fs::create_dir_all(&cli.out_dir).map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
+    if cli.scenario == [Scenario::Hop] {
+        println!("== hop: one process per target, wrk");
+        let text = hop_scenario(&cli).await?;
+        println!("\n{text}");
+        let summary = cli.out_dir.join("hop.md");
+        std::fs::write(&summary, &text).map_err(|e| format!("{}: {e}", summary.display()))?;
+        println!("this table is also in {}", summary.display());
+        return Ok(());
+    }
     let mut report = Report::default();
     report.notes.push(format!(
         "machine: {} cores; one process runs goose, gateway and mock (they share the cores)",
@@ -246,6 +329,12 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         rate_limit_scenario(&cli, &targets, &mut report).await?;
     }
     drop(keep);
+    let hop_text = if wants(&cli, Scenario::Hop) {
+        println!("== hop: one process per target, wrk");
+        hop_scenario(&cli).await?
+    } else {
+        String::new()
+    };
 
     let table = Table::new(&report.rows).with(Style::markdown()).to_string();
     let goals = Table::new(&report.goals)
@@ -256,8 +345,13 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         .iter()
         .map(|n| format!("- {n}\n"))
         .collect::<String>();
-    let text =
-        format!("## Load results\n\n{table}\n\n## Targets\n\n{goals}\n\n## Notes\n\n{notes}");
+    let text = if cli.scenario == [Scenario::Hop] {
+        hop_text
+    } else {
+        format!(
+            "## Load results\n\n{table}\n\n## Targets\n\n{goals}\n\n## Notes\n\n{notes}{hop_text}"
+        )
+    };
     println!("\n{text}");
     let summary = cli.out_dir.join("summary.md");
     std::fs::write(&summary, &text).map_err(|e| format!("{}: {e}", summary.display()))?;
