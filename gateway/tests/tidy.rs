@@ -159,3 +159,38 @@ fn stages_import_only_later_stages() {
         }
     }
 }
+
+/// Only `upstream/errors.rs` turns upstream answers, transport and stream failures into codes.
+/// The others that name an upstream code only read or list it: the table (`catalog.rs`), the
+/// route docs (`edge/routes.rs`, `openapi.rs`), the renderer (`error.rs`, for the OpenRouter
+/// extra fields), unit tests; and the budget ledger (`admission/policy.rs`) is the legitimate
+/// second source of `model_quota_exhausted` (a tenant's per-model budget used up).
+#[test]
+fn only_upstream_errors_constructs_upstream_codes() {
+    let upstream_codes = [
+        "UpstreamTimeout",
+        "UpstreamUnavailable",
+        "UpstreamError",
+        "UpstreamBadRequest",
+        "OpenrouterDailyQuotaExhausted",
+        "ModelQuotaExhausted",
+    ];
+    let readers = ["catalog.rs", "edge/routes.rs", "openapi.rs"];
+    for (path, text) in tree() {
+        if path == "upstream/errors.rs" || readers.contains(&path.as_str()) {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        if path.ends_with("tests.rs") {
+            continue;
+        }
+        for name in upstream_codes {
+            let allowed = (path == "admission/policy.rs" && name == "ModelQuotaExhausted")
+                || (path == "error.rs" && name == "OpenrouterDailyQuotaExhausted");
+            assert!(
+                allowed || !code.contains(&format!("Code::{name}")),
+                "gateway/src/{path} names Code::{name}: route it through upstream/errors.rs"
+            );
+        }
+    }
+}

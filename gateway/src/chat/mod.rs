@@ -107,12 +107,7 @@ async fn complete(
     };
     tokio::time::timeout_at(deadline, work)
         .await
-        .unwrap_or_else(|_| {
-            Err(ApiError::new(
-                Code::UpstreamTimeout,
-                "the upstream work did not finish within HTTP_TOTAL_TIMEOUT_SECS",
-            ))
-        })
+        .unwrap_or_else(|_| Err(upstream::work_timeout()))
 }
 
 async fn open_stream(

@@ -6,7 +6,6 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::upstream::sse::{
@@ -37,9 +36,8 @@ pub async fn relay(
         Piece::Chunk(c) => c,
         Piece::Done => {
             hooks.abandon(Usage::default());
-            return Err(ApiError::new(
-                Code::UpstreamError,
-                "the upstream stream ended before its first chunk",
+            return Err(upstream::stream_failure(
+                upstream::StreamFailure::EndedBeforeFirstChunk,
             ));
         }
         Piece::Failed(e) => {

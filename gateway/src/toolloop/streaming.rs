@@ -255,11 +255,7 @@ async fn stream_round(
             return Round::Over;
         }
         Err(_) => {
-            out.fail(ApiError::new(
-                Code::UpstreamTimeout,
-                "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
-            ))
-            .await;
+            out.fail(upstream::answer_timeout()).await;
             return Round::Over;
         }
     };

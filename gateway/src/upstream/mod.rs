@@ -120,12 +120,7 @@ pub async fn send(
         }
         Err(e) => {
             let err = transport_error(&e);
-            let outcome = match err.code {
-                Code::UpstreamTimeout => "timeout",
-                Code::UpstreamUnavailable => "unavailable",
-                _ => "failed",
-            };
-            state.metrics.upstream(&upstream.name, outcome, elapsed);
+            state.metrics.upstream(&upstream.name, outcome(&err), elapsed);
             tracing::warn!(upstream = %upstream.name, error = %e, "upstream call failed");
             Err(err)
         }
@@ -156,15 +151,9 @@ pub async fn chat(
             // Some servers answer 200 with an error object.
             let upstream = &state.config.upstreams[model.upstream];
             let msg = extract_message(&Value::Object(obj)).unwrap_or_default();
-            Err(ApiError::new(
-                Code::UpstreamError,
-                format!("upstream error: {}", sanitize(&msg, upstream)),
-            ))
+            Err(error_in_success(&msg, upstream))
         }
-        _ => Err(ApiError::new(
-            Code::UpstreamError,
-            "the upstream returned a response that is not a chat completion",
-        )),
+        _ => Err(not_a_completion()),
     }
 }
 
