@@ -120,7 +120,9 @@ pub async fn send(
         }
         Err(e) => {
             let err = transport_error(&e);
-            state.metrics.upstream(&upstream.name, outcome(&err), elapsed);
+            state
+                .metrics
+                .upstream(&upstream.name, outcome(&err), elapsed);
             tracing::warn!(upstream = %upstream.name, error = %e, "upstream call failed");
             Err(err)
         }

@@ -74,9 +74,9 @@ impl UpstreamEvents {
         let piece = match tokio::time::timeout_at(self.deadline, self.inner.next()).await {
             Err(_) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
             Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
-            Ok(Some(Err(EventStreamError::Transport(e)))) => Piece::Failed(
-                upstream::stream_transport_error(&e),
-            ),
+            Ok(Some(Err(EventStreamError::Transport(e)))) => {
+                Piece::Failed(upstream::stream_transport_error(&e))
+            }
             Ok(Some(Err(_))) => Piece::Failed(stream_failure(StreamFailure::Malformed)),
             Ok(Some(Ok(event))) => self.parse(&event.data),
         };
