@@ -45,6 +45,9 @@ pub mod openapi;
 pub mod state;
 pub mod store;
 
+/// Test configurations and helpers, for this crate's tests, bench/ and load/ (cargo feature
+/// `testing`; not in a production build).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::future::Future;
