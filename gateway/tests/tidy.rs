@@ -194,3 +194,33 @@ fn only_upstream_errors_constructs_upstream_codes() {
         }
     }
 }
+
+/// Faults are per request (a typed extension): no process-wide switch anywhere.
+#[test]
+fn no_global_fault_flag() {
+    for (path, text) in tree() {
+        assert!(
+            !text.contains("AtomicBool"),
+            "gateway/src/{path} holds an AtomicBool: faults are request extensions"
+        );
+        for line in text.lines().map(str::trim_start) {
+            let is_static = line.starts_with("static ") || line.starts_with("pub static ");
+            assert!(
+                !(is_static && line.to_ascii_lowercase().contains("fault")),
+                "gateway/src/{path} has a static fault flag: {line}"
+            );
+        }
+    }
+}
+
+/// Every module says what it is for in its first line.
+#[test]
+fn every_module_opens_with_a_doc_line() {
+    for (path, text) in tree() {
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("//!"),
+            "gateway/src/{path} does not open with a `//!` line"
+        );
+    }
+}

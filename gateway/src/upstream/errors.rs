@@ -3,8 +3,8 @@
 
 use super::*;
 
-pub fn transport_error(e: &reqwest::Error) -> ApiError {
-    if e.is_timeout() {
+pub fn transport_error(e: reqwest::Error) -> ApiError {
+    let err = if e.is_timeout() {
         answer_timeout()
     } else if e.is_connect() {
         ApiError::new(
@@ -16,12 +16,13 @@ pub fn transport_error(e: &reqwest::Error) -> ApiError {
             Code::UpstreamError,
             "the upstream connection failed before a complete answer",
         )
-    }
+    };
+    err.caused_by(e)
 }
 
 /// A transport failure after the stream had started: the connection existed, so it is never
 /// `upstream_unavailable` (a timeout stays `upstream_timeout`).
-pub fn stream_transport_error(e: &reqwest::Error) -> ApiError {
+pub fn stream_transport_error(e: reqwest::Error) -> ApiError {
     let mut err = transport_error(e);
     if err.code == Code::UpstreamUnavailable {
         err.code = Code::UpstreamError;

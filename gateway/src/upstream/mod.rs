@@ -119,11 +119,10 @@ pub async fn send(
             }
         }
         Err(e) => {
-            let err = transport_error(&e);
+            let err = transport_error(e);
             state
                 .metrics
                 .upstream(&upstream.name, outcome(&err), elapsed);
-            tracing::warn!(upstream = %upstream.name, error = %e, "upstream call failed");
             Err(err)
         }
     }
@@ -136,7 +135,7 @@ pub async fn chat(
     body: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let resp = send(state, model, body).await?;
-    let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
+    let bytes = resp.bytes().await.map_err(transport_error)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(mut obj))
             if obj
@@ -155,7 +154,8 @@ pub async fn chat(
             let msg = extract_message(&Value::Object(obj)).unwrap_or_default();
             Err(error_in_success(&msg, upstream))
         }
-        _ => Err(not_a_completion()),
+        Ok(_) => Err(not_a_completion()),
+        Err(e) => Err(not_a_completion().caused_by(e)),
     }
 }
 

@@ -75,7 +75,7 @@ impl UpstreamEvents {
             Err(_) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
             Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
             Ok(Some(Err(EventStreamError::Transport(e)))) => {
-                Piece::Failed(upstream::stream_transport_error(&e))
+                Piece::Failed(upstream::stream_transport_error(e))
             }
             Ok(Some(Err(_))) => Piece::Failed(stream_failure(StreamFailure::Malformed)),
             Ok(Some(Ok(event))) => self.parse(&event.data),
