@@ -6,7 +6,7 @@ use gateway::config::{Config, DEMO_MODEL, DEMO_TOKEN};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut config = match Config::from_env() {
+    let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gateway: configuration error: {e}");
@@ -21,6 +21,8 @@ async fn main() -> ExitCode {
         eprintln!("gateway: no GATEWAY_CONFIG set, and this build has no demo mode (cargo feature `demo`)");
         return ExitCode::from(2);
     }
+    #[cfg(feature = "demo")]
+    let mut config = config;
     #[cfg(feature = "demo")]
     let _demo_mock = if config.demo {
         let mock = match mocks::MockServer::start(mocks::Personality::Vllm).await {
