@@ -15,9 +15,8 @@
 //! | budget | chat-budget | vLLM mock | primary tenant: 2 requests/day |
 //! | forbidden | chat-forbidden | vLLM mock | not in the primary tenant's allowed_models |
 //!
-//! A second gateway instance shares the configuration but has its own SQLite file, and its
-//! store is switched to failing writes once at start-up, so that the storage-fault scenarios
-//! never disturb the conversations of the others.
+//! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
+//! the store calls of that request only (GATEWAY_FAULT_INJECTION is on).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -42,7 +41,6 @@ const OPENROUTER_KEY_ENV: &str = "CONFORMANCE_OPENROUTER_KEY";
 /// Servers and files the embedded target owns; dropping it stops them.
 pub struct Embedded {
     _gateway: gateway::Running,
-    _faulty: gateway::Running,
     _mocks: Vec<Arc<MockServer>>,
     blackhole: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -203,34 +201,7 @@ async fn start_gateway(
         .map_err(|e| format!("the embedded gateway cannot bind: {e}"))
 }
 
-/// Switches the faulty instance's store to failing writes (the gateway's own test hook) and
-/// checks that it took.
-async fn arm_storage_fault(base_url: &str, token: &str) -> Result<(), String> {
-    let http = crate::target::client(None)?;
-    let resp = http
-        .post(format!("{base_url}/c1/chat/completions"))
-        .bearer_auth(token)
-        .header("x-gateway-fault", "storage")
-        .json(&serde_json::json!({
-            "model": "chat-default",
-            "user_id": "cf-arm-storage-fault",
-            "messages": [{"role": "user", "content": "mock:cf-arm-storage-fault arm"}],
-        }))
-        .send()
-        .await
-        .map_err(|e| format!("arming the storage fault failed: {e}"))?;
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    if body.contains("\"storage_error\"") {
-        Ok(())
-    } else {
-        Err(format!(
-            "arming the storage fault did not answer storage_error: {status} {body}"
-        ))
-    }
-}
-
-/// Boots mocks and gateways and describes them as a [`Target`].
+/// Boots the mocks and the gateway and describes them as a [`Target`].
 pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     let io = |e: std::io::Error| format!("cannot start a mock upstream: {e}");
     let vllm = Arc::new(MockServer::start(Personality::Vllm).await.map_err(io)?);
@@ -275,8 +246,6 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         "conformance.sqlite3",
     )
     .await?;
-    let faulty = start_gateway(dir.path(), &gateway_file, &tokens_file, "faulty.sqlite3").await?;
-    arm_storage_fault(&faulty.base_url(), &tokens.primary).await?;
 
     let roles: [(&str, &str, &Arc<MockServer>); 8] = [
         ("default", "chat-default", &vllm),
@@ -308,10 +277,8 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         .map(|(r, id)| (r.to_string(), id.to_string()))
         .collect();
     let base_url = gw.base_url();
-    let storage_fault_url = Some(faulty.base_url());
     let embedded = Embedded {
         _gateway: gw,
-        _faulty: faulty,
         _mocks: vec![vllm, litellm, openrouter],
         blackhole,
         _dir: dir,
@@ -319,7 +286,6 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     Target::assemble(TargetParts {
         name: "embedded reference gateway".into(),
         base_url,
-        storage_fault_url,
         primary_token: tokens.primary,
         second_token: Some(tokens.second),
         fresh: tokens.fresh,

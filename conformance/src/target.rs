@@ -118,8 +118,6 @@ pub struct Target {
     /// Human name for reports: "embedded reference gateway" or the URL.
     pub name: String,
     pub base_url: String,
-    /// Embedded only: a second instance whose conversation store fails every write.
-    pub storage_fault_url: Option<String>,
     pub primary_token: String,
     pub second_token: Option<String>,
     pub fresh: TokenPool,
@@ -202,7 +200,6 @@ pub(crate) fn client(source: Option<IpAddr>) -> Result<reqwest::Client, String> 
 pub(crate) struct TargetParts {
     pub name: String,
     pub base_url: String,
-    pub storage_fault_url: Option<String>,
     pub primary_token: String,
     pub second_token: Option<String>,
     pub fresh: Vec<String>,
@@ -238,7 +235,6 @@ impl Target {
         Ok(Target {
             name: p.name,
             base_url: p.base_url.trim_end_matches('/').to_owned(),
-            storage_fault_url: p.storage_fault_url,
             primary_token: p.primary_token,
             second_token: p.second_token,
             fresh: TokenPool::new(p.fresh),
@@ -412,7 +408,6 @@ impl Target {
         Target::assemble(TargetParts {
             name: base_url.clone(),
             base_url,
-            storage_fault_url: None,
             primary_token: spec.bearer,
             second_token: spec.second_bearer,
             fresh: spec.fresh,

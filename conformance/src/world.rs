@@ -212,8 +212,6 @@ pub struct GatewayWorld {
     chunked: bool,
     /// A fault header for the next request only.
     fault_once: Option<&'static str>,
-    /// Send to the instance whose conversation store fails.
-    use_storage_fault: bool,
     /// Script steps per mock (by base URL), replayed whole each time one is added.
     scripts: HashMap<String, Vec<Step>>,
     /// Numbers from scripted upstream error bodies that must not reach the caller.
@@ -456,13 +454,9 @@ impl GatewayWorld {
     }
 
     pub fn fail_store(&mut self) -> Outcome {
-        let t = self.target()?;
-        if t.storage_fault_url.is_some() {
-            self.use_storage_fault = true;
-        } else {
-            // An external target with fault hooks: the header switches its store itself.
-            self.set_header("x-gateway-fault", "storage");
-        }
+        // Every later request of this scenario carries the fault; the target fails those
+        // requests' store calls only (never a process-wide switch).
+        self.set_header("x-gateway-fault", "storage");
         Ok(())
     }
 
@@ -470,10 +464,7 @@ impl GatewayWorld {
 
     fn req(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Req, String> {
         let t = self.target()?;
-        let base = match (&t.storage_fault_url, self.use_storage_fault) {
-            (Some(url), true) => url.clone(),
-            _ => t.base_url.clone(),
-        };
+        let base = t.base_url.clone();
         let mut headers = t.extra_headers.clone();
         if let Some(auth) = &self.auth {
             headers.push((t.credential_header.clone(), auth.clone()));

@@ -1,11 +1,15 @@
 //! The one application error type, and the one place it becomes an HTTP response.
 //!
 //! Every failure on every path ends as an [`ApiError`] carrying a catalog [`Code`]; its
-//! `IntoResponse` renders the envelope of SPEC §3. Internal causes are logged, never sent.
+//! `IntoResponse` renders the envelope of SPEC §3. An error built from a lower error
+//! (reqwest, the SQLite store, Redis, serde, io) keeps it as its cause: never serialised, handed to
+//! the edge in the response's extensions ([`ErrorCause`]) and logged there ONCE, with the
+//! request id, in the access log line.
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::catalog::Code;
 
@@ -25,6 +29,28 @@ pub struct ErrorData {
     /// `available_fallbacks` of `openrouter_daily_quota_exhausted`.
     pub fallbacks: Option<Vec<String>>,
     pub headers: HeaderMap,
+    /// The lower error this one was built from (shared so that `ApiError` stays `Clone`).
+    pub cause: Option<Cause>,
+}
+
+/// A lower error kept as the cause of an [`ApiError`].
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// The cause of an error response, for the edge's access log (never sent to the caller).
+#[derive(Clone, Debug)]
+pub struct ErrorCause(pub Cause);
+
+impl std::fmt::Display for ErrorCause {
+    /// The whole chain, outermost first: `a: b: c`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
 }
 
 /// The wire form of the envelope (also the OpenAPI schema).
@@ -69,7 +95,14 @@ impl ApiError {
             retry_after: None,
             fallbacks: None,
             headers: HeaderMap::new(),
+            cause: None,
         }))
+    }
+
+    /// Keeps `cause` (logged once at the edge, never serialised).
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {
@@ -141,7 +174,13 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -160,6 +199,9 @@ impl IntoResponse for ApiError {
         }
         // Metrics and access logs read the code from here, never from the body.
         resp.extensions_mut().insert(self.code);
+        if let Some(cause) = &self.cause {
+            resp.extensions_mut().insert(ErrorCause(cause.clone()));
+        }
         resp
     }
 }

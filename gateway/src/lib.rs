@@ -21,7 +21,7 @@
 //! - [`routes`]: the other handlers (models, conversations, discovery, health).
 //!
 //! Beside the path: [`catalog`] (the one table of error codes), [`error`] (its rendering),
-//! [`contract`] (header and event names), [`config`] (the only reader of the environment and
+//! [`contract`] (header and event names), [`fault`] (the per-request injected fault), [`config`] (the only reader of the environment and
 //! the configuration files), [`store`] (conversations in SQLite), [`metrics`], [`openapi`],
 //! [`state`] (the container every stage reads).
 
@@ -39,11 +39,15 @@ pub mod catalog;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod fault;
 pub mod metrics;
 pub mod openapi;
 pub mod state;
 pub mod store;
 
+/// Test configurations and helpers, for this crate's tests, bench/ and load/ (cargo feature
+/// `testing`; not in a production build).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::future::Future;

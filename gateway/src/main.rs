@@ -6,7 +6,7 @@ use gateway::config::{Config, DEMO_MODEL, DEMO_TOKEN};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut config = match Config::from_env() {
+    let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gateway: configuration error: {e}");
@@ -16,6 +16,14 @@ async fn main() -> ExitCode {
     init_logging(config.log_json);
 
     // Demo mode: an in-process mock upstream, so the first command works on a fresh machine.
+    #[cfg(not(feature = "demo"))]
+    if config.demo {
+        eprintln!("gateway: no GATEWAY_CONFIG set, and this build has no demo mode (cargo feature `demo`)");
+        return ExitCode::from(2);
+    }
+    #[cfg(feature = "demo")]
+    let mut config = config;
+    #[cfg(feature = "demo")]
     let _demo_mock = if config.demo {
         let mock = match mocks::MockServer::start(mocks::Personality::Vllm).await {
             Ok(m) => m,
@@ -33,7 +41,10 @@ async fn main() -> ExitCode {
         None
     };
 
+    #[cfg(feature = "demo")]
     let mock_url = _demo_mock.as_ref().map(|m| m.base_url());
+    #[cfg(not(feature = "demo"))]
+    let mock_url: Option<String> = None;
     let bind = config.bind;
     let demo = config.demo;
     let demo_token = config

@@ -14,6 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::fault::Fault;
+
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StoreError(String);
@@ -61,9 +63,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE conversations (
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    /// Test hook (GATEWAY_FAULT_INJECTION): makes every read and write fail as a broken disk
-    /// would.
-    pub failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Set only on the per-request view of [`Store::with_fault`]: every read and write of
+    /// that request fails as a broken disk would.
+    failing: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -100,15 +102,24 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             locks: Arc::new(Mutex::new(HashMap::new())),
-            failing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failing: false,
         })
+    }
+
+    /// The store as one request sees it: with an injected [`Fault::Storage`], a view whose
+    /// calls fail (the shared store and every other request are untouched).
+    pub fn with_fault(&self, fault: Option<Fault>) -> Store {
+        Store {
+            failing: fault == Some(Fault::Storage),
+            ..self.clone()
+        }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.failing {
             return Err(StoreError("injected storage failure".into()));
         }
         let conn = self.conn.clone();

@@ -242,3 +242,68 @@ async fn a_streamed_tool_call_answer_is_stored_whole() {
         r#"{"q":"x"}"#
     );
 }
+
+/// The storage fault belongs to one request (issue 10's bug: it used to set a process-wide
+/// flag that was never reset). The storage-fault scenarios of features/conversations.feature
+/// — saving to and listing from a failing store — run against ONE gateway in both orders,
+/// each followed by healthy exchanges that must not notice them.
+#[tokio::test]
+async fn storage_faults_hit_only_their_own_request_in_any_order() {
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_on(&mock, &dir).await;
+    let http = reqwest::Client::new();
+    let base = gw.base_url();
+    let save = |user: &str, fault: bool| {
+        let mut req = http
+            .post(format!("{base}/c1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"model": "small", "user_id": user, "messages": [{"role": "user", "content": "this will not be saved"}]}));
+        if fault {
+            req = req.header("x-gateway-fault", "storage");
+        }
+        req.send()
+    };
+    let list = |user: &str, fault: bool| {
+        let mut req = http
+            .get(format!("{base}/c1/conversations?user_id={user}"))
+            .bearer_auth(TOKEN);
+        if fault {
+            req = req.header("x-gateway-fault", "storage");
+        }
+        req.send()
+    };
+    async fn code(resp: reqwest::Response) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+    for (round, listing_first) in [(0, true), (1, false), (2, true)] {
+        let user = format!("alice{round}");
+        let faulted = if listing_first {
+            [
+                code(list(&user, true).await.unwrap()).await,
+                code(save(&user, true).await.unwrap()).await,
+            ]
+        } else {
+            [
+                code(save(&user, true).await.unwrap()).await,
+                code(list(&user, true).await.unwrap()).await,
+            ]
+        };
+        for (status, body) in faulted {
+            assert_eq!(status, 500, "round {round}: {body}");
+            assert_eq!(body["error"]["code"], "storage_error", "round {round}");
+        }
+        // Right after, without the header: the store is healthy and nothing was half-written.
+        let (status, body) = code(list(&user, false).await.unwrap()).await;
+        assert_eq!((status, &body["data"]), (200, &json!([])), "round {round}");
+        let (status, body) = code(save(&user, false).await.unwrap()).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        let (_, body) = code(list(&user, false).await.unwrap()).await;
+        assert_eq!(
+            body["data"].as_array().map(Vec::len),
+            Some(1),
+            "round {round}"
+        );
+    }
+}

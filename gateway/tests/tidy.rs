@@ -159,3 +159,68 @@ fn stages_import_only_later_stages() {
         }
     }
 }
+
+/// Only `upstream/errors.rs` turns upstream answers, transport and stream failures into codes.
+/// The others that name an upstream code only read or list it: the table (`catalog.rs`), the
+/// route docs (`edge/routes.rs`, `openapi.rs`), the renderer (`error.rs`, for the OpenRouter
+/// extra fields), unit tests; and the budget ledger (`admission/policy.rs`) is the legitimate
+/// second source of `model_quota_exhausted` (a tenant's per-model budget used up).
+#[test]
+fn only_upstream_errors_constructs_upstream_codes() {
+    let upstream_codes = [
+        "UpstreamTimeout",
+        "UpstreamUnavailable",
+        "UpstreamError",
+        "UpstreamBadRequest",
+        "OpenrouterDailyQuotaExhausted",
+        "ModelQuotaExhausted",
+    ];
+    let readers = ["catalog.rs", "edge/routes.rs", "openapi.rs"];
+    for (path, text) in tree() {
+        if path == "upstream/errors.rs" || readers.contains(&path.as_str()) {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        if path.ends_with("tests.rs") {
+            continue;
+        }
+        for name in upstream_codes {
+            let allowed = (path == "admission/policy.rs" && name == "ModelQuotaExhausted")
+                || (path == "error.rs" && name == "OpenrouterDailyQuotaExhausted");
+            assert!(
+                allowed || !code.contains(&format!("Code::{name}")),
+                "gateway/src/{path} names Code::{name}: route it through upstream/errors.rs"
+            );
+        }
+    }
+}
+
+/// Faults are per request (a typed extension): no process-wide switch anywhere.
+#[test]
+fn no_global_fault_flag() {
+    for (path, text) in tree() {
+        assert!(
+            !text.contains("AtomicBool"),
+            "gateway/src/{path} holds an AtomicBool: faults are request extensions"
+        );
+        for line in text.lines().map(str::trim_start) {
+            let is_static = line.starts_with("static ") || line.starts_with("pub static ");
+            assert!(
+                !(is_static && line.to_ascii_lowercase().contains("fault")),
+                "gateway/src/{path} has a static fault flag: {line}"
+            );
+        }
+    }
+}
+
+/// Every module says what it is for in its first line.
+#[test]
+fn every_module_opens_with_a_doc_line() {
+    for (path, text) in tree() {
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("//!"),
+            "gateway/src/{path} does not open with a `//!` line"
+        );
+    }
+}

@@ -61,10 +61,11 @@ impl AppState {
                     Ok(None) => return Err(refused()),
                     Err(e) => {
                         self.metrics.redis_error();
-                        tracing::warn!(error = %e, "redis budget reservation failed");
                         if redis.fail_closed {
-                            return Err(refused().retry_after(1));
+                            // The refusal carries the cause: the edge logs it.
+                            return Err(refused().retry_after(1).caused_by(e));
                         }
+                        tracing::warn!(error = %e, "redis budget reservation failed; local fallback");
                     }
                 }
             }

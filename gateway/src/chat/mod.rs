@@ -12,8 +12,8 @@ use crate::admission::Principal;
 use crate::catalog::Code;
 use crate::checks::{self as validate, Api};
 use crate::config::Model;
-use crate::contract::FAULT_HEADER;
 use crate::error::ApiError;
+use crate::fault::Fault;
 use crate::routes::storage_error;
 use crate::state::AppState;
 use crate::upstream::sse::{Hooks, Outcome};
@@ -107,12 +107,7 @@ async fn complete(
     };
     tokio::time::timeout_at(deadline, work)
         .await
-        .unwrap_or_else(|_| {
-            Err(ApiError::new(
-                Code::UpstreamTimeout,
-                "the upstream work did not finish within HTTP_TOTAL_TIMEOUT_SECS",
-            ))
-        })
+        .unwrap_or_else(|_| Err(upstream::work_timeout()))
 }
 
 async fn open_stream(
@@ -142,6 +137,7 @@ pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
 pub async fn c1(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    fault: Option<Extension<Fault>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -157,17 +153,13 @@ pub async fn c1(
     let requested = obj
         .remove("conversation_id")
         .and_then(|v| v.as_str().map(str::to_owned));
-    if state.config.fault_injection && headers.get(FAULT_HEADER).is_some_and(|v| v == "storage") {
-        state
-            .store
-            .failing
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    // This request's view of the store: failing only under an injected storage fault.
+    let store = state.store.with_fault(fault.map(|Extension(f)| f));
     let id = requested
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // Exchanges of one conversation are serialised: the next one reads this one's answer.
-    let guard = tokio::time::timeout_at(deadline, state.store.lock(&id))
+    let guard = tokio::time::timeout_at(deadline, store.lock(&id))
         .await
         .map_err(|_| {
             ApiError::new(
@@ -176,8 +168,7 @@ pub async fn c1(
             )
         })?;
     let history = match &requested {
-        Some(id) => state
-            .store
+        Some(id) => store
             .history(&tenant.id, &user, id)
             .await
             .map_err(storage_error)?
@@ -207,7 +198,7 @@ pub async fn c1(
         .await?;
 
     let mut resp = if checked.stream {
-        let st = state.clone();
+        let st = store.clone();
         let (tenant_id, alias, conv) = (tenant.id.clone(), checked.model.alias.clone(), id.clone());
         let hooks = Hooks {
             field: Some(("conversation_id".into(), Value::String(id.clone()))),
@@ -220,8 +211,7 @@ pub async fn c1(
                     }
                     let mut exchange = new_messages;
                     exchange.push(o.message);
-                    st.store
-                        .append(&tenant_id, &user, &conv, &alias, exchange)
+                    st.append(&tenant_id, &user, &conv, &alias, exchange)
                         .await
                         .map_err(storage_error)
                 })
@@ -246,8 +236,7 @@ pub async fn c1(
         let mut exchange = new_messages;
         exchange.push(answer);
         // Committed before answering: a 200 means the exchange is on disk.
-        state
-            .store
+        store
             .append(&tenant.id, &user, &id, &checked.model.alias, exchange)
             .await
             .map_err(storage_error)?;

@@ -6,7 +6,6 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::upstream::sse::{
@@ -37,9 +36,8 @@ pub async fn relay(
         Piece::Chunk(c) => c,
         Piece::Done => {
             hooks.abandon(Usage::default());
-            return Err(ApiError::new(
-                Code::UpstreamError,
-                "the upstream stream ended before its first chunk",
+            return Err(upstream::stream_failure(
+                upstream::StreamFailure::EndedBeforeFirstChunk,
             ));
         }
         Piece::Failed(e) => {
@@ -74,7 +72,14 @@ pub async fn relay(
                     return Some((Ok(end), st));
                 }
                 Piece::Failed(e) => {
-                    tracing::warn!(code = e.code.as_str(), "stream failed after the 200 header");
+                    // After the 200 the edge has logged its line already: a mid-stream
+                    // failure's cause is logged here, the one other place.
+                    let cause = e.cause.clone().map(crate::error::ErrorCause);
+                    tracing::warn!(
+                        code = e.code.as_str(),
+                        cause = cause.as_ref().map(ToString::to_string),
+                        "stream failed after the 200 header"
+                    );
                     st.ended = true;
                     st.hooks.abandon(st.usage);
                     return Some((Ok(error_event(&e)), st));

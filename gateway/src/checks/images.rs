@@ -123,7 +123,8 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Tiny valid images, shared by tests and benches.
+/// Tiny valid images, shared by tests and benches (cargo feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 pub mod samples {
     /// 1x1 PNG.
     pub const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";

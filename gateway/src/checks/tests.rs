@@ -1,3 +1,4 @@
+//! Unit tests of `checks`.
 use super::*;
 use serde_json::json;
 

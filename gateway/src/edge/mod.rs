@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 
 use crate::catalog::Code;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCause};
 use crate::state::AppState;
 
 pub mod fault;
@@ -65,15 +65,29 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     let code = resp.extensions().get::<Code>().map_or("", |c| c.as_str());
     let status = resp.status().as_u16();
     state.metrics.request(route, status, code);
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        route,
-        status,
-        code,
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // The ONE place an error's cause is logged: here, with the request id.
+    match resp.extensions_mut().remove::<ErrorCause>() {
+        Some(cause) => tracing::warn!(
+            request_id = %id,
+            method = %method,
+            route,
+            status,
+            code,
+            elapsed_ms,
+            cause = %cause,
+            "request"
+        ),
+        None => tracing::info!(
+            request_id = %id,
+            method = %method,
+            route,
+            status,
+            code,
+            elapsed_ms,
+            "request"
+        ),
+    }
     resp
 }
 

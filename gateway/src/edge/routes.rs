@@ -312,7 +312,7 @@ pub fn router(state: AppState) -> Router {
     };
     // `route_layer`s run outermost last-added: auth, then admission, then fault extraction.
     let bearer = group(Access::Bearer)
-        .route_layer(from_fn_with_state(state.clone(), super::fault::panic_layer))
+        .route_layer(from_fn_with_state(state.clone(), super::fault::extract))
         .route_layer(from_fn_with_state(state.clone(), crate::admission::admit))
         .route_layer(from_fn_with_state(
             state.clone(),

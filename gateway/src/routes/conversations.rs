@@ -11,6 +11,7 @@ use crate::admission::Principal;
 use crate::catalog::Code;
 use crate::checks::{valid_conversation_id, valid_user_id};
 use crate::error::ApiError;
+use crate::fault::Fault;
 use crate::state::AppState;
 
 fn user_id(query: Option<String>) -> Result<String, ApiError> {
@@ -58,12 +59,14 @@ fn not_found() -> ApiError {
 pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
+    fault: Option<Extension<Fault>>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let user = user_id(q)?;
     let tenant = &state.config.tenants[p.tenant].id;
     let list = state
         .store
+        .with_fault(fault.map(|Extension(f)| f))
         .list(tenant, &user)
         .await
         .map_err(super::storage_error)?;
@@ -73,6 +76,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
+    fault: Option<Extension<Fault>>,
     id: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -81,6 +85,7 @@ pub async fn get(
     let tenant = &state.config.tenants[p.tenant].id;
     let conv = state
         .store
+        .with_fault(fault.map(|Extension(f)| f))
         .get(tenant, &user, id)
         .await
         .map_err(super::storage_error)?
@@ -91,15 +96,16 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
+    fault: Option<Extension<Fault>>,
     id: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let user = user_id(q)?;
     let id = conversation_id(&id)?;
     let tenant = &state.config.tenants[p.tenant].id;
-    let _guard = state.store.lock(id).await;
-    if state
-        .store
+    let store = state.store.with_fault(fault.map(|Extension(f)| f));
+    let _guard = store.lock(id).await;
+    if store
         .delete(tenant, &user, id)
         .await
         .map_err(super::storage_error)?

@@ -10,11 +10,12 @@ use crate::error::ApiError;
 
 pub use crate::checks::read_body;
 
-/// A conversation-store failure as the client sees it (the cause goes to the log only).
-pub fn storage_error(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "conversation store failed");
+/// A conversation-store failure as the client sees it; the store's error is its cause
+/// (logged at the edge only).
+pub fn storage_error(e: crate::store::StoreError) -> ApiError {
     ApiError::new(
         Code::StorageError,
         "the conversation store could not be read or written; nothing was half-written",
     )
+    .caused_by(e)
 }

@@ -167,6 +167,24 @@ impl<'a> Loop<'a> {
         s
     }
 
+    /// The synthesis tail of both modes: the final assistant message from the synthesis
+    /// call's message, never empty. The second value is the fallback text when the call came
+    /// back empty (the streaming driver sends it as one more chunk).
+    fn synthesised(&self, message: Option<&Value>) -> (Value, Option<String>) {
+        let text = message
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty());
+        let (text, fallback) = match text {
+            Some(t) => (t.to_owned(), None),
+            None => {
+                let f = self.fallback_text();
+                (f.clone(), Some(f))
+            }
+        };
+        (json!({"role": "assistant", "content": text}), fallback)
+    }
+
     /// A final message never carries raw server-side calls (only the caller's own), and after
     /// tool rounds it is never empty.
     fn finish_message(&self, message: &mut Value) {
@@ -252,16 +270,14 @@ pub async fn run(
                 let synth = lp.synthesis_body(&original);
                 let (mut completion, usage) = upstream::chat(state, model, &synth).await?;
                 lp.usage.add(usage);
-                let text = completion
-                    .get("choices")
-                    .and_then(|c| c.pointer("/0/message/content"))
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| lp.fallback_text());
+                let (message, _) = lp.synthesised(
+                    completion
+                        .get("choices")
+                        .and_then(|c| c.pointer("/0/message")),
+                );
                 completion.insert(
                     "choices".into(),
-                    json!([{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]),
+                    json!([{"index": 0, "message": message, "finish_reason": "stop"}]),
                 );
                 completion.insert("usage".into(), lp.usage.to_json());
                 completion.insert("dgx_code".into(), Value::String(code.as_str().to_owned()));

@@ -37,6 +37,16 @@ fn has_tool_calls(chunk: &Map<String, Value>) -> bool {
         .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
 }
 
+/// The one chunk that carries the fallback text when the final answer came back empty.
+fn fallback_chunk(model: &Model, text: String) -> Map<String, Value> {
+    let delta = json!({"index": 0, "delta": {"content": text}, "finish_reason": "stop"});
+    let mut c = Map::new();
+    c.insert("object".into(), Value::from("chat.completion.chunk"));
+    c.insert("model".into(), Value::String(model.alias.clone()));
+    c.insert("choices".into(), Value::Array(vec![delta]));
+    c
+}
+
 /// Where the streaming driver writes: the 200 header is released by the first byte, and a
 /// failure before it travels back as an ordinary error response.
 struct Out {
@@ -186,10 +196,7 @@ async fn drive(
                 let mut finished = message.clone();
                 lp.finish_message(&mut finished);
                 if finished.get("content") != message.get("content") {
-                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": lp.fallback_text()}, "finish_reason": "stop"}]});
-                    if let Value::Object(c) = c {
-                        out.chunk(&c).await;
-                    }
+                    out.chunk(&fallback_chunk(model, lp.fallback_text())).await;
                 }
                 final_message = finished;
                 break;
@@ -209,19 +216,11 @@ async fn drive(
                 if last.is_some() {
                     last_chunk = last;
                 }
-                let mut final_text = message
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                if final_text.trim().is_empty() {
-                    final_text = lp.fallback_text();
-                    let c = json!({"object": "chat.completion.chunk", "model": model.alias, "choices": [{"index": 0, "delta": {"content": final_text}, "finish_reason": "stop"}]});
-                    if let Value::Object(c) = c {
-                        out.chunk(&c).await;
-                    }
+                let (finished, fallback) = lp.synthesised(Some(&message));
+                if let Some(text) = fallback {
+                    out.chunk(&fallback_chunk(model, text)).await;
                 }
-                final_message = json!({"role": "assistant", "content": final_text});
+                final_message = finished;
                 break;
             }
         }
@@ -255,11 +254,7 @@ async fn stream_round(
             return Round::Over;
         }
         Err(_) => {
-            out.fail(ApiError::new(
-                Code::UpstreamTimeout,
-                "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
-            ))
-            .await;
+            out.fail(upstream::answer_timeout()).await;
             return Round::Over;
         }
     };

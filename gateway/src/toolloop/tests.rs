@@ -1,3 +1,4 @@
+//! Unit tests of `toolloop`.
 use super::*;
 use crate::upstream::sse::Assembler;
 

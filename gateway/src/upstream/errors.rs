@@ -3,12 +3,9 @@
 
 use super::*;
 
-pub fn transport_error(e: &reqwest::Error) -> ApiError {
-    if e.is_timeout() {
-        ApiError::new(
-            Code::UpstreamTimeout,
-            "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
-        )
+pub fn transport_error(e: reqwest::Error) -> ApiError {
+    let err = if e.is_timeout() {
+        answer_timeout()
     } else if e.is_connect() {
         ApiError::new(
             Code::UpstreamUnavailable,
@@ -19,6 +16,108 @@ pub fn transport_error(e: &reqwest::Error) -> ApiError {
             Code::UpstreamError,
             "the upstream connection failed before a complete answer",
         )
+    };
+    err.caused_by(e)
+}
+
+/// A transport failure after the stream had started: the connection existed, so it is never
+/// `upstream_unavailable` (a timeout stays `upstream_timeout`).
+pub fn stream_transport_error(e: reqwest::Error) -> ApiError {
+    let mut err = transport_error(e);
+    if err.code == Code::UpstreamUnavailable {
+        err.code = Code::UpstreamError;
+    }
+    err.message = "the upstream connection broke off mid-stream".into();
+    err
+}
+
+/// How an upstream event stream failed (each is `upstream_error` or `upstream_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFailure {
+    /// No event arrived before the request's deadline.
+    Stalled,
+    /// The stream ended without `data: [DONE]`.
+    EndedWithoutDone,
+    /// The stream ended (cleanly) before its first chunk.
+    EndedBeforeFirstChunk,
+    /// The connection broke off mid-stream.
+    BrokeOff,
+    /// The bytes were not an event stream.
+    Malformed,
+    /// An event's data was not a JSON object.
+    ChunkNotObject,
+}
+
+/// The error of a failed upstream event stream.
+pub fn stream_failure(kind: StreamFailure) -> ApiError {
+    // A connection that broke off mid-stream had connected: never `upstream_unavailable`.
+    let (code, message) = match kind {
+        StreamFailure::Stalled => (
+            Code::UpstreamTimeout,
+            "the upstream stream stalled past HTTP_TOTAL_TIMEOUT_SECS",
+        ),
+        StreamFailure::EndedWithoutDone => (
+            Code::UpstreamError,
+            "the upstream stream ended without data: [DONE]",
+        ),
+        StreamFailure::EndedBeforeFirstChunk => (
+            Code::UpstreamError,
+            "the upstream stream ended before its first chunk",
+        ),
+        StreamFailure::BrokeOff => (
+            Code::UpstreamError,
+            "the upstream connection broke off mid-stream",
+        ),
+        StreamFailure::Malformed => (
+            Code::UpstreamError,
+            "the upstream sent a malformed event stream",
+        ),
+        StreamFailure::ChunkNotObject => (
+            Code::UpstreamError,
+            "the upstream sent a chunk that is not a JSON object",
+        ),
+    };
+    ApiError::new(code, message)
+}
+
+/// The request's deadline passed before the upstream answered (a call or a streamed round).
+pub fn answer_timeout() -> ApiError {
+    ApiError::new(
+        Code::UpstreamTimeout,
+        "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
+    )
+}
+
+/// The request's deadline passed during the upstream work (every round of the tool loop).
+pub fn work_timeout() -> ApiError {
+    ApiError::new(
+        Code::UpstreamTimeout,
+        "the upstream work did not finish within HTTP_TOTAL_TIMEOUT_SECS",
+    )
+}
+
+/// A 200 whose body is an error object (some servers answer so).
+pub fn error_in_success(msg: &str, upstream: &Upstream) -> ApiError {
+    ApiError::new(
+        Code::UpstreamError,
+        format!("upstream error: {}", sanitize(msg, upstream)),
+    )
+}
+
+/// A 200 whose body is not a chat completion (no `choices`, not JSON).
+pub fn not_a_completion() -> ApiError {
+    ApiError::new(
+        Code::UpstreamError,
+        "the upstream returned a response that is not a chat completion",
+    )
+}
+
+/// The metrics outcome label of a failed upstream call.
+pub fn outcome(err: &ApiError) -> &'static str {
+    match err.code {
+        Code::UpstreamTimeout => "timeout",
+        Code::UpstreamUnavailable => "unavailable",
+        _ => "failed",
     }
 }
 

@@ -119,14 +119,10 @@ pub async fn send(
             }
         }
         Err(e) => {
-            let err = transport_error(&e);
-            let outcome = match err.code {
-                Code::UpstreamTimeout => "timeout",
-                Code::UpstreamUnavailable => "unavailable",
-                _ => "failed",
-            };
-            state.metrics.upstream(&upstream.name, outcome, elapsed);
-            tracing::warn!(upstream = %upstream.name, error = %e, "upstream call failed");
+            let err = transport_error(e);
+            state
+                .metrics
+                .upstream(&upstream.name, outcome(&err), elapsed);
             Err(err)
         }
     }
@@ -139,7 +135,7 @@ pub async fn chat(
     body: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let resp = send(state, model, body).await?;
-    let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
+    let bytes = resp.bytes().await.map_err(transport_error)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(mut obj))
             if obj
@@ -156,15 +152,10 @@ pub async fn chat(
             // Some servers answer 200 with an error object.
             let upstream = &state.config.upstreams[model.upstream];
             let msg = extract_message(&Value::Object(obj)).unwrap_or_default();
-            Err(ApiError::new(
-                Code::UpstreamError,
-                format!("upstream error: {}", sanitize(&msg, upstream)),
-            ))
+            Err(error_in_success(&msg, upstream))
         }
-        _ => Err(ApiError::new(
-            Code::UpstreamError,
-            "the upstream returned a response that is not a chat completion",
-        )),
+        Ok(_) => Err(not_a_completion()),
+        Err(e) => Err(not_a_completion().caused_by(e)),
     }
 }
 

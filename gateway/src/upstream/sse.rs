@@ -16,11 +16,10 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::catalog::Code;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::upstream::{self, Usage};
+use crate::upstream::{self, stream_failure, StreamFailure, Usage};
 use serde_json::json;
 
 type EventStream = Pin<
@@ -73,26 +72,12 @@ impl UpstreamEvents {
             return Piece::Done;
         }
         let piece = match tokio::time::timeout_at(self.deadline, self.inner.next()).await {
-            Err(_) => Piece::Failed(ApiError::new(
-                Code::UpstreamTimeout,
-                "the upstream stream stalled past HTTP_TOTAL_TIMEOUT_SECS",
-            )),
-            Ok(None) => Piece::Failed(ApiError::new(
-                Code::UpstreamError,
-                "the upstream stream ended without data: [DONE]",
-            )),
+            Err(_) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
+            Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
             Ok(Some(Err(EventStreamError::Transport(e)))) => {
-                let mut err = upstream::transport_error(&e);
-                if err.code == Code::UpstreamUnavailable {
-                    err.code = Code::UpstreamError;
-                }
-                err.message = "the upstream connection broke off mid-stream".into();
-                Piece::Failed(err)
+                Piece::Failed(upstream::stream_transport_error(e))
             }
-            Ok(Some(Err(_))) => Piece::Failed(ApiError::new(
-                Code::UpstreamError,
-                "the upstream sent a malformed event stream",
-            )),
+            Ok(Some(Err(_))) => Piece::Failed(stream_failure(StreamFailure::Malformed)),
             Ok(Some(Ok(event))) => self.parse(&event.data),
         };
         if !matches!(piece, Piece::Chunk(_)) {
@@ -141,10 +126,7 @@ impl UpstreamEvents {
                 }
                 Piece::Chunk(obj)
             }
-            _ => Piece::Failed(ApiError::new(
-                Code::UpstreamError,
-                "the upstream sent a chunk that is not a JSON object",
-            )),
+            _ => Piece::Failed(stream_failure(StreamFailure::ChunkNotObject)),
         }
     }
 }

@@ -1,3 +1,4 @@
+//! Unit tests of `upstream`.
 use super::*;
 use crate::testing;
 

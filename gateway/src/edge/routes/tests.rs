@@ -1,3 +1,4 @@
+//! Unit tests of `edge::routes`.
 use super::*;
 use crate::catalog::ENTRIES;
 use std::collections::HashSet;
