@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub mod fault;
 pub mod routes;
 pub mod serve;
+mod socket;
 
 pub use crate::contract::REQUEST_ID;
 
