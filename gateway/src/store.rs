@@ -368,4 +368,28 @@ mod tests {
         );
         s.check_writable().await.unwrap();
     }
+
+    /// A full disk as SQLite sees it (`max_page_count` reached: SQLITE_FULL on the next new
+    /// page) makes the probe fail; a TEMP-table probe would still have passed.
+    #[tokio::test]
+    async fn the_readiness_probe_is_a_real_write_and_fails_on_a_full_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let s = Store::open(&path).unwrap();
+        s.check_writable().await.unwrap();
+        s.check_writable().await.unwrap();
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT n FROM readyz_probe WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2, "each probe commits a write another connection sees");
+
+        let full = Store::open(&dir.path().join("full.sqlite3")).unwrap();
+        {
+            let c = full.conn.lock();
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            c.pragma_update(None, "max_page_count", pages).unwrap();
+        }
+        assert!(full.check_writable().await.is_err());
+    }
 }
