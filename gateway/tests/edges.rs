@@ -502,3 +502,29 @@ async fn a_stalled_redis_trips_the_breaker_instead_of_slowing_every_request() {
     println!("stalled Redis: {n} requests in {total:?}, {slow} waited for the 500 ms timeout");
     g.shutdown().await;
 }
+
+#[tokio::test]
+async fn delete_of_a_busy_conversation_waits_with_a_bound() {
+    let mut cfg = testing::config();
+    cfg.http_total_timeout = secs(0.5);
+    let state = AppState::new(cfg).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    // An exchange that never finishes holds the conversation's lock.
+    let held = state.store.lock(&id).await;
+    let g = gateway::spawn(state, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let r = reqwest::Client::new()
+        .delete(format!("{}/c1/conversations/{id}?user_id=u1", g.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "storage_error");
+    assert!(t.elapsed() < secs(5.0), "{:?}", t.elapsed());
+    drop(held);
+    g.shutdown().await;
+}
