@@ -64,9 +64,21 @@ pub fn app(state: AppState) -> axum::Router {
     edge::routes::router(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves.
+/// Serves `state` on `listener` until `shutdown` resolves, then drains for at most
+/// SHUTDOWN_GRACE_SECS. `/metrics` is served on `metrics` instead when METRICS_BIND_ADDR is
+/// set (the caller binds it).
 pub async fn serve(
     listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_metrics(listener, None, state, shutdown).await
+}
+
+/// [`serve`] with the separate metrics listener of METRICS_BIND_ADDR.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -79,19 +91,22 @@ pub async fn serve(
             limiters.retain_recent();
         }
     });
-    // Without TCP_NODELAY each small SSE write waits for the client's delayed ACK (~40 ms
-    // between chunks, measured by the load run).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::trace!(error = %e, "cannot set TCP_NODELAY");
-        }
+    let limits = state.config.limits.clone();
+    let edge = state.edge.clone();
+    let metrics_task = metrics.map(|l| {
+        let router = edge::routes::metrics_router(state.clone());
+        tokio::spawn(edge::serve::serve_router(
+            l,
+            router,
+            edge.clone(),
+            limits.clone(),
+            edge.stopping(),
+        ))
     });
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = edge::serve::serve_router(listener, app(state), edge, limits, shutdown).await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     sweeper.abort();
     result
 }
@@ -100,6 +115,8 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when METRICS_BIND_ADDR is set.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -113,8 +130,8 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        // Open streams could hold a graceful shutdown forever; bound it.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        // serve() bounds its drain by SHUTDOWN_GRACE_SECS; this bounds a misconfigured one.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), &mut self.task).await;
         self.task.abort();
     }
 }
@@ -129,12 +146,18 @@ impl Drop for Running {
 pub async fn spawn(state: AppState, addr: SocketAddr) -> std::io::Result<Running> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let metrics = match state.config.limits.metrics_bind {
+        Some(m) => Some(TcpListener::bind(m).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, state, async move {
+    let task = tokio::spawn(serve_with_metrics(listener, metrics, state, async move {
         let _ = rx.await;
     }));
     Ok(Running {
         addr,
+        metrics_addr,
         stop: Some(tx),
         task,
     })

@@ -67,6 +67,22 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(bind);
+    let metrics = match state.config.limits.metrics_bind {
+        Some(m) => match tokio::net::TcpListener::bind(m).await {
+            Ok(l) => {
+                println!(
+                    "gateway metrics on http://{}/metrics",
+                    l.local_addr().unwrap_or(m)
+                );
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("gateway: cannot bind {m}: {e} (set METRICS_BIND_ADDR)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     println!("gateway listening on http://{addr}");
     if demo {
         let token = if demo_token {
@@ -83,14 +99,39 @@ async fn main() -> ExitCode {
         );
     }
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
+        tracing::info!("shutdown signal: draining (SHUTDOWN_GRACE_SECS)");
     };
-    match gateway::serve(listener, state, shutdown).await {
+    match gateway::serve_with_metrics(listener, metrics, state, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway: server error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what container runtimes send), whichever comes first.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                eprintln!("gateway: cannot listen for SIGTERM ({e}); Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -63,6 +63,9 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// The connection edge's shared parts: the in-flight cap, the shutdown signal, the
+    /// readiness cache.
+    pub edge: Arc<crate::edge::serve::EdgeShared>,
 }
 
 impl AppState {
@@ -85,7 +88,9 @@ impl AppState {
             Some(url) => Some(Arc::new(RedisShared::new(url, config.redis_fail_closed)?)),
             None => None,
         };
+        let edge = Arc::new(crate::edge::serve::EdgeShared::new(&config.limits));
         Ok(AppState {
+            edge,
             config: Arc::new(config),
             http,
             limiters,

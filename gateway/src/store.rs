@@ -90,7 +90,10 @@ impl Store {
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a /c1 exchange acknowledged to the caller survives power loss, not only a
+        // process crash (NORMAL in WAL mode may lose the last commits on power loss); the
+        // cost is one fsync per commit (ARCHITECTURE.md, "Durability").
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
@@ -274,12 +277,17 @@ impl Store {
         .await
     }
 
-    /// Readiness: a write that is rolled back.
+    /// Readiness: a real committed write of one row in the main database (not a TEMP
+    /// table, which lives elsewhere), so a full or read-only disk makes the gateway not ready.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
         self.run(|c| {
             let tx = c.transaction()?;
-            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS readyz_probe (x INTEGER); INSERT INTO readyz_probe VALUES (1);")?;
-            tx.rollback()?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS readyz_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+                 INSERT INTO readyz_probe (id, n) VALUES (1, 1)
+                   ON CONFLICT (id) DO UPDATE SET n = n + 1;",
+            )?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -370,5 +378,29 @@ mod tests {
             "kept"
         );
         s.check_writable().await.unwrap();
+    }
+
+    /// A full disk as SQLite sees it (`max_page_count` reached: SQLITE_FULL on the next new
+    /// page) makes the probe fail; a TEMP-table probe would still have passed.
+    #[tokio::test]
+    async fn the_readiness_probe_is_a_real_write_and_fails_on_a_full_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let s = Store::open(&path).unwrap();
+        s.check_writable().await.unwrap();
+        s.check_writable().await.unwrap();
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT n FROM readyz_probe WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2, "each probe commits a write another connection sees");
+
+        let full = Store::open(&dir.path().join("full.sqlite3")).unwrap();
+        {
+            let c = full.conn.lock();
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            c.pragma_update(None, "max_page_count", pages).unwrap();
+        }
+        assert!(full.check_writable().await.is_err());
     }
 }

@@ -48,6 +48,7 @@ pub fn config() -> Config {
 pub fn config_with_upstream(api_base: &str) -> Config {
     Config {
         bind: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+        limits: Default::default(),
         max_body_bytes: 1024 * 1024,
         http_total_timeout: std::time::Duration::from_secs(5),
         max_tool_iterations: 10,

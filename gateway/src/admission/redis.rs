@@ -62,8 +62,8 @@ return 1
 pub struct RedisShared {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
-    /// After a failed connect, callers fail fast for `RECONNECT_AFTER` instead of queueing
-    /// behind new connection attempts: an outage must not add latency to every request.
+    /// After a failed connect or a timed-out call, callers fail fast for `RECONNECT_AFTER`
+    /// instead of queueing behind it: an outage must not add latency to every request.
     last_failure: parking_lot::Mutex<Option<std::time::Instant>>,
     gcra: Script,
     reserve: Script,
@@ -106,7 +106,9 @@ impl RedisShared {
             .lock()
             .is_some_and(|t| t.elapsed() < RECONNECT_AFTER)
         {
-            return Err(SharedError("unavailable (recent connect failure)".into()));
+            return Err(SharedError(
+                "unavailable (recent failure or timeout)".into(),
+            ));
         }
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
@@ -154,9 +156,7 @@ impl RedisShared {
         );
         let mut inv = self.gcra.key(k);
         inv.arg(period_us).arg(rate.burst);
-        let v: Vec<i64> = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
-            .await
-            .map_err(|_| SharedError("timed out".into()))??;
+        let v: Vec<i64> = self.bounded(inv.invoke_async(&mut c)).await?;
         let get = |i: usize| v.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(Decision {
             allowed: get(0) == 1,
@@ -194,9 +194,7 @@ impl RedisShared {
                 reserved_tokens: tokens,
             });
         }
-        let ok: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
-            .await
-            .map_err(|_| SharedError("timed out".into()))??;
+        let ok: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
         Ok((ok == 1).then_some(holds))
     }
 
@@ -210,18 +208,40 @@ impl RedisShared {
             let delta = used_tokens as i64 - h.reserved_tokens as i64;
             pipe.incr(format!("{}:tok", h.key), delta).ignore();
         }
-        tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<()>(&mut c))
-            .await
-            .map_err(|_| SharedError("timed out".into()))??;
+        self.bounded(pipe.query_async::<()>(&mut c)).await?;
         Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), SharedError> {
         let mut c = self.conn().await?;
         let cmd = redis::cmd("PING");
-        tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<String>(&mut c))
-            .await
-            .map_err(|_| SharedError("timed out".into()))??;
+        self.bounded(cmd.query_async::<String>(&mut c)).await?;
         Ok(())
+    }
+
+    /// One Redis call bounded by `OP_TIMEOUT`. A timeout or a broken connection opens the
+    /// fast-fail window like a failed connect does: a stalled Redis (SIGSTOP, a full network
+    /// buffer) costs at most one `OP_TIMEOUT` per `RECONNECT_AFTER`, not one per request.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, SharedError> {
+        match tokio::time::timeout(OP_TIMEOUT, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    self.trip();
+                }
+                Err(e.into())
+            }
+            Err(_) => {
+                self.trip();
+                Err(SharedError("timed out".into()))
+            }
+        }
+    }
+
+    fn trip(&self) {
+        *self.last_failure.lock() = Some(std::time::Instant::now());
     }
 }

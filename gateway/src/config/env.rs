@@ -57,6 +57,7 @@ impl Config {
             ));
         }
 
+        let limits = server_limits(env)?;
         let demo = Self::demo_requested(env);
         let (upstreams, models, tools) = match get(vars::GATEWAY_CONFIG) {
             Some(path) => load_gateway_file(Path::new(path), secret)?,
@@ -97,6 +98,7 @@ impl Config {
 
         Ok(Config {
             bind,
+            limits,
             max_body_bytes,
             http_total_timeout: Duration::from_secs_f64(timeout_secs),
             max_tool_iterations,
@@ -178,4 +180,53 @@ pub(super) fn check_rate(rate: &RateLimit, source: &str, path: &str) -> Result<(
         ));
     }
     Ok(())
+}
+
+fn server_limits(env: &HashMap<String, String>) -> Result<ServerLimits, ConfigError> {
+    let get = |k: &str| env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let d = ServerLimits::default();
+    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        let v: f64 = parse_var(get(name), name, &default.as_secs_f64().to_string())?;
+        if !(v > 0.0 && v.is_finite() && v < 1e9) {
+            return Err(ConfigError::new(
+                "environment",
+                name,
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    let count = |name: &str, default: usize| -> Result<usize, ConfigError> {
+        let v: usize = parse_var(get(name), name, &default.to_string())?;
+        if v == 0 {
+            return Err(ConfigError::new("environment", name, "must be > 0"));
+        }
+        Ok(v)
+    };
+    let max_header_bytes = count(vars::MAX_HEADER_BYTES, d.max_header_bytes)?;
+    if max_header_bytes < 8192 {
+        // hyper's read buffer cannot be smaller.
+        return Err(ConfigError::new(
+            "environment",
+            vars::MAX_HEADER_BYTES,
+            "must be at least 8192",
+        ));
+    }
+    let metrics_bind = match get(vars::METRICS_BIND_ADDR) {
+        None => None,
+        Some(raw) => Some(parse_var(Some(raw), vars::METRICS_BIND_ADDR, "")?),
+    };
+    Ok(ServerLimits {
+        header_read_timeout: secs(vars::HEADER_READ_TIMEOUT_SECS, d.header_read_timeout)?,
+        idle_timeout: secs(vars::IDLE_TIMEOUT_SECS, d.idle_timeout)?,
+        body_read_timeout: secs(vars::BODY_READ_TIMEOUT_SECS, d.body_read_timeout)?,
+        send_timeout: secs(vars::SEND_TIMEOUT_SECS, d.send_timeout)?,
+        max_connections: count(vars::MAX_CONNECTIONS, d.max_connections)?,
+        max_connections_per_ip: count(vars::MAX_CONNECTIONS_PER_IP, d.max_connections_per_ip)?,
+        max_header_bytes,
+        max_in_flight: count(vars::MAX_IN_FLIGHT, d.max_in_flight)?,
+        shutdown_grace: secs(vars::SHUTDOWN_GRACE_SECS, d.shutdown_grace)?,
+        readyz_cache: secs(vars::READYZ_CACHE_SECS, d.readyz_cache)?,
+        metrics_bind,
+    })
 }

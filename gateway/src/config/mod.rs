@@ -31,6 +31,18 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     /// `1` lets the fault-injection header of the conformance harness through (tests only).
     pub const FAULT_INJECTION: &str = "GATEWAY_FAULT_INJECTION";
+    /// Connection edge (`edge::serve`): see [`super::ServerLimits`].
+    pub const HEADER_READ_TIMEOUT_SECS: &str = "HEADER_READ_TIMEOUT_SECS";
+    pub const IDLE_TIMEOUT_SECS: &str = "IDLE_TIMEOUT_SECS";
+    pub const BODY_READ_TIMEOUT_SECS: &str = "BODY_READ_TIMEOUT_SECS";
+    pub const SEND_TIMEOUT_SECS: &str = "SEND_TIMEOUT_SECS";
+    pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
+    pub const MAX_CONNECTIONS_PER_IP: &str = "MAX_CONNECTIONS_PER_IP";
+    pub const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
+    pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
+    pub const SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
+    pub const READYZ_CACHE_SECS: &str = "READYZ_CACHE_SECS";
+    pub const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -46,6 +58,17 @@ pub mod vars {
         BIND_ADDR,
         LOG_FORMAT,
         FAULT_INJECTION,
+        HEADER_READ_TIMEOUT_SECS,
+        IDLE_TIMEOUT_SECS,
+        BODY_READ_TIMEOUT_SECS,
+        SEND_TIMEOUT_SECS,
+        MAX_CONNECTIONS,
+        MAX_CONNECTIONS_PER_IP,
+        MAX_HEADER_BYTES,
+        MAX_IN_FLIGHT,
+        SHUTDOWN_GRACE_SECS,
+        READYZ_CACHE_SECS,
+        METRICS_BIND_ADDR,
     ];
 }
 
@@ -220,9 +243,55 @@ pub struct Tool {
     pub executor: Executor,
 }
 
+/// Bounds of the connection edge (`edge::serve`), each one environment variable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerLimits {
+    /// A request head must arrive whole within this (hyper's timer; also runs while a
+    /// keep-alive connection waits for its next request).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving is closed after this.
+    pub idle_timeout: Duration,
+    /// Longest pause between two reads of a request body.
+    pub body_read_timeout: Duration,
+    /// Longest a write to the caller may stay blocked (a caller that stopped reading).
+    pub send_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Request line plus headers; past it hyper answers 431 (with the envelope).
+    pub max_header_bytes: usize,
+    /// Requests being handled at once (all routes but /healthz); past it an immediate 503.
+    pub max_in_flight: usize,
+    /// After SIGTERM/SIGINT: open streams end with `event: error`, and the process exits
+    /// at the latest after this.
+    pub shutdown_grace: Duration,
+    /// How long one `/readyz` result is reused.
+    pub readyz_cache: Duration,
+    /// When set, `/metrics` is served here and not on the main address.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            max_connections: 768,
+            max_connections_per_ip: 256,
+            max_header_bytes: 65_536,
+            max_in_flight: 256,
+            shutdown_grace: Duration::from_secs(10),
+            readyz_cache: Duration::from_secs(2),
+            metrics_bind: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
+    pub limits: ServerLimits,
     pub max_body_bytes: usize,
     pub http_total_timeout: Duration,
     pub max_tool_iterations: u32,

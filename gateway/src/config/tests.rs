@@ -161,3 +161,33 @@ fn the_shipped_examples_are_valid() {
     );
     assert!(cfg.tenants[0].token_hashes[0] == sha256("change-me-acme"));
 }
+
+#[test]
+fn edge_limits_come_from_the_environment_with_safe_defaults() {
+    let none = |_: &str| None;
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("RUST_API_BEARER".into(), "t".into());
+    let d = Config::from_vars(&env, &none).unwrap();
+    assert_eq!(d.limits, crate::config::ServerLimits::default());
+    env.insert("HEADER_READ_TIMEOUT_SECS".into(), "2.5".into());
+    env.insert("MAX_CONNECTIONS_PER_IP".into(), "7".into());
+    env.insert("METRICS_BIND_ADDR".into(), "127.0.0.1:9100".into());
+    let c = Config::from_vars(&env, &none).unwrap();
+    assert_eq!(c.limits.header_read_timeout, Duration::from_millis(2500));
+    assert_eq!(c.limits.max_connections_per_ip, 7);
+    assert_eq!(
+        c.limits.metrics_bind,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    for (k, v) in [
+        ("MAX_IN_FLIGHT", "0"),
+        ("SHUTDOWN_GRACE_SECS", "-1"),
+        ("MAX_HEADER_BYTES", "100"),
+        ("METRICS_BIND_ADDR", "nowhere"),
+    ] {
+        let mut bad = env.clone();
+        bad.insert(k.into(), v.into());
+        let e = Config::from_vars(&bad, &none).unwrap_err();
+        assert_eq!(e.path, k, "{e}");
+    }
+}

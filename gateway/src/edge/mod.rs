@@ -1,5 +1,6 @@
 //! The edge of the service: request ids, panic capture, access log and request metrics;
-//! fault extraction ([`fault`]) and the route table ([`routes`]).
+//! fault extraction ([`fault`]), the route table ([`routes`]) and the connection edge
+//! ([`serve`]: accept loop, timeouts, connection and in-flight caps, shutdown).
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -16,6 +17,8 @@ use crate::state::AppState;
 
 pub mod fault;
 pub mod routes;
+pub mod serve;
+mod socket;
 
 pub use crate::contract::REQUEST_ID;
 

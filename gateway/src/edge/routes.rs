@@ -21,8 +21,11 @@ pub enum Access {
     Bearer,
     /// Unauthenticated catalog routes: a per-client-IP limit.
     Public,
-    /// Health and metrics: no auth, no limit.
+    /// Liveness: no auth, no limit (it must answer while the gateway is saturated).
     Ops,
+    /// Readiness and metrics: no auth, the per-client-IP limit of [`Access::Public`]; with
+    /// METRICS_BIND_ADDR set, `/metrics` is served only there.
+    OpsLimited,
 }
 
 /// One served and documented route.
@@ -244,7 +247,7 @@ pub const ROUTES: &[Route] = &[
     },
     },
     Route {
-        access: Access::Ops,
+        access: Access::OpsLimited,
         serve: || get(routes::health::readyz),
         doc: RouteDoc {
         method: "get",
@@ -253,12 +256,12 @@ pub const ROUTES: &[Route] = &[
         auth: false,
         ok: (200, "ready (503 with the same body when not)", None),
         request: None,
-        codes: &[OPS_CODES],
+        codes: &[PUBLIC_CODES],
         user_id_query: false,
     },
     },
     Route {
-        access: Access::Ops,
+        access: Access::OpsLimited,
         serve: || get(routes::health::metrics),
         doc: RouteDoc {
         method: "get",
@@ -267,7 +270,7 @@ pub const ROUTES: &[Route] = &[
         auth: false,
         ok: (200, "OpenMetrics text", None),
         request: None,
-        codes: &[OPS_CODES],
+        codes: &[PUBLIC_CODES],
         user_id_query: false,
     },
     },
@@ -322,12 +325,35 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::admission::public_limit,
     ));
+    let metrics_elsewhere = state.config.limits.metrics_bind.is_some();
+    let ops_limited = ROUTES
+        .iter()
+        .filter(|r| r.access == Access::OpsLimited)
+        .filter(|r| !(metrics_elsewhere && r.doc.path == "/metrics"))
+        .fold(Router::new(), |router, r| {
+            router.route(r.doc.path, (r.serve)())
+        })
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::admission::public_limit,
+        ));
     Router::new()
         .merge(bearer)
         .merge(public)
         .merge(group(Access::Ops))
+        .merge(ops_limited)
         .fallback(super::route_not_found)
         .method_not_allowed_fallback(super::route_not_found)
+        .layer(from_fn_with_state(state.clone(), super::serve::guard))
+        .layer(from_fn_with_state(state.clone(), super::edge))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for METRICS_BIND_ADDR (same edge layer: request id, access log).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::health::metrics))
+        .fallback(super::route_not_found)
         .layer(from_fn_with_state(state.clone(), super::edge))
         .with_state(state)
 }

@@ -104,7 +104,16 @@ pub async fn delete(
     let id = conversation_id(&id)?;
     let tenant = &state.config.tenants[p.tenant].id;
     let store = state.store.with_fault(fault.map(|Extension(f)| f));
-    let _guard = store.lock(id).await;
+    // An exchange in progress holds the lock at most until its own deadline; the DELETE waits
+    // no longer than that (issue 15 item 7), then answers like a busy /c1 exchange does.
+    let _guard = tokio::time::timeout(state.config.http_total_timeout, store.lock(id))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                Code::StorageError,
+                "the conversation stayed busy with another exchange; retry",
+            )
+        })?;
     if store
         .delete(tenant, &user, id)
         .await

@@ -1,4 +1,5 @@
-//! Liveness, readiness (each upstream probed, bounded) and the Prometheus endpoint.
+//! Liveness, readiness (each upstream probed, bounded, the answer reused for
+//! READYZ_CACHE_SECS) and the Prometheus endpoint.
 
 use std::time::Duration;
 
@@ -16,7 +17,27 @@ pub async fn healthz() -> Json<Value> {
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// One probe round per READYZ_CACHE_SECS whatever the number of callers: the lock makes
+/// concurrent callers wait for the round in progress (bounded by the probe timeouts) instead
+/// of each fanning out to every upstream with its key.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut cache = state.edge.ready_cache.lock().await;
+    let fresh = cache
+        .as_ref()
+        .filter(|(at, _, _)| at.elapsed() < state.config.limits.readyz_cache);
+    let (status, body) = match fresh {
+        Some((_, status, body)) => (*status, body.clone()),
+        None => {
+            let (status, body) = probe(&state).await;
+            *cache = Some((std::time::Instant::now(), status, body.clone()));
+            (status, body)
+        }
+    };
+    drop(cache);
+    (status, Json(body)).into_response()
+}
+
+async fn probe(state: &AppState) -> (StatusCode, Value) {
     let probes = state.config.upstreams.iter().map(|u| {
         let http = state.http.clone();
         async move {
@@ -80,7 +101,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": checks});
-    (status, Json(body)).into_response()
+    (status, body)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
