@@ -246,6 +246,15 @@ catalog! {
     UpstreamUnavailable           "upstream_unavailable"             503  UpstreamError        Upstream        retry  active  None;
     InternalError                 "internal_error"                   500  InternalError        Internal        retry  active  None;
     StorageError                  "storage_error"                    500  InternalError        Internal        retry  active  None;
+    KeyExpired                    "key_expired"                      401  AuthenticationError  Authentication  final  active  Some("headers.authorization");
+    TenantDisabled                "tenant_disabled"                  403  PermissionError      Permission      final  active  None;
+    ConcurrencyLimitExceeded      "concurrency_limit_exceeded"       429  RateLimitError       RateLimit       retry  active  None;
+    TenantRateLimitExceeded       "tenant_rate_limit_exceeded"       429  RateLimitError       RateLimit       retry  active  None;
+    ModelDoesNotSupportTools      "model_does_not_support_tools"     400  InvalidRequestError  InvalidRequest  final  active  Some("/tools");
+    ModelDoesNotSupportVision     "model_does_not_support_vision"    400  InvalidRequestError  InvalidRequest  final  active  Some("/messages/0/content/1");
+    ContextLengthExceeded         "context_length_exceeded"          400  InvalidRequestError  InvalidRequest  final  active  Some("/messages");
+    ModelLoading                  "model_loading"                    503  UpstreamError        Upstream        retry  active  None;
+    UpstreamOverloaded            "upstream_overloaded"              503  UpstreamError        Upstream        retry  active  None;
 }
 
 texts! {
@@ -374,6 +383,51 @@ texts! {
         description: "A SQLite read or write of the /c1 conversation store failed; nothing was half-written.",
         remediation: "Retry; operators check that SQLITE_PATH is writable (see /readyz).",
     }
+    KeyExpired {
+        title: "Token has expired",
+        description: "The bearer token matched a token of tokens.yaml whose `expires_at` has passed (seed 003 `key_expired`). Checked right after authentication, before any limit.",
+        remediation: "Ask the operator for a new token; operators extend `expires_at` or issue a new token in tokens.yaml.",
+    }
+    TenantDisabled {
+        title: "Tenant is disabled",
+        description: "The token is valid but its tenant is marked `disabled: true` in tokens.yaml (seed 003: a suspended tenant). No request of the tenant reaches an upstream.",
+        remediation: "Contact the operator; the tenant must be re-enabled in tokens.yaml.",
+    }
+    ConcurrencyLimitExceeded {
+        title: "Too many requests in flight for this token",
+        description: "The token already has its `max_concurrent` requests in flight (seed 003 `concurrency_limit`); a stream counts until it ends or the caller disconnects. Shared by replicas through Redis when REDIS_URL is set.",
+        remediation: "Wait for one of your running requests to finish (retry after `Retry-After` seconds), or lower your client's parallelism.",
+    }
+    TenantRateLimitExceeded {
+        title: "Tenant-wide rate limit exceeded",
+        description: "The tenant's own bucket (`tenant_rate_limit` in tokens.yaml), shared by all of its tokens, is empty (seed 003 `tenant_qps_limit`). Checked before the per-token bucket.",
+        remediation: "Back off for `Retry-After` seconds; all tokens of the tenant share this limit.",
+    }
+    ModelDoesNotSupportTools {
+        title: "Model does not support tools",
+        description: "The request has `tools` and the model's `capabilities.tools` is false (seed 003). Checked before content checks, so the request is never forwarded.",
+        remediation: "Remove `tools`, or pick a model whose /v1/info `capabilities.tools` is true.",
+    }
+    ModelDoesNotSupportVision {
+        title: "Model does not support images",
+        description: "A message holds an `image_url` part and the model's `capabilities.vision` is false (seed 003). `param` points at the first image part. Checked before the image checks.",
+        remediation: "Send text only, or pick a model whose /v1/info `capabilities.vision` is true.",
+    }
+    ContextLengthExceeded {
+        title: "Prompt exceeds the model's context window",
+        description: "The upstream refused the prompt for its context window (vLLM's \"maximum context length\" sentence, OpenAI's `context_length_exceeded`, LiteLLM's `ContextWindowExceededError`), or `max_tokens` alone exceeds the model's `context_window` (seeds 003, 004).",
+        remediation: "Shorten `messages` or lower `max_tokens`; read `constraints.context_window` in /v1/info.",
+    }
+    ModelLoading {
+        title: "Model is still loading",
+        description: "The upstream answered that the model is not ready yet (vLLM, TGI, Ollama wordings; seed 003). Nothing was generated.",
+        remediation: "Retry after `Retry-After` seconds; the model becomes available once loaded.",
+    }
+    UpstreamOverloaded {
+        title: "Upstream cannot take more requests",
+        description: "The alias's upstream already has its `max_in_flight` requests from this gateway and the bounded wait (`queue_wait_ms`) for a slot ran out, or the upstream itself answered that it is overloaded (seed 004: \"503 when it cannot accept new requests\").",
+        remediation: "Retry after `Retry-After` seconds with backoff, or use another model alias.",
+    }
 }
 
 #[cfg(test)]
@@ -391,10 +445,10 @@ mod tests {
     }
 
     #[test]
-    fn the_catalog_has_the_25_codes_of_the_spec() {
-        assert_eq!(ENTRIES.len(), 25);
+    fn the_catalog_has_the_34_codes_of_the_spec() {
+        assert_eq!(ENTRIES.len(), 34);
         let unique: HashSet<_> = ENTRIES.iter().map(|e| e.code).collect();
-        assert_eq!(unique.len(), 25, "codes must be unique");
+        assert_eq!(unique.len(), 34, "codes must be unique");
         assert_eq!(ENTRIES[0].code, "missing_authorization");
     }
 

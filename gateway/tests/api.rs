@@ -432,7 +432,7 @@ async fn discovery_routes() {
     let r = send(&s, get("/errors", None)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["entries"][0]["code"], "missing_authorization");
-    assert_eq!(r.body["entries"].as_array().unwrap().len(), 25);
+    assert_eq!(r.body["entries"].as_array().unwrap().len(), 34);
     let r = send(&s, get("/docs/errors", None)).await;
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     assert!(r.text.contains("id=\"image_base64_invalid\""));
@@ -487,6 +487,7 @@ async fn conversations_are_stored_scoped_and_deletable() {
         allowed: Allowed::All,
         rate_limit: None,
         budgets: vec![],
+        ..Default::default()
     });
     let s = state_with(cfg);
     let r = send(

@@ -90,6 +90,7 @@ mod tests {
                 allowed: Allowed::All,
                 rate_limit: None,
                 budgets: vec![],
+                ..Default::default()
             })
             .collect()
     }

@@ -69,8 +69,7 @@ impl Config {
                 id: "default".into(),
                 token_hashes: vec![sha256(token)],
                 allowed: Allowed::All,
-                rate_limit: None,
-                budgets: Vec::new(),
+                ..Tenant::default()
             }]
         } else {
             let explicit = get(vars::TOKENS_FILE);
@@ -87,8 +86,7 @@ impl Config {
                     id: "demo".into(),
                     token_hashes: vec![sha256(DEMO_TOKEN)],
                     allowed: Allowed::All,
-                    rate_limit: None,
-                    budgets: Vec::new(),
+                    ..Tenant::default()
                 }]
             } else {
                 load_tokens_file(path, &models)?
@@ -116,6 +114,17 @@ impl Config {
             },
             log_json: get(vars::LOG_FORMAT) == Some("json"),
             fault_injection: get(vars::FAULT_INJECTION) == Some("1"),
+            accept_x_api_key: match get(vars::ACCEPT_X_API_KEY) {
+                None | Some("0") | Some("false") => false,
+                Some("1") | Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "environment",
+                        vars::ACCEPT_X_API_KEY,
+                        format!("`{other}`: must be 1/true or 0/false"),
+                    ))
+                }
+            },
             tenants,
             upstreams,
             models,
@@ -146,6 +155,7 @@ impl Config {
                 accepts_image_url: false,
                 typical_response_seconds: Some(1),
             },
+            capabilities: Capabilities::default(),
             fallbacks: Vec::new(),
         }];
         Ok(())

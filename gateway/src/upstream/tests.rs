@@ -10,6 +10,8 @@ fn upstream(kind: UpstreamKind) -> Upstream {
         health_url: String::new(),
         api_key: Some("sk-secret-123".into()),
         host: "llm.internal.example".into(),
+        max_in_flight: None,
+        queue_wait: std::time::Duration::from_millis(100),
     }
 }
 
