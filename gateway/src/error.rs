@@ -154,6 +154,9 @@ impl IntoResponse for ApiError {
         );
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            // SPEC §3: every 503 carries Retry-After.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         for (name, value) in self.0.headers.iter() {
             headers.insert(name.clone(), value.clone());

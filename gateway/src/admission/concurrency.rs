@@ -142,7 +142,10 @@ mod tests {
         assert!(s.try_acquire(&k, 2));
         assert!(s.try_acquire(&k, 2));
         assert!(!s.try_acquire(&k, 2));
-        assert!(s.try_acquire(&[4u8; 32], 2), "another token has its own count");
+        assert!(
+            s.try_acquire(&[4u8; 32], 2),
+            "another token has its own count"
+        );
         s.release(&k);
         assert_eq!(s.held(&k), 1);
         assert!(s.try_acquire(&k, 2));
@@ -165,10 +168,18 @@ mod tests {
         let resp = hold_while_streaming(resp, a);
         assert_eq!(state.slots.held(&k), 1, "the stream still holds the slot");
         drop(resp);
-        assert_eq!(state.slots.held(&k), 0, "dropping the body (disconnect) frees it");
+        assert_eq!(
+            state.slots.held(&k),
+            0,
+            "dropping the body (disconnect) frees it"
+        );
         let b = state.acquire_slot(&k, 1).await.unwrap();
         let json = Response::new(Body::from("{}"));
         let _ = hold_while_streaming(json, b);
-        assert_eq!(state.slots.held(&k), 0, "a buffered answer frees its slot at once");
+        assert_eq!(
+            state.slots.held(&k),
+            0,
+            "a buffered answer frees its slot at once"
+        );
     }
 }

@@ -211,18 +211,12 @@ pub(super) fn load_tokens_file(path: &Path, models: &[Model]) -> Result<Vec<Tena
         let mut token_rules = Vec::new();
         for (j, tok) in t.tokens.iter().enumerate() {
             let expires_at = match &tok.expires_at {
-                Some(at) => Some(
-                    humantime::parse_rfc3339(at.trim())
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| d.as_secs())
-                        .ok_or_else(|| {
-                            err(
-                                format!("tenants[{i}].tokens[{j}].expires_at"),
-                                "must be an RFC 3339 UTC instant like 2026-12-31T23:59:59Z",
-                            )
-                        })?,
-                ),
+                Some(at) => Some(unix_seconds(at).ok_or_else(|| {
+                    err(
+                        format!("tenants[{i}].tokens[{j}].expires_at"),
+                        "must be an RFC 3339 UTC instant like 2026-12-31T23:59:59Z",
+                    )
+                })?),
                 None => None,
             };
             if tok.max_concurrent == Some(0) {

@@ -298,6 +298,15 @@ pub struct Config {
 pub const DEMO_TOKEN: &str = "demo-token";
 pub const DEMO_MODEL: &str = "demo";
 
+/// An RFC 3339 UTC instant (`2026-12-31T23:59:59Z`) as Unix seconds.
+pub fn unix_seconds(at: &str) -> Option<u64> {
+    humantime::parse_rfc3339(at.trim())
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
 pub fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
