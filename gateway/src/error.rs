@@ -196,6 +196,17 @@ mod tests {
     }
 
     #[test]
+    fn every_503_carries_retry_after() {
+        let resp = ApiError::new(Code::UpstreamUnavailable, "down").into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = ApiError::new(Code::ModelLoading, "loading")
+            .retry_after(20)
+            .into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "20");
+    }
+
+    #[test]
     fn retry_after_is_whole_seconds_at_least_one() {
         let resp = ApiError::new(Code::RateLimitExceeded, "slow down")
             .retry_after(0)
