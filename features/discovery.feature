@@ -21,7 +21,7 @@ Feature: Discovery: catalog, docs, OpenAPI, models and info
       Then the response status is 200
       And the body matches the schema "catalog.json"
       And the body field "/entries/0/code" is "missing_authorization"
-      And the catalog has 25 entries
+      And the catalog has 34 entries
 
     Scenario Outline: <code> is in /errors, /docs/errors and /openapi.json
       Given no Authorization header
@@ -61,6 +61,15 @@ Feature: Discovery: catalog, docs, OpenAPI, models and info
         | upstream_unavailable             | 503    | upstream_error        |
         | internal_error                   | 500    | internal_error        |
         | storage_error                    | 500    | internal_error        |
+        | key_expired                      | 401    | authentication_error  |
+        | tenant_disabled                  | 403    | permission_error      |
+        | concurrency_limit_exceeded       | 429    | rate_limit_error      |
+        | tenant_rate_limit_exceeded       | 429    | rate_limit_error      |
+        | model_does_not_support_tools     | 400    | invalid_request_error |
+        | model_does_not_support_vision    | 400    | invalid_request_error |
+        | context_length_exceeded          | 400    | invalid_request_error |
+        | model_loading                    | 503    | upstream_error        |
+        | upstream_overloaded              | 503    | upstream_error        |
 
     Scenario Outline: The catalog says whether retrying <code> can help
       When I GET "/errors"
@@ -74,6 +83,13 @@ Feature: Discovery: catalog, docs, OpenAPI, models and info
         | upstream_timeout                 | true      |
         | upstream_unavailable             | true      |
         | internal_error                   | true      |
+        | concurrency_limit_exceeded       | true      |
+        | tenant_rate_limit_exceeded       | true      |
+        | model_loading                    | true      |
+        | upstream_overloaded              | true      |
+        | key_expired                      | false     |
+        | tenant_disabled                  | false     |
+        | context_length_exceeded          | false     |
         | missing_authorization            | false     |
         | invalid_authorization            | false     |
         | body_too_large                   | false     |

@@ -75,7 +75,7 @@ Feature: Streaming
       Examples:
         | model      | kind             | code                  |
         | litellm    | quota-exhaustion | model_quota_exhausted |
-        | default    | context-length   | upstream_bad_request  |
+        | default    | context-length   | context_length_exceeded |
 
     @needs-mock
     Scenario Outline: An error object inside a 200 stream is an ordinary JSON error (<model>, <upstream>)

@@ -33,11 +33,11 @@ Feature: Mapping of upstream failures
   @needs-mock
   Scenario Outline: An upstream 5xx becomes upstream_error 502 (<model>, <upstream>)
     Given I use the "<model>" model
-    And the upstream answers with the error status <upstream> and message "the model backend is overloaded"
+    And the upstream answers with the error status <upstream> and message "the model backend failed"
     When I send a chat request
     Then the response is the error "upstream_error"
     And the response status is 502
-    And the error message contains "the model backend is overloaded"
+    And the error message contains "the model backend failed"
     And the error message reveals no upstream details
 
     Examples:
@@ -67,11 +67,11 @@ Feature: Mapping of upstream failures
       | openrouter | 503      | upstream_error       |
 
   @needs-mock
-  Scenario Outline: A context-length error is the caller's to fix: upstream_bad_request 400 (<model>)
+  Scenario Outline: A context-length error is the caller's to fix: context_length_exceeded 400 (<model>)
     Given I use the "<model>" model
     And the upstream answers with its context-length error
     When I send a chat request
-    Then the response is the error "upstream_bad_request"
+    Then the response is the error "context_length_exceeded"
     And the response status is 400
     And the error message reveals no upstream details
 

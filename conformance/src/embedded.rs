@@ -14,6 +14,12 @@
 //! | unreachable | chat-offline | closed loopback port | |
 //! | budget | chat-budget | vLLM mock | primary tenant: 2 requests/day |
 //! | forbidden | chat-forbidden | vLLM mock | not in the primary tenant's allowed_models |
+//! | text_only | chat-text-only | vLLM mock | capabilities: tools false, vision false |
+//! | small_window | chat-small-window | vLLM mock | context_window 512 |
+//! | capped | chat-capped | vLLM mock via `up-capped` | max_in_flight 1, queue_wait_ms 50 |
+//!
+//! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
+//! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2).
 //!
 //! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
 //! the store calls of that request only (GATEWAY_FAULT_INJECTION is on).
@@ -95,7 +101,12 @@ struct Tokens {
     second: String,
     fresh: Vec<String>,
     limited: Vec<String>,
+    /// Production-condition roles (issue 11): role → tokens, each in tokens.yaml below.
+    roles: Vec<(&'static str, Vec<String>)>,
 }
+
+/// Roles of the production-condition scenarios and the tokens.yaml rules behind them.
+const CONDITION_ROLES: [&str; 4] = ["expired", "disabled tenant", "single-slot", "tenant-bucket"];
 
 fn gateway_yaml(
     vllm: &str,
@@ -124,6 +135,10 @@ fn gateway_yaml(
         y,
         "  - {{ name: up-d, kind: vllm, base_url: 'http://127.0.0.1:{offline}/v1' }}"
     );
+    let _ = writeln!(
+        y,
+        "  - {{ name: up-capped, kind: vllm, base_url: '{vllm}', max_in_flight: 1, queue_wait_ms: 50 }}"
+    );
     y.push_str("models:\n");
     y.push_str(&model("chat-default", "up-a", 16, false, ""));
     y.push_str(&model("chat-proxy", "up-b", 1, false, ""));
@@ -139,6 +154,13 @@ fn gateway_yaml(
     y.push_str(&model("chat-offline", "up-d", 1, false, ""));
     y.push_str(&model("chat-budget", "up-a", 1, false, ""));
     y.push_str(&model("chat-forbidden", "up-a", 1, false, ""));
+    // Production conditions (issue 11): a text-only model without tools, a small context
+    // window, and a model on an upstream entry capped at one request in flight.
+    y.push_str("  - alias: chat-text-only\n    upstream: up-a\n    upstream_model: mock-text-only\n    capabilities: { tools: false, vision: false, streaming: true }\n");
+    y.push_str("  - alias: chat-small-window\n    upstream: up-a\n    upstream_model: mock-small-window\n    constraints: { min_max_tokens: 1, context_window: 512 }\n");
+    y.push_str(
+        "  - alias: chat-capped\n    upstream: up-capped\n    upstream_model: mock-capped\n",
+    );
     y.push_str("tools:\n");
     y.push_str(
         "  - name: lookup_weather\n    description: Current weather for a city (deterministic).\n    parameters: { type: object, properties: { city: { type: string }, unit: { type: string } } }\n    executor: { kind: builtin, name: lookup_weather }\n",
@@ -158,13 +180,38 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget]";
+    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget, chat-text-only, chat-small-window, chat-capped]";
+    let role = |name: &str| {
+        t.roles
+            .iter()
+            .find(|(r, _)| *r == name)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default()
+    };
+    let with = |tokens: &[String], rule: &str| {
+        tokens
+            .iter()
+            .map(|t| format!("{{ sha256: {}{rule} }}", sha_hex(t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let generous = "rate_limit: { rps: 1000, burst: 100000 }";
+    let conditions = format!(
+        "\x20 - id: tenant-expired\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
+         \x20 - id: tenant-suspended\n    disabled: true\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
+         \x20 - id: tenant-single-slot\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
+         \x20 - id: tenant-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n    tenant_rate_limit: {{ rps: 0.01, burst: 2 }}\n",
+        with(role("expired"), ", expires_at: '2020-01-01T00:00:00Z'"),
+        with(role("disabled tenant"), ""),
+        with(role("single-slot"), ", max_concurrent: 1"),
+        with(role("tenant-bucket"), ""),
+    );
     format!(
         "tenants:\n\
          \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}]\n\
          \x20 - id: {second_id}\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n\
          \x20 - id: tenant-limited\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1, burst: 3 }}\n\
-         \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n",
+         \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n{conditions}",
         list(std::slice::from_ref(&t.primary)),
         list(std::slice::from_ref(&t.second)),
         list(&t.limited),
@@ -220,6 +267,10 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         second: token("second"),
         fresh: (0..POOL).map(|i| token(&format!("fresh{i}"))).collect(),
         limited: (0..POOL).map(|i| token(&format!("limited{i}"))).collect(),
+        roles: CONDITION_ROLES
+            .iter()
+            .map(|r| (*r, (0..8).map(|i| token(&format!("cond{i}"))).collect()))
+            .collect(),
     };
     let primary_id = "tenant-primary";
     let second_id = "tenant-second";
@@ -247,7 +298,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     )
     .await?;
 
-    let roles: [(&str, &str, &Arc<MockServer>); 8] = [
+    let roles: [(&str, &str, &Arc<MockServer>); 11] = [
         ("default", "chat-default", &vllm),
         ("litellm", "chat-proxy", &litellm),
         ("openrouter", "chat-pinned", &openrouter),
@@ -256,6 +307,9 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         ("unreachable", "chat-offline", &vllm),
         ("budget", "chat-budget", &vllm),
         ("forbidden", "chat-forbidden", &vllm),
+        ("text_only", "chat-text-only", &vllm),
+        ("small_window", "chat-small-window", &vllm),
+        ("capped", "chat-capped", &vllm),
     ];
     let models = roles
         .iter()
@@ -289,7 +343,12 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         primary_token: tokens.primary,
         second_token: Some(tokens.second),
         fresh: tokens.fresh,
-        fresh_limited: tokens.limited,
+        fresh_limited: tokens.limited.clone(),
+        role_tokens: tokens
+            .roles
+            .iter()
+            .map(|(r, v)| (r.to_string(), v.clone()))
+            .collect(),
         tenants,
         models,
         mocks,

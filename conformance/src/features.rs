@@ -106,6 +106,7 @@ pub fn asserted_codes(step: &str) -> Vec<String> {
         "the response is the tool-loop status ",
         "the stream ends with an error event ",
         "has the field \"code\" = ",
+        "the refused responses are the error ",
     ]
     .iter()
     .filter_map(|p| quoted_after(step, p))

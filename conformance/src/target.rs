@@ -122,6 +122,9 @@ pub struct Target {
     pub second_token: Option<String>,
     pub fresh: TokenPool,
     pub fresh_limited: TokenPool,
+    /// Further token roles of the production-condition scenarios (`expired`, `disabled
+    /// tenant`, `single-slot`, `tenant-bucket`); a target without them skips those steps.
+    pub role_tokens: HashMap<String, TokenPool>,
     /// Tenant role (`primary`, `second`) → tenant id.
     pub tenants: HashMap<String, String>,
     /// Model role → alias.
@@ -204,6 +207,7 @@ pub(crate) struct TargetParts {
     pub second_token: Option<String>,
     pub fresh: Vec<String>,
     pub fresh_limited: Vec<String>,
+    pub role_tokens: HashMap<String, Vec<String>>,
     pub tenants: HashMap<String, String>,
     pub models: HashMap<String, String>,
     pub mocks: HashMap<String, MockHandle>,
@@ -239,6 +243,11 @@ impl Target {
             second_token: p.second_token,
             fresh: TokenPool::new(p.fresh),
             fresh_limited: TokenPool::new(p.fresh_limited),
+            role_tokens: p
+                .role_tokens
+                .into_iter()
+                .map(|(k, v)| (k, TokenPool::new(v)))
+                .collect(),
             tenants: p.tenants,
             models: p.models,
             mocks: p.mocks,
@@ -412,6 +421,7 @@ impl Target {
             second_token: spec.second_bearer,
             fresh: spec.fresh,
             fresh_limited: spec.fresh_limited,
+            role_tokens: HashMap::new(),
             tenants: spec.tenants,
             models,
             mocks: spec.mocks,

@@ -288,7 +288,10 @@ impl GatewayWorld {
             "second tenant" => t.second_token.clone(),
             "fresh" => t.fresh.take(),
             "fresh rate-limited" => t.fresh_limited.take(),
-            other => return Err(format!("unknown token role `{other}`")),
+            other => match t.role_tokens.get(other) {
+                Some(pool) => pool.take(),
+                None => return Err(format!("unknown token role `{other}`")),
+            },
         }
         .ok_or_else(|| format!("the target has no (more) `{role}` tokens"))?;
         self.auth = Some(t.credential_value(&token));

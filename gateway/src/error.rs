@@ -193,6 +193,9 @@ impl IntoResponse for ApiError {
         );
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            // SPEC §3: every 503 carries Retry-After.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         for (name, value) in self.0.headers.iter() {
             headers.insert(name.clone(), value.clone());
@@ -232,6 +235,17 @@ mod tests {
         assert_eq!(v["dgx_code"], "openrouter_daily_quota_exhausted");
         assert_eq!(v["available_fallbacks"], serde_json::json!(["a", "b"]));
         assert_eq!(v["error"]["param"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn every_503_carries_retry_after() {
+        let resp = ApiError::new(Code::UpstreamUnavailable, "down").into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = ApiError::new(Code::ModelLoading, "loading")
+            .retry_after(20)
+            .into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "20");
     }
 
     #[test]

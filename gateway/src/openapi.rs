@@ -112,18 +112,11 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>) -> Schema {
 }
 
 fn error_envelope_schema() -> Schema {
-    let types = [
-        ErrorType::AuthenticationError,
-        ErrorType::PermissionError,
-        ErrorType::RateLimitError,
-        ErrorType::InvalidRequestError,
-        ErrorType::NotFoundError,
-        ErrorType::UpstreamError,
-        ErrorType::InternalError,
-        ErrorType::ToolLoopStatus,
-    ];
     let inner = ObjectBuilder::new()
-        .property("type", string_enum(types.iter().map(|t| t.as_str())))
+        .property(
+            "type",
+            string_enum(ErrorType::ALL.iter().map(|t| t.as_str())),
+        )
         .property("code", string_enum(ENTRIES.iter().map(|e| e.code)))
         .property("message", of_type(Type::String))
         .property(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::admission::budget::LocalLedger;
+use crate::admission::concurrency::LocalSlots;
 use crate::admission::rate::LocalLimiters;
 use crate::admission::redis::RedisShared;
 use crate::config::Config;
@@ -60,6 +61,10 @@ pub struct AppState {
     pub limiters: Arc<LocalLimiters>,
     pub ledger: Arc<LocalLedger>,
     pub redis: Option<Arc<RedisShared>>,
+    /// Per-token concurrency slots of this process (Redis when configured).
+    pub slots: Arc<LocalSlots>,
+    /// Per-upstream in-flight caps (`max_in_flight`), by upstream index.
+    pub upstream_slots: Arc<Vec<Option<Arc<tokio::sync::Semaphore>>>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -81,7 +86,19 @@ impl AppState {
             // bounds the TCP/TLS handshake so a black-holed upstream fails as unavailable.
             .connect_timeout(Duration::from_secs(10).min(config.http_total_timeout))
             .build()?;
-        let overrides = config.tenants.iter().filter_map(|t| t.rate_limit);
+        let overrides = config
+            .tenants
+            .iter()
+            .flat_map(|t| [t.rate_limit, t.tenant_rate_limit])
+            .flatten();
+        let upstream_slots = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                u.max_in_flight
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)))
+            })
+            .collect();
         let limiters = Arc::new(LocalLimiters::new(config.rate_limit, overrides));
         let store = Store::open(&config.sqlite_path)?;
         let redis = match &config.redis_url {
@@ -96,6 +113,8 @@ impl AppState {
             limiters,
             ledger: Arc::new(LocalLedger::default()),
             redis,
+            slots: Arc::new(LocalSlots::default()),
+            upstream_slots: Arc::new(upstream_slots),
             store,
             metrics: Arc::new(Metrics::new()),
             clock,

@@ -20,6 +20,8 @@ pub fn upstream(name: &str, kind: UpstreamKind, api_base: &str) -> Upstream {
         health_url: format!("{api_base}/health"),
         api_key: None,
         host: "127.0.0.1".into(),
+        max_in_flight: None,
+        queue_wait: std::time::Duration::from_millis(crate::config::DEFAULT_QUEUE_WAIT_MS),
     }
 }
 
@@ -35,6 +37,7 @@ pub fn model(alias: &str, upstream: usize, min: u32) -> Model {
             accepts_image_url: false,
             typical_response_seconds: Some(1),
         },
+        capabilities: Default::default(),
         fallbacks: vec![],
     }
 }
@@ -61,6 +64,7 @@ pub fn config_with_upstream(api_base: &str) -> Config {
         redis_fail_closed: false,
         log_json: false,
         fault_injection: true,
+        accept_x_api_key: false,
         tenants: vec![
             Tenant {
                 id: "primary".into(),
@@ -68,6 +72,7 @@ pub fn config_with_upstream(api_base: &str) -> Config {
                 allowed: Allowed::All,
                 rate_limit: None,
                 budgets: vec![],
+                ..Tenant::default()
             },
             Tenant {
                 id: "other".into(),
@@ -75,6 +80,7 @@ pub fn config_with_upstream(api_base: &str) -> Config {
                 allowed: Allowed::Only(Default::default()),
                 rate_limit: Some(RateLimit { rps: 1.0, burst: 2 }),
                 budgets: vec![],
+                ..Tenant::default()
             },
         ],
         upstreams: vec![upstream("local", UpstreamKind::Vllm, api_base)],

@@ -292,7 +292,7 @@ async fn success_with_silent_floor_and_alias_model() {
 async fn upstream_statuses_map_onto_the_catalog() {
     let vllm_err = |code: u16, msg: &str| json!({"object": "error", "message": msg, "type": "BadRequestError", "param": null, "code": code});
     for (status, body, want, want_status) in [
-        (400, vllm_err(400, "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens"), Code::UpstreamBadRequest, 400),
+        (400, vllm_err(400, "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens"), Code::ContextLengthExceeded, 400),
         (422, vllm_err(422, "unprocessable"), Code::UpstreamBadRequest, 422),
         (500, vllm_err(500, "engine dead at http://10.0.0.7:8000/v1"), Code::UpstreamError, 502),
         (429, vllm_err(429, "rate limited"), Code::ModelQuotaExhausted, 429),
@@ -432,7 +432,7 @@ async fn discovery_routes() {
     let r = send(&s, get("/errors", None)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["entries"][0]["code"], "missing_authorization");
-    assert_eq!(r.body["entries"].as_array().unwrap().len(), 25);
+    assert_eq!(r.body["entries"].as_array().unwrap().len(), 34);
     let r = send(&s, get("/docs/errors", None)).await;
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     assert!(r.text.contains("id=\"image_base64_invalid\""));
@@ -487,6 +487,7 @@ async fn conversations_are_stored_scoped_and_deletable() {
         allowed: Allowed::All,
         rate_limit: None,
         budgets: vec![],
+        ..Default::default()
     });
     let s = state_with(cfg);
     let r = send(

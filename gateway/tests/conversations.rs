@@ -158,7 +158,7 @@ async fn each_personality_quota_answer_maps_to_the_catalog() {
             Personality::Litellm,
             UpstreamKind::Litellm,
             Step::context_length(8192, 9000),
-            "upstream_bad_request",
+            "context_length_exceeded",
         ),
         (
             Personality::OpenRouter,

@@ -265,7 +265,7 @@ async fn past_the_in_flight_cap_an_immediate_503_with_retry_after() {
     assert_eq!(refused.headers()["retry-after"], "1");
     assert!(refused.headers().contains_key("x-request-id"));
     let v: Value = refused.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "upstream_unavailable");
+    assert_eq!(v["error"]["code"], "upstream_overloaded");
     let h = http
         .get(format!("{}/healthz", g.base_url()))
         .send()

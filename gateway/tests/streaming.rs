@@ -127,7 +127,11 @@ async fn failures_before_the_first_chunk_are_plain_errors() {
         vec![Step::stream_error(0, 500, "engine overloaded")],
     );
     let resp = r.post("inband", json!({"stream": true})).await;
-    assert_eq!(resp.status(), 502);
+    // "overloaded" in the upstream's words is upstream_overloaded (503 with Retry-After).
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_overloaded");
     r.mock.script("hang", vec![Step::hang()]);
     let resp = r.post("hang", json!({"stream": true})).await;
     assert_eq!(resp.status(), 504);

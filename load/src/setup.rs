@@ -106,6 +106,7 @@ pub fn gateway_config(chat_api: &str, stream_api: &str, redis_url: Option<String
         allowed: Allowed::All,
         rate_limit: Some(LIMITED),
         budgets: vec![],
+        ..Default::default()
     });
     cfg.redis_url = redis_url;
     cfg

@@ -108,6 +108,7 @@ mod tests {
                 requests_per_day: req,
                 tokens_per_day: tok,
             }],
+            ..Default::default()
         }
     }
 

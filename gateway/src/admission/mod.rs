@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod concurrency;
 mod policy;
 pub mod rate;
 pub mod redis;
@@ -17,10 +18,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 pub use auth::Principal;
+pub use concurrency::hold_while_streaming;
 pub use policy::Reservation;
 
-/// Middleware after [`auth::require`]: admit through the token's bucket, and put the
-/// rate-limit headers on whatever the route answers.
+/// Middleware after [`auth::require`], in SPEC §3 order: the tenant-wide bucket, the token's
+/// bucket, then the token's concurrency slot (held until the response, a stream included,
+/// has ended); the token bucket's rate-limit headers go on whatever the route answers.
 pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(principal) = req.extensions().get::<Principal>().copied() else {
         // Only reachable if the route table forgot `auth::require` before this stage.
@@ -30,16 +33,47 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         )
         .into_response();
     };
-    let rate = state.config.tenants[principal.tenant]
-        .rate_limit
-        .unwrap_or(state.config.rate_limit);
+    let tenant = &state.config.tenants[principal.tenant];
+    if let Some(rate) = tenant.tenant_rate_limit {
+        // One bucket for the whole tenant, keyed apart from every token's own bucket.
+        let key = crate::config::sha256(&format!("tenant\0{}", tenant.id));
+        let d = state.admit(&key, rate).await;
+        if !d.allowed {
+            let secs = rate::ceil_secs(d.retry_after);
+            let mut e = d.into_error();
+            e.code = crate::catalog::Code::TenantRateLimitExceeded;
+            e.message = format!(
+                "the tenant-wide rate limit (shared by all of the tenant's tokens) is exhausted; retry in {secs} s"
+            );
+            return e.into_response();
+        }
+    }
+    let rate = tenant.rate_limit.unwrap_or(state.config.rate_limit);
     let decision = state.admit(&principal.key, rate).await;
     if !decision.allowed {
         return decision.into_error().into_response();
     }
+    let slot = match tenant.token_rule(principal.token).max_concurrent {
+        Some(max) => match state.acquire_slot(&principal.key, max).await {
+            Some(slot) => Some(slot),
+            None => {
+                let mut e = crate::error::ApiError::new(
+                    crate::catalog::Code::ConcurrencyLimitExceeded,
+                    format!("this token already has its maximum of {max} requests in flight; retry when one has finished"),
+                )
+                .retry_after(1);
+                e.headers = decision.headers();
+                return e.into_response();
+            }
+        },
+        None => None,
+    };
     let mut resp = next.run(req).await;
     resp.headers_mut().extend(decision.headers());
-    resp
+    match slot {
+        Some(slot) => hold_while_streaming(resp, slot),
+        None => resp,
+    }
 }
 
 /// Per-client-IP admission for the unauthenticated catalog routes.

@@ -59,6 +59,19 @@ end
 return 1
 ";
 
+/// Concurrency slots: KEYS[1] a sorted set of slot ids scored by their expiry (ms).
+/// ARGV: max, slot id, ttl (ms). Expired slots (a crashed replica's) are dropped first.
+/// Returns 1 when the slot was taken.
+const ACQUIRE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+";
+
 pub struct RedisShared {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
@@ -67,6 +80,7 @@ pub struct RedisShared {
     last_failure: parking_lot::Mutex<Option<std::time::Instant>>,
     gcra: Script,
     reserve: Script,
+    acquire_slot: Script,
     pub fail_closed: bool,
 }
 
@@ -96,6 +110,7 @@ impl RedisShared {
             last_failure: parking_lot::Mutex::new(None),
             gcra: Script::new(GCRA),
             reserve: Script::new(RESERVE),
+            acquire_slot: Script::new(ACQUIRE_SLOT),
             fail_closed,
         })
     }
@@ -212,6 +227,33 @@ impl RedisShared {
         Ok(())
     }
 
+    /// Takes one of `max` slots of the token `key` for at most `ttl` (the safety expiry).
+    pub async fn acquire_slot(
+        &self,
+        key: &[u8; 32],
+        max: u32,
+        member: &str,
+        ttl: Duration,
+    ) -> Result<bool, SharedError> {
+        let mut c = self.conn().await?;
+        let mut inv = self.acquire_slot.key(slot_key(key));
+        inv.arg(max).arg(member).arg(ttl.as_millis() as u64);
+        let ok: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
+            .await
+            .map_err(|_| SharedError("timed out".into()))??;
+        Ok(ok == 1)
+    }
+
+    pub async fn release_slot(&self, key: &[u8; 32], member: &str) -> Result<(), SharedError> {
+        let mut c = self.conn().await?;
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(slot_key(key)).arg(member);
+        tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<i64>(&mut c))
+            .await
+            .map_err(|_| SharedError("timed out".into()))??;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), SharedError> {
         let mut c = self.conn().await?;
         let cmd = redis::cmd("PING");
@@ -244,4 +286,8 @@ impl RedisShared {
     fn trip(&self) {
         *self.last_failure.lock() = Some(std::time::Instant::now());
     }
+}
+
+fn slot_key(key: &[u8; 32]) -> String {
+    format!("gw:cc:{}", hex::encode(&key[..16]))
 }

@@ -40,6 +40,7 @@ pub async fn v1(
             reserved_tokens(&obj, checked.model),
         )
         .await?;
+    let slot = upstream::in_flight_slot(&state, checked.model).await?;
     let mut resp = if checked.stream {
         let hooks = Hooks {
             field: None,
@@ -58,7 +59,7 @@ pub async fn v1(
         Json(Value::Object(result?.0)).into_response()
     };
     applied_headers(resp.headers_mut(), checked.floored);
-    Ok(resp)
+    Ok(crate::admission::hold_while_streaming(resp, slot))
 }
 
 /// The body as a JSON object: size cap while reading, then parse.
@@ -196,6 +197,7 @@ pub async fn c1(
             reserved_tokens(&obj, checked.model),
         )
         .await?;
+    let slot = upstream::in_flight_slot(&state, checked.model).await?;
 
     let mut resp = if checked.stream {
         let st = store.clone();
@@ -249,5 +251,5 @@ pub async fn c1(
         r
     };
     applied_headers(resp.headers_mut(), checked.floored);
-    Ok(resp)
+    Ok(crate::admission::hold_while_streaming(resp, slot))
 }

@@ -2,8 +2,8 @@
 //!
 //! Works on the raw JSON object so that every error carries an exact JSON pointer and every
 //! field the gateway does not know is forwarded untouched. Order: required fields → types
-//! and ranges → model allowlist → content checks (images, then tool arguments) → the silent
-//! max_tokens floor.
+//! and ranges → model allowlist → capabilities (tools, vision, streaming) and the context
+//! window → content checks (images, then tool arguments) → the silent max_tokens floor.
 
 use serde_json::{Map, Value};
 
@@ -12,6 +12,7 @@ use crate::config::{Config, Model, Tenant};
 use crate::error::ApiError;
 
 pub mod body;
+mod capabilities;
 mod fields;
 mod floor;
 pub mod images;
@@ -46,6 +47,7 @@ pub fn check_chat<'c>(
     required_fields(body, api)?;
     types_and_ranges(body, api)?;
     let model = allowlisted(body, config, tenant)?;
+    capabilities::capability_checks(body, model)?;
     content_checks(body, model)?;
     let floored = floor_max_tokens(body, model.constraints.min_max_tokens);
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);

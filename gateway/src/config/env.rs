@@ -70,8 +70,7 @@ impl Config {
                 id: "default".into(),
                 token_hashes: vec![sha256(token)],
                 allowed: Allowed::All,
-                rate_limit: None,
-                budgets: Vec::new(),
+                ..Tenant::default()
             }]
         } else {
             let explicit = get(vars::TOKENS_FILE);
@@ -88,8 +87,7 @@ impl Config {
                     id: "demo".into(),
                     token_hashes: vec![sha256(DEMO_TOKEN)],
                     allowed: Allowed::All,
-                    rate_limit: None,
-                    budgets: Vec::new(),
+                    ..Tenant::default()
                 }]
             } else {
                 load_tokens_file(path, &models)?
@@ -118,6 +116,17 @@ impl Config {
             },
             log_json: get(vars::LOG_FORMAT) == Some("json"),
             fault_injection: get(vars::FAULT_INJECTION) == Some("1"),
+            accept_x_api_key: match get(vars::ACCEPT_X_API_KEY) {
+                None | Some("0") | Some("false") => false,
+                Some("1") | Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "environment",
+                        vars::ACCEPT_X_API_KEY,
+                        format!("`{other}`: must be 1/true or 0/false"),
+                    ))
+                }
+            },
             tenants,
             upstreams,
             models,
@@ -148,6 +157,7 @@ impl Config {
                 accepts_image_url: false,
                 typical_response_seconds: Some(1),
             },
+            capabilities: Capabilities::default(),
             fallbacks: Vec::new(),
         }];
         Ok(())

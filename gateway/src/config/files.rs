@@ -22,6 +22,11 @@ struct RawTenant {
     rate_limit: Option<RawRate>,
     #[serde(default)]
     budgets: Vec<RawBudget>,
+    #[serde(default)]
+    disabled: bool,
+    /// One bucket shared by every token of the tenant.
+    #[serde(default)]
+    tenant_rate_limit: Option<RawRate>,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +36,11 @@ struct RawToken {
     #[serde(default)]
     #[allow(dead_code)]
     label: Option<String>,
+    /// RFC 3339 UTC instant, e.g. `2026-12-31T23:59:59Z`.
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    max_concurrent: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +79,33 @@ struct RawUpstream {
     api_key_env: Option<String>,
     #[serde(default)]
     health_url: Option<String>,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    #[serde(default = "default_queue_wait_ms")]
+    queue_wait_ms: u64,
+}
+
+fn default_queue_wait_ms() -> u64 {
+    DEFAULT_QUEUE_WAIT_MS
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCapabilities {
+    tools: bool,
+    vision: bool,
+    streaming: bool,
+}
+
+impl Default for RawCapabilities {
+    fn default() -> Self {
+        let c = Capabilities::default();
+        RawCapabilities {
+            tools: c.tools,
+            vision: c.vision,
+            streaming: c.streaming,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -79,6 +116,8 @@ struct RawModel {
     upstream_model: String,
     #[serde(default)]
     constraints: RawConstraints,
+    #[serde(default)]
+    capabilities: RawCapabilities,
     #[serde(default)]
     fallbacks: Vec<String>,
 }
@@ -169,7 +208,27 @@ pub(super) fn load_tokens_file(path: &Path, models: &[Model]) -> Result<Vec<Tena
             ));
         }
         let mut token_hashes = Vec::new();
+        let mut token_rules = Vec::new();
         for (j, tok) in t.tokens.iter().enumerate() {
+            let expires_at = match &tok.expires_at {
+                Some(at) => Some(unix_seconds(at).ok_or_else(|| {
+                    err(
+                        format!("tenants[{i}].tokens[{j}].expires_at"),
+                        "must be an RFC 3339 UTC instant like 2026-12-31T23:59:59Z",
+                    )
+                })?),
+                None => None,
+            };
+            if tok.max_concurrent == Some(0) {
+                return Err(err(
+                    format!("tenants[{i}].tokens[{j}].max_concurrent"),
+                    "must be at least 1 (omit it for no limit)",
+                ));
+            }
+            token_rules.push(TokenRule {
+                expires_at,
+                max_concurrent: tok.max_concurrent,
+            });
             let p = format!("tenants[{i}].tokens[{j}].sha256");
             let bytes = hex::decode(tok.sha256.trim())
                 .ok()
@@ -204,6 +263,17 @@ pub(super) fn load_tokens_file(path: &Path, models: &[Model]) -> Result<Vec<Tena
             }
             None => None,
         };
+        let tenant_rate_limit = match t.tenant_rate_limit {
+            Some(r) => {
+                let rl = RateLimit {
+                    rps: r.rps,
+                    burst: r.burst,
+                };
+                check_rate(&rl, &file, &format!("tenants[{i}].tenant_rate_limit"))?;
+                Some(rl)
+            }
+            None => None,
+        };
         let mut budgets = Vec::new();
         for (j, b) in t.budgets.into_iter().enumerate() {
             if !models.is_empty() && !known(&b.model) {
@@ -227,8 +297,11 @@ pub(super) fn load_tokens_file(path: &Path, models: &[Model]) -> Result<Vec<Tena
         tenants.push(Tenant {
             id: t.id,
             token_hashes,
+            token_rules,
             allowed,
             rate_limit,
+            tenant_rate_limit,
+            disabled: t.disabled,
             budgets,
         });
     }
@@ -262,14 +335,23 @@ pub(super) fn load_gateway_file(
             })?),
             None => None,
         };
-        upstreams.push(build_upstream(
+        if u.max_in_flight == Some(0) || u.queue_wait_ms > 60_000 {
+            return Err(err(
+                format!("upstreams[{i}]"),
+                "max_in_flight must be at least 1 and queue_wait_ms at most 60000",
+            ));
+        }
+        let mut up = build_upstream(
             u.name,
             u.kind,
             &u.base_url,
             u.health_url.as_deref(),
             api_key,
             &format!("{file}: upstreams[{i}]"),
-        )?);
+        )?;
+        up.max_in_flight = u.max_in_flight;
+        up.queue_wait = Duration::from_millis(u.queue_wait_ms);
+        upstreams.push(up);
     }
     if upstreams.is_empty() {
         return Err(err("upstreams".into(), "needs at least one upstream"));
@@ -309,6 +391,11 @@ pub(super) fn load_gateway_file(
                 context_window: c.context_window,
                 accepts_image_url: c.accepts_image_url,
                 typical_response_seconds: c.typical_response_seconds,
+            },
+            capabilities: Capabilities {
+                tools: m.capabilities.tools,
+                vision: m.capabilities.vision,
+                streaming: m.capabilities.streaming,
             },
             fallbacks: m.fallbacks.clone(),
         });
@@ -403,5 +490,7 @@ pub(super) fn build_upstream(
         base_url: base,
         api_key,
         host,
+        max_in_flight: None,
+        queue_wait: Duration::from_millis(DEFAULT_QUEUE_WAIT_MS),
     })
 }

@@ -43,6 +43,8 @@ pub mod vars {
     pub const SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
     pub const READYZ_CACHE_SECS: &str = "READYZ_CACHE_SECS";
     pub const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
+    /// `1`/`true`: also accept the token in `X-API-Key` (seed 002's clients); default off.
+    pub const ACCEPT_X_API_KEY: &str = "ACCEPT_X_API_KEY";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -69,6 +71,7 @@ pub mod vars {
         SHUTDOWN_GRACE_SECS,
         READYZ_CACHE_SECS,
         METRICS_BIND_ADDR,
+        ACCEPT_X_API_KEY,
     ];
 }
 
@@ -106,8 +109,9 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub enum Allowed {
+    #[default]
     All,
     Only(HashSet<String>),
 }
@@ -129,13 +133,35 @@ pub struct Budget {
     pub tokens_per_day: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+/// Per-token rules of tokens.yaml; `Tenant::token_rules[i]` belongs to `token_hashes[i]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenRule {
+    /// Unix seconds after which the token answers `key_expired`.
+    pub expires_at: Option<u64>,
+    /// Requests (streams until they end) this token may have in flight at once.
+    pub max_concurrent: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Tenant {
     pub id: String,
     pub token_hashes: Vec<[u8; 32]>,
+    /// Same length and order as `token_hashes` (missing entries mean "no rule").
+    pub token_rules: Vec<TokenRule>,
     pub allowed: Allowed,
+    /// The per-token bucket override (each token of the tenant gets its own bucket).
     pub rate_limit: Option<RateLimit>,
+    /// One bucket shared by all the tenant's tokens (`tenant_rate_limit_exceeded`).
+    pub tenant_rate_limit: Option<RateLimit>,
+    /// A suspended tenant: every token answers `tenant_disabled`.
+    pub disabled: bool,
     pub budgets: Vec<Budget>,
+}
+
+impl Tenant {
+    pub fn token_rule(&self, index: usize) -> TokenRule {
+        self.token_rules.get(index).copied().unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -180,6 +206,31 @@ pub struct Upstream {
     pub api_key: Option<String>,
     /// Host of `base_url`, scrubbed from every message a client sees.
     pub host: String,
+    /// Requests this upstream may have in flight from this gateway (None: unlimited).
+    pub max_in_flight: Option<u32>,
+    /// How long a request waits for a free in-flight slot before `upstream_overloaded`.
+    pub queue_wait: Duration,
+}
+
+/// Default bounded wait for an in-flight slot of a capped upstream.
+pub const DEFAULT_QUEUE_WAIT_MS: u64 = 100;
+
+/// What a model can do; a request asking for more is refused before it is forwarded.
+#[derive(Clone, Copy, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Capabilities {
+    pub tools: bool,
+    pub vision: bool,
+    pub streaming: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            tools: true,
+            vision: true,
+            streaming: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -197,6 +248,7 @@ pub struct Model {
     pub upstream: usize,
     pub upstream_model: String,
     pub constraints: Constraints,
+    pub capabilities: Capabilities,
     pub fallbacks: Vec<String>,
 }
 
@@ -301,6 +353,8 @@ pub struct Config {
     pub redis_fail_closed: bool,
     pub log_json: bool,
     pub fault_injection: bool,
+    /// Accept the token in `X-API-Key` too (ACCEPT_X_API_KEY, default off).
+    pub accept_x_api_key: bool,
     pub tenants: Vec<Tenant>,
     pub upstreams: Vec<Upstream>,
     pub models: Vec<Model>,
@@ -312,6 +366,15 @@ pub struct Config {
 
 pub const DEMO_TOKEN: &str = "demo-token";
 pub const DEMO_MODEL: &str = "demo";
+
+/// An RFC 3339 UTC instant (`2026-12-31T23:59:59Z`) as Unix seconds.
+pub fn unix_seconds(at: &str) -> Option<u64> {
+    humantime::parse_rfc3339(at.trim())
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
 
 pub fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -62,6 +62,15 @@ const CHAT_CODES: &[Code] = &[
     Code::UpstreamTimeout,
     Code::UpstreamUnavailable,
     Code::InternalError,
+    Code::KeyExpired,
+    Code::TenantDisabled,
+    Code::TenantRateLimitExceeded,
+    Code::ConcurrencyLimitExceeded,
+    Code::ModelDoesNotSupportTools,
+    Code::ModelDoesNotSupportVision,
+    Code::ContextLengthExceeded,
+    Code::ModelLoading,
+    Code::UpstreamOverloaded,
 ];
 
 /// What /c1 adds to the /v1 chat codes.
@@ -76,9 +85,22 @@ const CONV_CODES: &[Code] = &[
     Code::ConversationNotFound,
     Code::InternalError,
     Code::StorageError,
+    Code::KeyExpired,
+    Code::TenantDisabled,
+    Code::TenantRateLimitExceeded,
+    Code::ConcurrencyLimitExceeded,
 ];
 
-const INFO_CODES: &[Code] = &[AUTH[0], AUTH[1], AUTH[2], Code::InternalError];
+const INFO_CODES: &[Code] = &[
+    AUTH[0],
+    AUTH[1],
+    AUTH[2],
+    Code::InternalError,
+    Code::KeyExpired,
+    Code::TenantDisabled,
+    Code::TenantRateLimitExceeded,
+    Code::ConcurrencyLimitExceeded,
+];
 const PUBLIC_CODES: &[Code] = &[Code::RateLimitExceeded, Code::InternalError];
 const OPS_CODES: &[Code] = &[Code::InternalError];
 

@@ -39,9 +39,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::catalog::Code;
 use crate::config::ServerLimits;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 use super::socket::{watchdog, Activity, Busy, Watched};
@@ -89,16 +87,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     let Ok(permit) = state.edge.in_flight.clone().try_acquire_owned() else {
-        // TODO(issue 15): switch to Code::UpstreamOverloaded once the catalog has it.
-        return ApiError::new(
-            Code::UpstreamUnavailable,
-            format!(
-                "the gateway is handling its maximum of {} requests (MAX_IN_FLIGHT); retry shortly",
-                state.edge.max_in_flight
-            ),
-        )
-        .retry_after(1)
-        .into_response();
+        return crate::upstream::gateway_saturated(state.edge.max_in_flight).into_response();
     };
     let resp = next.run(req).await;
     let is_sse = resp
@@ -140,10 +129,7 @@ impl HttpBody for EdgeBody {
                 this.stop = None;
                 // Dropping the relay now releases the upstream and settles what was sent.
                 this.inner = Body::empty();
-                let e = ApiError::new(
-                    Code::UpstreamUnavailable,
-                    "the gateway is shutting down; retry the request",
-                );
+                let e = crate::upstream::shutting_down();
                 return Poll::Ready(Some(Ok(Frame::data(crate::upstream::sse::error_event(&e)))));
             }
         }

@@ -90,7 +90,7 @@ pub fn docs_html() -> &'static str {
                     "<tr><td><a href=\"#{c}\"><code>{c}</code></a></td><td>{s}</td><td>{t}</td><td>{r}</td></tr>",
                     c = e.code,
                     s = e.http_status,
-                    t = esc(e.title),
+                    t = if e.is_retired() { format!("{} (retired: never emitted)", esc(e.title)) } else { esc(e.title) },
                     r = if e.retryable { "yes" } else { "no" }
                 );
             }

@@ -38,17 +38,20 @@ pub async fn info(
         .iter()
         .filter(|m| tenant.allowed.permits(&m.alias))
         .map(|m| {
+            let up = &cfg.upstreams[m.upstream];
             json!({
                 "alias": m.alias,
                 "capabilities": {
                     "chat": true,
-                    "streaming": true,
-                    "tools": true,
+                    "streaming": m.capabilities.streaming,
+                    "tools": m.capabilities.tools,
+                    "vision": m.capabilities.vision,
                     "server_side_tools": tools,
-                    "image_input": true,
+                    "image_input": m.capabilities.vision,
                     "image_url": m.constraints.accepts_image_url,
                 },
                 "constraints": m.constraints,
+                "upstream": {"max_in_flight": up.max_in_flight, "queue_wait_ms": up.queue_wait.as_millis() as u64},
                 "fallbacks": m.fallbacks,
             })
         })
@@ -65,6 +68,9 @@ pub async fn info(
         "limits": {
             "rate_limit": {"requests_per_second": rate.rps, "burst": rate.burst, "key": "sha256(bearer)"},
             "budgets": budgets,
+            "tenant_rate_limit": tenant.tenant_rate_limit.map(|r| json!({"requests_per_second": r.rps, "burst": r.burst})),
+            "max_concurrent": tenant.token_rule(p.token).max_concurrent,
+            "expires_at": tenant.token_rule(p.token).expires_at,
         },
         "max_body_bytes": cfg.max_body_bytes,
         "max_tool_iterations": cfg.max_tool_iterations,

@@ -80,6 +80,38 @@ pub fn stream_failure(kind: StreamFailure) -> ApiError {
     ApiError::new(code, message)
 }
 
+/// The alias's upstream has its `max_in_flight` requests and no slot freed within
+/// `queue_wait_ms` (seed 004: "503 when it cannot accept new requests").
+pub fn upstream_saturated(alias: &str) -> ApiError {
+    ApiError::new(
+        Code::UpstreamOverloaded,
+        format!(
+            "the upstream of `{alias}` already has its maximum of requests in flight; retry shortly"
+        ),
+    )
+    .retry_after(1)
+}
+
+/// The gateway itself has MAX_IN_FLIGHT requests: it cannot accept more work right now, which
+/// a client handles exactly like an overloaded upstream (503, retry shortly).
+pub fn gateway_saturated(max_in_flight: usize) -> ApiError {
+    ApiError::new(
+        Code::UpstreamOverloaded,
+        format!(
+            "the gateway is handling its maximum of {max_in_flight} requests (MAX_IN_FLIGHT); retry shortly"
+        ),
+    )
+    .retry_after(1)
+}
+
+/// A stream cut by the shutdown drain: the work can be retried on another replica.
+pub fn shutting_down() -> ApiError {
+    ApiError::new(
+        Code::UpstreamUnavailable,
+        "the gateway is shutting down; retry the request",
+    )
+}
+
 /// The request's deadline passed before the upstream answered (a call or a streamed round).
 pub fn answer_timeout() -> ApiError {
     ApiError::new(
@@ -178,6 +210,45 @@ pub fn map_status(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
 
+    let upstream_code = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/code"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if status.is_client_error() && is_context_length(upstream_code, &lower) {
+        return ApiError::new(
+            Code::ContextLengthExceeded,
+            format!(
+                "the prompt does not fit the context window of `{}`; shorten the messages or lower max_tokens",
+                model.alias
+            ),
+        )
+        .param("/messages");
+    }
+    if let Some(code) = not_ready(status, &lower) {
+        let retry = upstream_retry
+            .or_else(|| {
+                parsed
+                    .as_ref()
+                    .and_then(|v| v.get("estimated_time"))
+                    .and_then(Value::as_f64)
+                    .map(|s| s.ceil().clamp(1.0, 600.0) as u64)
+            })
+            .unwrap_or(if code == Code::ModelLoading { 5 } else { 1 });
+        let message = if code == Code::ModelLoading {
+            format!(
+                "the model `{}` is still loading upstream; retry in {retry} s",
+                model.alias
+            )
+        } else {
+            format!(
+                "the upstream of `{}` cannot take more requests now; retry in {retry} s",
+                model.alias
+            )
+        };
+        return ApiError::new(code, message).retry_after(retry);
+    }
+
     if status.is_client_error() {
         let quota_words = ["budget", "quota", "credit", "insufficient", "exceeded your"];
         let is_quota = status == StatusCode::TOO_MANY_REQUESTS
@@ -252,6 +323,44 @@ pub fn map_status(
             sanitize(&raw_msg, upstream)
         ),
     )
+}
+
+/// A refusal for the context window: OpenAI's `code`, vLLM's and OpenRouter's sentence
+/// ("maximum context length"), LiteLLM's `ContextWindowExceededError` class name (its message
+/// keeps vLLM's sentence, WIRE_FACTS L7).
+fn is_context_length(code: &str, lower: &str) -> bool {
+    code == "context_length_exceeded"
+        || lower.contains("maximum context length")
+        || lower.contains("contextwindowexceedederror")
+        || lower.contains("context_length_exceeded")
+}
+
+/// An upstream that is not ready (`model_loading`) or full (`upstream_overloaded`).
+/// Loading: LiteLLM passes the upstream's 503 "model is loading" (WIRE_FACTS L9); Hugging Face
+/// TGI / Inference endpoints "Model … is currently loading" with `estimated_time`; llama.cpp's
+/// server "Loading model". Overloaded: Ollama's ErrMaxQueue "server busy, please try again.
+/// maximum pending requests exceeded" (503); TGI's "Model is overloaded"; OpenAI's "The engine
+/// is currently overloaded"; Anthropic-style 529 `overloaded_error`.
+fn not_ready(status: StatusCode, lower: &str) -> Option<Code> {
+    let server_side = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+    if !server_side {
+        return None;
+    }
+    let loading = [
+        "is loading",
+        "currently loading",
+        "loading model",
+        "model is not ready",
+        "not ready yet",
+    ];
+    if status.is_server_error() && loading.iter().any(|w| lower.contains(w)) {
+        return Some(Code::ModelLoading);
+    }
+    let overloaded = ["overloaded", "server busy", "maximum pending requests"];
+    if status.as_u16() == 529 || overloaded.iter().any(|w| lower.contains(w)) {
+        return Some(Code::UpstreamOverloaded);
+    }
+    None
 }
 
 /// The human message of any of the upstream error shapes (vLLM, LiteLLM, OpenRouter, OpenAI,

@@ -129,6 +129,24 @@ pub async fn send(
 }
 
 /// Non-streaming chat: the upstream's `chat.completion` object and its usage.
+/// Takes one of the alias's upstream in-flight slots (`max_in_flight`), waiting at most the
+/// upstream's `queue_wait_ms`; `None` when the upstream has no cap. Held for the whole request
+/// (every tool-loop round, a stream until it ends).
+pub async fn in_flight_slot(
+    state: &AppState,
+    model: &Model,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    let Some(Some(sem)) = state.upstream_slots.get(model.upstream) else {
+        return Ok(None);
+    };
+    let wait = state.config.upstreams[model.upstream].queue_wait;
+    match tokio::time::timeout(wait, sem.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        // Timed out, or (never: the semaphore is never closed) closed.
+        _ => Err(errors::upstream_saturated(&model.alias)),
+    }
+}
+
 pub async fn chat(
     state: &AppState,
     model: &Model,
