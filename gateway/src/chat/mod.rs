@@ -43,6 +43,7 @@ pub async fn v1(
     let mut resp = if checked.stream {
         let hooks = Hooks {
             field: None,
+            keep_message: false,
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     reservation.settle(o.usage.total_tokens).await;
@@ -211,6 +212,7 @@ pub async fn c1(
         let (tenant_id, alias, conv) = (tenant.id.clone(), checked.model.alias.clone(), id.clone());
         let hooks = Hooks {
             field: Some(("conversation_id".into(), Value::String(id.clone()))),
+            keep_message: true,
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     let _guard = guard;

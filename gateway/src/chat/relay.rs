@@ -51,7 +51,7 @@ pub async fn relay(
         events,
         wants_usage,
         usage: Usage::default(),
-        asm: Assembler::default(),
+        asm: hooks.keep_message.then(Assembler::default),
         hooks,
         ended: false,
     };
@@ -69,7 +69,7 @@ pub async fn relay(
                 }
                 Piece::Done => {
                     st.ended = true;
-                    let message = st.asm.message();
+                    let message = st.asm.as_ref().map_or(Value::Null, Assembler::message);
                     let end = st.hooks.complete(st.usage, message).await;
                     return Some((Ok(end), st));
                 }
@@ -90,8 +90,8 @@ struct RelayState {
     events: UpstreamEvents,
     wants_usage: bool,
     usage: Usage,
-    /// What the caller has received so far, for the /c1 store.
-    asm: Assembler,
+    /// What the caller has received so far, for the /c1 store (`None` on /v1).
+    asm: Option<Assembler>,
     hooks: Hooks,
     ended: bool,
 }
@@ -104,7 +104,9 @@ impl RelayState {
         if is_usage_only(&chunk) && !self.wants_usage {
             return None;
         }
-        self.asm.add(&chunk);
+        if let Some(asm) = &mut self.asm {
+            asm.add(&chunk);
+        }
         self.hooks.chunk_bytes(&mut chunk)
     }
 }

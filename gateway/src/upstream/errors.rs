@@ -31,9 +31,14 @@ pub(super) async fn error_from_response(
 ) -> ApiError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    // Bounded read: an error body is a diagnostic, not something worth megabytes.
-    let text = match tokio::time::timeout(std::time::Duration::from_secs(5), resp.bytes()).await {
-        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(16 * 1024)]).into_owned(),
+    // Bounded read: an error body is a diagnostic, not something worth megabytes. At most
+    // UPSTREAM_MAX_ERROR_BYTES are read, then the connection is dropped.
+    let max = state.config.limits.upstream_max_error_bytes;
+    let read = super::read_capped(resp, max);
+    let text = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(super::Capped::Whole(b) | super::Capped::Cut(b))) => {
+            String::from_utf8_lossy(&b).into_owned()
+        }
         _ => String::new(),
     };
     map_status(
@@ -79,6 +84,22 @@ pub fn map_status(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
 
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // The upstream refused the GATEWAY's own credentials (a revoked or wrong key): relayed
+        // 1:1 the caller would think its own token is bad. This is the operator's to fix.
+        tracing::error!(
+            upstream = %upstream.name,
+            status = status.as_u16(),
+            "the upstream refused the gateway's credentials; check api_key_env of this upstream"
+        );
+        return ApiError::new(
+            Code::UpstreamError,
+            format!(
+                "the upstream refused the gateway's own credentials (HTTP {}); this is not a problem with your token: the gateway operator must check the upstream API key",
+                status.as_u16()
+            ),
+        );
+    }
     if status.is_client_error() {
         let quota_words = ["budget", "quota", "credit", "insufficient", "exceeded your"];
         let is_quota = status == StatusCode::TOO_MANY_REQUESTS
