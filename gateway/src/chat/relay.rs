@@ -54,6 +54,7 @@ pub async fn relay(
         asm: hooks.keep_message.then(Assembler::default),
         hooks,
         ended: false,
+        streamed_bytes: 0,
     };
     let first_bytes = st.forward(first);
     let rest = futures_util::stream::unfold(st, |mut st| async move {
@@ -94,6 +95,8 @@ struct RelayState {
     asm: Option<Assembler>,
     hooks: Hooks,
     ended: bool,
+    /// Content bytes forwarded (a counter, not a copy): an abandoned stream is charged them.
+    streamed_bytes: u64,
 }
 
 impl RelayState {
@@ -104,6 +107,15 @@ impl RelayState {
         if is_usage_only(&chunk) && !self.wants_usage {
             return None;
         }
+        let delta = chunk
+            .get("choices")
+            .and_then(|c| c.pointer("/0/delta"))
+            .map_or(0, |d| {
+                let text = d.get("content").and_then(Value::as_str).map_or(0, str::len);
+                let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
+                text + args
+            });
+        self.streamed_bytes = self.streamed_bytes.saturating_add(delta as u64);
         if let Some(asm) = &mut self.asm {
             asm.add(&chunk);
         }
@@ -113,7 +125,8 @@ impl RelayState {
 
 impl Drop for RelayState {
     fn drop(&mut self) {
-        // A caller that went away still consumed what the upstream reported so far.
-        self.hooks.abandon(self.usage);
+        // A caller that went away is charged what was sent and what it received so far
+        // (no-op when the stream already ended).
+        self.hooks.caller_left(self.usage, self.streamed_bytes);
     }
 }

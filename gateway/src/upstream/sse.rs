@@ -351,6 +351,10 @@ pub struct Outcome {
     pub message: Value,
     /// True only when the stream reached `[DONE]`.
     pub completed: bool,
+    /// The caller went away before the end (not an upstream failure): the request is charged.
+    pub caller_left: bool,
+    /// Content bytes relayed to the caller (for the charge of an abandoned stream).
+    pub streamed_bytes: u64,
 }
 
 pub type FinishFuture = Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send>>;
@@ -377,14 +381,26 @@ impl Hooks {
         serde_json::to_string(chunk).ok().map(|s| sse_data(&s))
     }
 
-    /// Settles an unfinished stream without blocking the caller (`RelayState` calls it on drop).
+    /// Settles a stream the upstream failed, without blocking the caller.
     pub fn abandon(&mut self, usage: Usage) {
+        self.unfinished(usage, false, 0);
+    }
+
+    /// Settles a stream whose caller went away (`RelayState` calls it on drop) after
+    /// `streamed_bytes` of content reached it.
+    pub fn caller_left(&mut self, usage: Usage, streamed_bytes: u64) {
+        self.unfinished(usage, true, streamed_bytes);
+    }
+
+    fn unfinished(&mut self, usage: Usage, caller_left: bool, streamed_bytes: u64) {
         if let Some(f) = self.finish.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(f(Outcome {
                     usage,
                     message: Value::Null,
                     completed: false,
+                    caller_left,
+                    streamed_bytes,
                 }));
             }
         }
@@ -397,6 +413,8 @@ impl Hooks {
                 usage,
                 message,
                 completed: true,
+                caller_left: false,
+                streamed_bytes: 0,
             })
             .await
             {
