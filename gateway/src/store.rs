@@ -135,6 +135,20 @@ impl Store {
         user: &str,
         id: &str,
     ) -> Result<Option<Vec<Value>>, StoreError> {
+        self.recent_history(tenant, user, id, usize::MAX).await
+    }
+
+    /// The newest stored messages of a conversation whose stored JSON fits in `max_bytes`
+    /// (C1_MAX_HISTORY_BYTES), starting at a user turn: older turns are dropped rather than
+    /// growing the upstream request without bound (and failing the conversation forever).
+    /// Only the messages kept are read into memory.
+    pub async fn recent_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
         let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         self.run(move |c| {
             let owned: Option<String> = c
@@ -148,12 +162,30 @@ impl Store {
                 return Ok(None);
             }
             let mut stmt = c.prepare_cached(
-                "SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY seq",
+                "SELECT length(CAST(body AS BLOB)), body FROM messages
+                 WHERE conversation_id = ?1 ORDER BY seq DESC",
             )?;
-            let rows = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
+            let mut rows = stmt.query(params![id])?;
             let mut out = Vec::new();
-            for r in rows {
-                out.push(serde_json::from_str(&r?).unwrap_or(Value::Null));
+            let mut total = 0usize;
+            while let Some(r) = rows.next()? {
+                let len: i64 = r.get(0)?;
+                total = total.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+                if total > max_bytes {
+                    break;
+                }
+                let body: String = r.get(1)?;
+                out.push(serde_json::from_str(&body).unwrap_or(Value::Null));
+            }
+            out.reverse();
+            if total > max_bytes {
+                // Cut at a turn boundary: a kept history never opens with an answer or a tool
+                // result whose question was dropped.
+                let first_user = out
+                    .iter()
+                    .position(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                    .unwrap_or(out.len());
+                out.drain(..first_user);
             }
             Ok(Some(out))
         })
@@ -243,11 +275,29 @@ impl Store {
         let Some(messages) = self.history(tenant, user, id).await? else {
             return Ok(None);
         };
+        // A direct lookup by id, not a search in the (bounded) list: a user with more
+        // conversations than one list page still gets each of them.
+        let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         let summary = self
-            .list(tenant, user)
-            .await?
-            .into_iter()
-            .find(|s| s.id == id);
+            .run(move |c| {
+                Ok(c.query_row(
+                    "SELECT c.id, c.model, c.created_at, c.updated_at,
+                            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
+                     FROM conversations c WHERE c.id = ?1 AND c.tenant = ?2 AND c.user_id = ?3",
+                    params![id, tenant, user],
+                    |r| {
+                        Ok(Summary {
+                            id: r.get(0)?,
+                            model: r.get(1)?,
+                            created_at: r.get(2)?,
+                            updated_at: r.get(3)?,
+                            message_count: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await?;
         Ok(summary.map(|summary| Conversation { summary, messages }))
     }
 

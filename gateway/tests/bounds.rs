@@ -178,3 +178,68 @@ async fn one_huge_sse_line_fails_the_stream_at_the_cap() {
         &text[text.len() - 200..]
     );
 }
+
+#[tokio::test]
+async fn get_finds_a_conversation_of_a_user_with_over_1000() {
+    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let msg = |role: &str, text: &str| json!({"role": role, "content": text});
+    for i in 0..1002 {
+        store
+            .append(
+                "t",
+                "u",
+                &format!("conv-{i:04}"),
+                "small",
+                vec![msg("user", "q"), msg("assistant", "a")],
+            )
+            .await
+            .unwrap();
+    }
+    // The oldest is outside any 1,000-row list; the lookup is direct.
+    let c = store.get("t", "u", "conv-0000").await.unwrap();
+    assert!(c.is_some(), "conversation 1 of 1,002 answered 404");
+    assert!(store
+        .get("t", "other", "conv-0000")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn stored_history_sent_upstream_keeps_the_newest_turns_within_the_cap() {
+    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let big = "x".repeat(1000);
+    for turn in 0..5 {
+        store
+            .append(
+                "t",
+                "u",
+                "c",
+                "small",
+                vec![
+                    json!({"role": "user", "content": format!("q{turn} {big}")}),
+                    json!({"role": "assistant", "content": format!("a{turn} {big}")}),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let all = store.history("t", "u", "c").await.unwrap().unwrap();
+    assert_eq!(all.len(), 10);
+    // ~1,040 bytes a message: 4,500 bytes hold the newest 4 messages, which start at a user turn.
+    let kept = store
+        .recent_history("t", "u", "c", 4500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    assert!(kept[0]["content"].as_str().unwrap().starts_with("q3"));
+    // 3,300 bytes hold 3 messages; the oldest of them (an answer) is dropped too.
+    let kept = store
+        .recent_history("t", "u", "c", 3300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0]["role"], "user");
+}

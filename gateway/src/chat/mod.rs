@@ -196,7 +196,12 @@ pub async fn c1(
     let history = match &requested {
         Some(id) => state
             .store
-            .history(&tenant.id, &user, id)
+            .recent_history(
+                &tenant.id,
+                &user,
+                id,
+                state.config.limits.c1_max_history_bytes,
+            )
             .await
             .map_err(storage_error)?
             .ok_or_else(|| {
