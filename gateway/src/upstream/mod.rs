@@ -213,9 +213,11 @@ pub async fn read_capped(
 }
 
 mod errors;
+mod sanitize;
 pub mod sse;
 
 pub use errors::*;
+pub use sanitize::{sanitize, SanitizeContext};
 
 #[cfg(test)]
 mod tests;
