@@ -244,15 +244,29 @@ impl Store {
     }
 
     pub async fn list(&self, tenant: &str, user: &str) -> Result<Vec<Summary>, StoreError> {
+        self.list_page(tenant, user, 1000, None).await
+    }
+
+    /// One page of a user's conversations, newest first: at most `limit`, after the
+    /// conversation `after` (the cursor: the last id of the previous page).
+    pub async fn list_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<Vec<Summary>, StoreError> {
         let (tenant, user) = (tenant.to_owned(), user.to_owned());
         self.run(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT c.id, c.model, c.created_at, c.updated_at,
                         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
                  FROM conversations c WHERE c.tenant = ?1 AND c.user_id = ?2
-                 ORDER BY c.updated_at DESC LIMIT 1000",
+                   AND (?3 IS NULL OR (c.updated_at, c.id) <
+                        (SELECT updated_at, id FROM conversations WHERE id = ?3))
+                 ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![tenant, user], |r| {
+            let rows = stmt.query_map(params![tenant, user, after, limit], |r| {
                 Ok(Summary {
                     id: r.get(0)?,
                     model: r.get(1)?,

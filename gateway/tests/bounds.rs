@@ -243,3 +243,39 @@ async fn stored_history_sent_upstream_keeps_the_newest_turns_within_the_cap() {
     assert_eq!(kept.len(), 2);
     assert_eq!(kept[0]["role"], "user");
 }
+
+#[tokio::test]
+async fn the_conversation_list_pages_with_a_cursor() {
+    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    for i in 0..5 {
+        let id = format!("00000000-0000-0000-0000-00000000000{i}");
+        store
+            .append(
+                "t",
+                "u",
+                &id,
+                "small",
+                vec![json!({"role": "user", "content": "q"})],
+            )
+            .await
+            .unwrap();
+    }
+    let first = store.list_page("t", "u", 2, None).await.unwrap();
+    let second = store
+        .list_page("t", "u", 2, Some(first[1].id.clone()))
+        .await
+        .unwrap();
+    let third = store
+        .list_page("t", "u", 2, Some(second[1].id.clone()))
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = [first, second, third]
+        .into_iter()
+        .flatten()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(seen.len(), 5);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "pages overlap");
+}
