@@ -82,6 +82,10 @@ impl AppState {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // Never follow a redirect: a 3xx from an upstream would re-POST the caller's prompt
+            // to another host, and a tool's 3xx would fetch content from an address nobody
+            // configured. A 3xx is an `upstream_error` (or a failed tool) instead.
+            .redirect(reqwest::redirect::Policy::none())
             // The total timeout is applied per request (HTTP_TOTAL_TIMEOUT_SECS); this only
             // bounds the TCP/TLS handshake so a black-holed upstream fails as unavailable.
             .connect_timeout(Duration::from_secs(10).min(config.http_total_timeout))

@@ -149,6 +149,20 @@ impl Store {
         user: &str,
         id: &str,
     ) -> Result<Option<Vec<Value>>, StoreError> {
+        self.recent_history(tenant, user, id, usize::MAX).await
+    }
+
+    /// The newest stored messages of a conversation whose stored JSON fits in `max_bytes`
+    /// (C1_MAX_HISTORY_BYTES), starting at a user turn: older turns are dropped rather than
+    /// growing the upstream request without bound (and failing the conversation forever).
+    /// Only the messages kept are read into memory.
+    pub async fn recent_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
         let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         self.run(move |c| {
             let owned: Option<String> = c
@@ -162,12 +176,30 @@ impl Store {
                 return Ok(None);
             }
             let mut stmt = c.prepare_cached(
-                "SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY seq",
+                "SELECT length(CAST(body AS BLOB)), body FROM messages
+                 WHERE conversation_id = ?1 ORDER BY seq DESC",
             )?;
-            let rows = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
+            let mut rows = stmt.query(params![id])?;
             let mut out = Vec::new();
-            for r in rows {
-                out.push(serde_json::from_str(&r?).unwrap_or(Value::Null));
+            let mut total = 0usize;
+            while let Some(r) = rows.next()? {
+                let len: i64 = r.get(0)?;
+                total = total.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+                if total > max_bytes {
+                    break;
+                }
+                let body: String = r.get(1)?;
+                out.push(serde_json::from_str(&body).unwrap_or(Value::Null));
+            }
+            out.reverse();
+            if total > max_bytes {
+                // Cut at a turn boundary: a kept history never opens with an answer or a tool
+                // result whose question was dropped.
+                let first_user = out
+                    .iter()
+                    .position(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                    .unwrap_or(out.len());
+                out.drain(..first_user);
             }
             Ok(Some(out))
         })
@@ -226,15 +258,29 @@ impl Store {
     }
 
     pub async fn list(&self, tenant: &str, user: &str) -> Result<Vec<Summary>, StoreError> {
+        self.list_page(tenant, user, 1000, None).await
+    }
+
+    /// One page of a user's conversations, newest first: at most `limit`, after the
+    /// conversation `after` (the cursor: the last id of the previous page).
+    pub async fn list_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<Vec<Summary>, StoreError> {
         let (tenant, user) = (tenant.to_owned(), user.to_owned());
         self.run(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT c.id, c.model, c.created_at, c.updated_at,
                         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
                  FROM conversations c WHERE c.tenant = ?1 AND c.user_id = ?2
-                 ORDER BY c.updated_at DESC LIMIT 1000",
+                   AND (?3 IS NULL OR (c.updated_at, c.id) <
+                        (SELECT updated_at, id FROM conversations WHERE id = ?3))
+                 ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![tenant, user], |r| {
+            let rows = stmt.query_map(params![tenant, user, after, limit], |r| {
                 Ok(Summary {
                     id: r.get(0)?,
                     model: r.get(1)?,
@@ -257,11 +303,29 @@ impl Store {
         let Some(messages) = self.history(tenant, user, id).await? else {
             return Ok(None);
         };
+        // A direct lookup by id, not a search in the (bounded) list: a user with more
+        // conversations than one list page still gets each of them.
+        let (tenant, user, id) = (tenant.to_owned(), user.to_owned(), id.to_owned());
         let summary = self
-            .list(tenant, user)
-            .await?
-            .into_iter()
-            .find(|s| s.id == id);
+            .run(move |c| {
+                Ok(c.query_row(
+                    "SELECT c.id, c.model, c.created_at, c.updated_at,
+                            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
+                     FROM conversations c WHERE c.id = ?1 AND c.tenant = ?2 AND c.user_id = ?3",
+                    params![id, tenant, user],
+                    |r| {
+                        Ok(Summary {
+                            id: r.get(0)?,
+                            model: r.get(1)?,
+                            created_at: r.get(2)?,
+                            updated_at: r.get(3)?,
+                            message_count: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await?;
         Ok(summary.map(|summary| Conversation { summary, messages }))
     }
 

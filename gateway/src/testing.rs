@@ -86,6 +86,7 @@ pub fn config_with_upstream(api_base: &str) -> Config {
         upstreams: vec![upstream("local", UpstreamKind::Vllm, api_base)],
         models: vec![model("small", 0, 16)],
         tools: vec![],
+        reads: Default::default(),
         demo: false,
     }
 }

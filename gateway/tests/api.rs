@@ -633,7 +633,9 @@ async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
     }];
     let s = state_with(cfg);
     let mut body = hello();
-    body["max_tokens"] = json!(100);
+    // 40 + the prompt estimate is reserved; abandoned, only the prompt estimate is charged,
+    // so a second request of the same size fits the 100 again.
+    body["max_tokens"] = json!(40);
     let first = tokio::spawn({
         let s = s.clone();
         let body = body.clone();
@@ -647,7 +649,7 @@ async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
     }
     first.abort();
     let _ = first.await;
-    // its 100 reserved tokens come back: a new request is admitted (not model_quota_exhausted)
+    // its reserved output tokens come back: a new request is admitted (not model_quota_exhausted)
     let mut admitted = false;
     while std::time::Instant::now() < deadline {
         let mut req = chat(Some(TOKEN), body.clone());

@@ -1,8 +1,9 @@
 //! Tenant budgets (requests and tokens per UTC day, per alias or `*`): the in-process ledger.
 //!
-//! A request reserves before the upstream call (one request, plus its `max_tokens` if given)
-//! and settles the real usage afterwards, so parallel requests cannot overspend the request
-//! budget; the token budget refuses once what is used and reserved reaches the limit.
+//! A request reserves before the upstream call (one request, plus its prompt estimate and its
+//! output cap) and settles the real usage afterwards, so parallel requests cannot overspend
+//! either budget: a request is refused when used + reserved + its own reservation would pass
+//! the limit.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,51 @@ use parking_lot::Mutex;
 use crate::config::{Budget, Tenant};
 
 pub const DAY: u64 = 86_400;
+
+/// Bytes per token of the estimates (OpenAI's rule of thumb for English text: ~4 characters
+/// per token). Cheap and deliberately simple: it only has to stop a budget being overspent
+/// before the upstream reports the real count, which then replaces it.
+pub const BYTES_PER_TOKEN: u64 = 4;
+
+/// Tokens a streamed text of `bytes` bytes is estimated at.
+pub fn tokens_of_bytes(bytes: u64) -> u64 {
+    bytes.div_ceil(BYTES_PER_TOKEN)
+}
+
+/// The prompt estimate of a chat body: the text of its messages (string contents, text parts,
+/// tool-call arguments) at [`BYTES_PER_TOKEN`], plus 4 tokens of framing per message. Image
+/// parts are not counted by their (base64) bytes; the upstream's usage settles them.
+pub fn prompt_estimate(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    use serde_json::Value;
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return 0;
+    };
+    let mut bytes = 0u64;
+    for m in messages {
+        match m.get("content") {
+            Some(Value::String(s)) => bytes += s.len() as u64,
+            Some(Value::Array(parts)) => {
+                for p in parts {
+                    if let Some(t) = p.get("text").and_then(Value::as_str) {
+                        bytes += t.len() as u64;
+                    }
+                }
+            }
+            _ => {}
+        }
+        for c in m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(a) = c.pointer("/function/arguments").and_then(Value::as_str) {
+                bytes += a.len() as u64;
+            }
+        }
+    }
+    tokens_of_bytes(bytes).saturating_add(4 * messages.len() as u64)
+}
 
 /// What one request holds against one budget.
 #[derive(Clone, Debug)]
@@ -60,7 +106,8 @@ impl LocalLedger {
                 .copied()
                 .unwrap_or_default();
             if b.requests_per_day.is_some_and(|lim| r + 1 > lim)
-                || b.tokens_per_day.is_some_and(|lim| t >= lim)
+                || b.tokens_per_day
+                    .is_some_and(|lim| t.saturating_add(tokens) > lim)
             {
                 return None;
             }
@@ -78,6 +125,11 @@ impl LocalLedger {
             });
         }
         Some(holds)
+    }
+
+    /// Tokens used or reserved under `key` (see [`budget_key`]): for tests and operators.
+    pub fn tokens(&self, key: &str) -> u64 {
+        self.counters.lock().get(key).map_or(0, |c| c.1)
     }
 
     pub fn settle(&self, holds: &[Hold], used_tokens: u64) {
@@ -135,8 +187,33 @@ mod tests {
         let h = l.reserve(&t, "m", 0, 0).unwrap();
         l.settle(&h, 70);
         assert!(
-            l.reserve(&t, "m", 0, 0).is_none(),
+            l.reserve(&t, "m", 1, 0).is_none(),
             "30 + 70 = the whole budget"
         );
+    }
+
+    #[test]
+    fn prompt_estimate_counts_message_text_at_four_bytes_a_token() {
+        let body = serde_json::json!({"messages": [
+            {"role": "user", "content": "x".repeat(8000)},
+            {"role": "user", "content": [{"type": "text", "text": "abcd"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}
+        ]});
+        let body = body.as_object().unwrap();
+        assert_eq!(prompt_estimate(body), 2000 + 1 + 2 * 4);
+    }
+
+    #[test]
+    fn a_reservation_that_would_pass_the_limit_is_refused_not_only_a_full_budget() {
+        let l = LocalLedger::default();
+        let t = tenant(None, Some(1000));
+        // 20 requests of 600 tokens each against 1000: exactly one fits.
+        let admitted = (0..20).filter_map(|_| l.reserve(&t, "m", 600, 0)).count();
+        assert_eq!(admitted, 1);
+        assert!(
+            l.reserve(&t, "m", 400, 0).is_some(),
+            "600 + 400 = 1000 fits"
+        );
+        assert!(l.reserve(&t, "m", 1, 0).is_none());
     }
 }

@@ -35,13 +35,16 @@ impl AppState {
         self.limiters.check(key, rate)
     }
 
-    /// Reserves the request against the tenant's budgets for `alias`.
+    /// Reserves the request against the tenant's budgets for `alias`: `prompt_estimate`
+    /// (what is sent) plus `output_cap` (what may come back).
     pub async fn reserve(
         &self,
         tenant: &Tenant,
         alias: &str,
-        tokens: u64,
+        prompt_estimate: u64,
+        output_cap: u64,
     ) -> Result<Reservation, ApiError> {
+        let tokens = prompt_estimate.saturating_add(output_cap);
         if tenant.budgets.is_empty() {
             return Ok(Reservation::none());
         }
@@ -76,6 +79,7 @@ impl AppState {
         Ok(Reservation {
             state: (!holds.is_empty()).then(|| self.clone()),
             holds,
+            prompt_estimate,
         })
     }
 
@@ -94,12 +98,13 @@ impl AppState {
 }
 
 /// A request's hold on its budgets. Settled with the real usage when the request ends; if it
-/// is dropped unsettled (the caller went away mid-request), its token reservation is released
-/// and the request itself stays counted.
+/// is dropped unsettled (the caller went away mid-request), it is charged what was sent (the
+/// prompt estimate), never 0: hanging up must not be a way around a budget.
 #[must_use = "settle the reservation with the upstream's usage"]
 pub struct Reservation {
     state: Option<AppState>,
     holds: Vec<Hold>,
+    prompt_estimate: u64,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -115,6 +120,7 @@ impl Reservation {
         Reservation {
             state: None,
             holds: Vec::new(),
+            prompt_estimate: 0,
         }
     }
 
@@ -123,14 +129,22 @@ impl Reservation {
             state.settle_holds(&self.holds, used_tokens).await;
         }
     }
+
+    /// Settles a request the caller abandoned: the upstream's own count when it reported one,
+    /// else what was sent (the prompt estimate) plus what was streamed — never 0.
+    pub async fn settle_abandoned(self, reported_tokens: u64, streamed_tokens: u64) {
+        let floor = self.prompt_estimate.saturating_add(streamed_tokens);
+        self.settle(reported_tokens.max(floor)).await;
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
             let holds = std::mem::take(&mut self.holds);
+            let charged = self.prompt_estimate;
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { state.settle_holds(&holds, 0).await });
+                rt.spawn(async move { state.settle_holds(&holds, charged).await });
             }
         }
     }

@@ -50,7 +50,7 @@ for i = 1, n do
   local tk = tonumber(redis.call('GET', KEYS[2*i]) or '0')
   local rl = tonumber(ARGV[1 + 2*i])
   local tl = tonumber(ARGV[2 + 2*i])
-  if (rl >= 0 and r + 1 > rl) or (tl >= 0 and tk >= tl) then return 0 end
+  if (rl >= 0 and r + 1 > rl) or (tl >= 0 and tk + reserve > tl) then return 0 end
 end
 for i = 1, n do
   redis.call('INCR', KEYS[2*i-1]); redis.call('EXPIRE', KEYS[2*i-1], ttl)

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
 
+use crate::admission::budget::{prompt_estimate, tokens_of_bytes};
 use crate::admission::Principal;
+use crate::admission::Reservation;
 use crate::catalog::Code;
 use crate::checks::{self as validate, Api};
 use crate::config::Model;
@@ -37,16 +39,18 @@ pub async fn v1(
         .reserve(
             tenant,
             &checked.model.alias,
-            reserved_tokens(&obj, checked.model),
+            prompt_estimate(&obj),
+            output_cap(&obj, checked.model),
         )
         .await?;
     let slot = upstream::in_flight_slot(&state, checked.model).await?;
     let mut resp = if checked.stream {
         let hooks = Hooks {
             field: None,
+            keep_message: false,
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
-                    reservation.settle(o.usage.total_tokens).await;
+                    settle_stream(reservation, &o).await;
                     Ok(())
                 })
             })),
@@ -81,9 +85,23 @@ async fn read_chat(
         })?;
     validate::parse_object(&bytes)
 }
-/// What a request may spend, reserved up front: its `max_tokens`, else the model's output cap
-/// (so that parallel requests without a limit cannot overspend a token budget).
-fn reserved_tokens(body: &Map<String, Value>, model: &Model) -> u64 {
+/// Settles a stream's reservation: the upstream's count, or, when the caller hung up, what was
+/// sent and streamed (never 0).
+async fn settle_stream(reservation: Reservation, o: &Outcome) {
+    if o.caller_left {
+        let streamed = tokens_of_bytes(o.streamed_bytes);
+        reservation
+            .settle_abandoned(o.usage.total_tokens, streamed)
+            .await;
+    } else {
+        reservation.settle(o.usage.total_tokens).await;
+    }
+}
+
+/// What a request may produce, reserved up front with its prompt estimate: its `max_tokens`,
+/// else the model's output cap (so that parallel requests without a limit cannot overspend a
+/// token budget).
+fn output_cap(body: &Map<String, Value>, model: &Model) -> u64 {
     body.get("max_tokens")
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
@@ -170,7 +188,12 @@ pub async fn c1(
         })?;
     let history = match &requested {
         Some(id) => store
-            .history(&tenant.id, &user, id)
+            .recent_history(
+                &tenant.id,
+                &user,
+                id,
+                state.config.reads.c1_max_history_bytes,
+            )
             .await
             .map_err(storage_error)?
             .ok_or_else(|| {
@@ -194,7 +217,8 @@ pub async fn c1(
         .reserve(
             tenant,
             &checked.model.alias,
-            reserved_tokens(&obj, checked.model),
+            prompt_estimate(&obj),
+            output_cap(&obj, checked.model),
         )
         .await?;
     let slot = upstream::in_flight_slot(&state, checked.model).await?;
@@ -204,10 +228,11 @@ pub async fn c1(
         let (tenant_id, alias, conv) = (tenant.id.clone(), checked.model.alias.clone(), id.clone());
         let hooks = Hooks {
             field: Some(("conversation_id".into(), Value::String(id.clone()))),
+            keep_message: true,
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     let _guard = guard;
-                    reservation.settle(o.usage.total_tokens).await;
+                    settle_stream(reservation, &o).await;
                     if !o.completed {
                         return Ok(());
                     }

@@ -49,9 +49,10 @@ pub async fn relay(
         events,
         wants_usage,
         usage: Usage::default(),
-        asm: Assembler::default(),
+        asm: hooks.keep_message.then(Assembler::default),
         hooks,
         ended: false,
+        streamed_bytes: 0,
     };
     let first_bytes = st.forward(first);
     let rest = futures_util::stream::unfold(st, |mut st| async move {
@@ -67,7 +68,7 @@ pub async fn relay(
                 }
                 Piece::Done => {
                     st.ended = true;
-                    let message = st.asm.message();
+                    let message = st.asm.as_ref().map_or(Value::Null, Assembler::message);
                     let end = st.hooks.complete(st.usage, message).await;
                     return Some((Ok(end), st));
                 }
@@ -95,10 +96,12 @@ struct RelayState {
     events: UpstreamEvents,
     wants_usage: bool,
     usage: Usage,
-    /// What the caller has received so far, for the /c1 store.
-    asm: Assembler,
+    /// What the caller has received so far, for the /c1 store (`None` on /v1).
+    asm: Option<Assembler>,
     hooks: Hooks,
     ended: bool,
+    /// Content bytes forwarded (a counter, not a copy): an abandoned stream is charged them.
+    streamed_bytes: u64,
 }
 
 impl RelayState {
@@ -109,14 +112,26 @@ impl RelayState {
         if is_usage_only(&chunk) && !self.wants_usage {
             return None;
         }
-        self.asm.add(&chunk);
+        let delta = chunk
+            .get("choices")
+            .and_then(|c| c.pointer("/0/delta"))
+            .map_or(0, |d| {
+                let text = d.get("content").and_then(Value::as_str).map_or(0, str::len);
+                let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
+                text + args
+            });
+        self.streamed_bytes = self.streamed_bytes.saturating_add(delta as u64);
+        if let Some(asm) = &mut self.asm {
+            asm.add(&chunk);
+        }
         self.hooks.chunk_bytes(&mut chunk)
     }
 }
 
 impl Drop for RelayState {
     fn drop(&mut self) {
-        // A caller that went away still consumed what the upstream reported so far.
-        self.hooks.abandon(self.usage);
+        // A caller that went away is charged what was sent and what it received so far
+        // (no-op when the stream already ended).
+        self.hooks.caller_left(self.usage, self.streamed_bytes);
     }
 }

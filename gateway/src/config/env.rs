@@ -58,6 +58,31 @@ impl Config {
         }
 
         let limits = server_limits(env)?;
+        let d = Limits::default();
+        let byte_limit = |name: &str, default: usize| -> Result<usize, ConfigError> {
+            let v: usize = parse_var(get(name), name, &default.to_string())?;
+            if v == 0 {
+                return Err(ConfigError::new("environment", name, "must be > 0"));
+            }
+            Ok(v)
+        };
+        let reads = Limits {
+            upstream_max_body_bytes: byte_limit(
+                vars::UPSTREAM_MAX_BODY_BYTES,
+                d.upstream_max_body_bytes,
+            )?,
+            upstream_max_error_bytes: byte_limit(
+                vars::UPSTREAM_MAX_ERROR_BYTES,
+                d.upstream_max_error_bytes,
+            )?,
+            sse_max_line_bytes: byte_limit(vars::SSE_MAX_LINE_BYTES, d.sse_max_line_bytes)?,
+            tool_max_answer_bytes: byte_limit(
+                vars::TOOL_MAX_ANSWER_BYTES,
+                d.tool_max_answer_bytes,
+            )?,
+            c1_max_history_bytes: byte_limit(vars::C1_MAX_HISTORY_BYTES, d.c1_max_history_bytes)?,
+        };
+
         let demo = Self::demo_requested(env);
         let (upstreams, models, tools) = match get(vars::GATEWAY_CONFIG) {
             Some(path) => load_gateway_file(Path::new(path), secret)?,
@@ -131,6 +156,7 @@ impl Config {
             upstreams,
             models,
             tools,
+            reads,
             demo,
         })
     }

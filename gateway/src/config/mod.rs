@@ -45,6 +45,16 @@ pub mod vars {
     pub const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
     /// `1`/`true`: also accept the token in `X-API-Key` (seed 002's clients); default off.
     pub const ACCEPT_X_API_KEY: &str = "ACCEPT_X_API_KEY";
+    /// Bytes read of an upstream's successful (non-streamed) answer before it is refused.
+    pub const UPSTREAM_MAX_BODY_BYTES: &str = "UPSTREAM_MAX_BODY_BYTES";
+    /// Bytes read of an upstream's error answer; the rest is never read.
+    pub const UPSTREAM_MAX_ERROR_BYTES: &str = "UPSTREAM_MAX_ERROR_BYTES";
+    /// Bytes of one upstream SSE line (an event's `data:`) before the stream fails.
+    pub const SSE_MAX_LINE_BYTES: &str = "SSE_MAX_LINE_BYTES";
+    /// Bytes read of an HTTP tool's answer.
+    pub const TOOL_MAX_ANSWER_BYTES: &str = "TOOL_MAX_ANSWER_BYTES";
+    /// Bytes of stored /c1 history sent upstream; older turns beyond it are dropped.
+    pub const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -72,6 +82,11 @@ pub mod vars {
         READYZ_CACHE_SECS,
         METRICS_BIND_ADDR,
         ACCEPT_X_API_KEY,
+        UPSTREAM_MAX_BODY_BYTES,
+        UPSTREAM_MAX_ERROR_BYTES,
+        SSE_MAX_LINE_BYTES,
+        TOOL_MAX_ANSWER_BYTES,
+        C1_MAX_HISTORY_BYTES,
     ];
 }
 
@@ -83,6 +98,29 @@ pub const DEFAULT_MAX_TOOL_ITERATIONS: u32 = 10;
 pub const DEFAULT_RPS: f64 = 1.0;
 pub const DEFAULT_BURST: u32 = 30;
 pub const DEFAULT_SQLITE_PATH: &str = "gateway.sqlite3";
+
+/// Byte bounds on what the gateway reads from upstreams, tools and its own store (issue 15):
+/// every buffer filled from outside has one of these as its ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub upstream_max_body_bytes: usize,
+    pub upstream_max_error_bytes: usize,
+    pub sse_max_line_bytes: usize,
+    pub tool_max_answer_bytes: usize,
+    pub c1_max_history_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            upstream_max_body_bytes: 16 * 1024 * 1024,
+            upstream_max_error_bytes: 64 * 1024,
+            sse_max_line_bytes: 1024 * 1024,
+            tool_max_answer_bytes: 1024 * 1024,
+            c1_max_history_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
 
 /// Start-up failure: one line naming where and what.
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +397,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub models: Vec<Model>,
     pub tools: Vec<Tool>,
+    /// Byte caps on upstream, SSE, tool and /c1 history reads.
+    pub reads: Limits,
     /// Demo mode: the only token is [`DEMO_TOKEN`] (unless one is configured) and the
     /// upstream is an in-process mock.
     pub demo: bool,

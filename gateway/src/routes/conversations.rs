@@ -35,6 +35,38 @@ fn user_id(query: Option<String>) -> Result<String, ApiError> {
     Ok(user)
 }
 
+/// Pagination: `limit` (1-1000, default 100) and `after` (the `last_id` of the previous page).
+fn page(query: Option<&str>) -> Result<(u32, Option<String>), ApiError> {
+    let url = reqwest::Url::parse(&format!("http://q/?{}", query.unwrap_or_default()))
+        .map_err(|_| ApiError::invalid_field("query.limit", "query string is malformed"))?;
+    let mut limit = 100;
+    let mut after = None;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("query.limit", "must be an integer 1-1000")
+                    })?;
+            }
+            "after" => {
+                if !valid_conversation_id(&v) {
+                    return Err(ApiError::invalid_field(
+                        "query.after",
+                        "must be a conversation id (the `last_id` of the previous page)",
+                    ));
+                }
+                after = Some(v.into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, after))
+}
+
 /// The id from the path; a path that does not even decode (e.g. `%FF`) is an invalid id too.
 fn conversation_id(id: &Result<Path<String>, PathRejection>) -> Result<&str, ApiError> {
     let id = id.as_ref().map(|p| p.0.as_str()).unwrap_or_default();
@@ -62,15 +94,22 @@ pub async fn list(
     fault: Option<Extension<Fault>>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let (limit, after) = page(q.as_deref())?;
     let user = user_id(q)?;
     let tenant = &state.config.tenants[p.tenant].id;
-    let list = state
+    // One more than asked: whether another page exists.
+    let mut list = state
         .store
         .with_fault(fault.map(|Extension(f)| f))
-        .list(tenant, &user)
+        .list_page(tenant, &user, limit + 1, after)
         .await
         .map_err(super::storage_error)?;
-    Ok(Json(json!({"object": "list", "data": list})))
+    let has_more = list.len() > limit as usize;
+    list.truncate(limit as usize);
+    let last_id = list.last().map(|s| s.id.clone());
+    Ok(Json(
+        json!({"object": "list", "data": list, "has_more": has_more, "last_id": last_id}),
+    ))
 }
 
 pub async fn get(

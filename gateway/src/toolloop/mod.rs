@@ -117,7 +117,10 @@ impl<'a> Loop<'a> {
         for c in &server {
             let tool = self.state.config.tools.iter().find(|t| t.name == c.name);
             let out = match tool {
-                Some(t) => tools::execute(&self.state.http, t, &c.arguments).await,
+                Some(t) => {
+                    let max = self.state.config.reads.tool_max_answer_bytes;
+                    tools::execute(&self.state.http, t, &c.arguments, max).await
+                }
                 None => json!({"error": "unknown tool"}).to_string(),
             };
             self.collected

@@ -123,14 +123,18 @@ pub async fn stream(
         };
         let usage = std::sync::Arc::new(parking_lot::Mutex::new(Usage::default()));
         let seen = usage.clone();
-        tokio::select! {
+        let left = tokio::select! {
             // The caller went away: dropping the driver drops the upstream request with it.
-            _ = closed.closed() => {}
-            _ = drive(&state, &model, body, deadline, &mut out, &seen) => {}
+            _ = closed.closed() => true,
+            _ = drive(&state, &model, body, deadline, &mut out, &seen) => false,
         };
         // Settles a reservation when the stream did not complete (no-op after completion).
         let used = *usage.lock();
-        out.hooks.abandon(used);
+        if left {
+            out.hooks.caller_left(used, 0);
+        } else {
+            out.hooks.abandon(used);
+        }
     });
     match start_rx.await {
         Ok(Ok(())) => {

@@ -37,7 +37,14 @@ fn builtin(which: Builtin, args: &Value) -> Result<Value, String> {
 }
 
 /// Runs `tool` with the model's `arguments` string; the result is the `tool` message content.
-pub async fn execute(http: &reqwest::Client, tool: &Tool, arguments: &str) -> String {
+/// An HTTP tool's answer is read up to `max_bytes` (TOOL_MAX_ANSWER_BYTES), JSON or not; a
+/// larger answer is a failed tool, never a buffer without bound.
+pub async fn execute(
+    http: &reqwest::Client,
+    tool: &Tool,
+    arguments: &str,
+    max_bytes: usize,
+) -> String {
     let args: Value = match serde_json::from_str(arguments) {
         Ok(v) => v,
         Err(e) => {
@@ -49,12 +56,22 @@ pub async fn execute(http: &reqwest::Client, tool: &Tool, arguments: &str) -> St
         Executor::Builtin(b) => builtin(*b, &args),
         Executor::Http { url, timeout } => {
             match http.post(url).timeout(*timeout).json(&args).send().await {
-                Ok(r) if r.status().is_success() => match r.bytes().await {
-                    Ok(b) => Ok(serde_json::from_slice::<Value>(&b).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&b[..b.len().min(8192)]).into_owned())
-                    })),
-                    Err(_) => Err("the tool's answer could not be read".to_owned()),
-                },
+                Ok(r) if r.status().is_success() => {
+                    match crate::upstream::read_capped(r, max_bytes).await {
+                        Ok(crate::upstream::Capped::Whole(b)) => {
+                            Ok(serde_json::from_slice::<Value>(&b).unwrap_or_else(|_| {
+                                Value::String(
+                                    String::from_utf8_lossy(&b[..b.len().min(8192)]).into_owned(),
+                                )
+                            }))
+                        }
+                        Ok(crate::upstream::Capped::Cut(_)) => Err(format!(
+                            "the tool's answer exceeds TOOL_MAX_ANSWER_BYTES ({max_bytes} bytes)"
+                        )),
+                        Err(_) => Err("the tool's answer could not be read".to_owned()),
+                    }
+                }
+                // Redirects are not followed (the client's policy): a 3xx is a failed tool.
                 Ok(r) => Err(format!("the tool answered HTTP {}", r.status().as_u16())),
                 Err(e) if e.is_timeout() => Err(format!(
                     "the tool timed out after {} ms",
@@ -98,15 +115,21 @@ mod tests {
     async fn builtins_are_deterministic_and_failures_become_text() {
         let http = reqwest::Client::new();
         let w = tool(Executor::Builtin(Builtin::LookupWeather));
-        let a = execute(&http, &w, r#"{"city":"Oslo"}"#).await;
-        assert_eq!(a, execute(&http, &w, r#"{ "city" : "Oslo" }"#).await);
+        let a = execute(&http, &w, r#"{"city":"Oslo"}"#, 1 << 20).await;
+        assert_eq!(
+            a,
+            execute(&http, &w, r#"{ "city" : "Oslo" }"#, 1 << 20).await
+        );
         assert!(a.contains("Oslo"));
-        assert!(execute(&http, &w, "{}").await.contains("error"));
-        assert!(execute(&http, &w, "{nope").await.contains("not JSON"));
+        assert!(execute(&http, &w, "{}", 1 << 20).await.contains("error"));
+        assert!(execute(&http, &w, "{nope", 1 << 20)
+            .await
+            .contains("not JSON"));
         let sum = execute(
             &http,
             &tool(Executor::Builtin(Builtin::Add)),
             r#"{"a":2,"b":3}"#,
+            1 << 20,
         )
         .await;
         assert_eq!(sum, r#"{"sum":5.0}"#);
@@ -119,6 +142,53 @@ mod tests {
             url: "http://127.0.0.1:9/tool".into(),
             timeout: Duration::from_millis(500),
         });
-        assert!(execute(&http, &t, "{}").await.contains("failed"));
+        assert!(execute(&http, &t, "{}", 1 << 20).await.contains("failed"));
+    }
+
+    /// A loopback tool server: `/big` answers `n` bytes of JSON, `/moved` a 302 to `/big`.
+    async fn tool_server(n: usize) -> String {
+        use axum::routing::post;
+        let big = format!("[{}0]", "0,".repeat(n / 2));
+        let app = axum::Router::new()
+            .route("/big", post(move || async move { big }))
+            .route(
+                "/moved",
+                post(|| async { axum::response::Redirect::temporary("/big") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn http_tool_answer_is_capped_also_when_json() {
+        let base = tool_server(4 << 20).await;
+        let http = crate::testing::state_at(0).http;
+        let t = tool(Executor::Http {
+            url: format!("{base}/big"),
+            timeout: Duration::from_secs(5),
+        });
+        let out = execute(&http, &t, "{}", 64 * 1024).await;
+        assert!(
+            out.contains("TOOL_MAX_ANSWER_BYTES"),
+            "{}",
+            &out[..out.len().min(300)]
+        );
+        assert!(out.len() < 1024);
+        let out = execute(&http, &t, "{}", 8 << 20).await;
+        assert!(out.len() > 4 << 20, "within the cap the answer passes");
+    }
+
+    #[tokio::test]
+    async fn http_tool_redirect_is_not_followed() {
+        let base = tool_server(16).await;
+        let http = crate::testing::state_at(0).http;
+        let t = tool(Executor::Http {
+            url: format!("{base}/moved"),
+            timeout: Duration::from_secs(5),
+        });
+        let out = execute(&http, &t, "{}", 1 << 20).await;
+        assert!(out.contains("HTTP 307"), "{out}");
     }
 }

@@ -112,6 +112,22 @@ pub fn shutting_down() -> ApiError {
     )
 }
 
+/// A non-streamed upstream answer over UPSTREAM_MAX_BODY_BYTES (the rest is never read).
+pub fn answer_too_large(max: usize) -> ApiError {
+    ApiError::new(
+        Code::UpstreamError,
+        format!("the upstream's answer exceeds UPSTREAM_MAX_BODY_BYTES ({max} bytes)"),
+    )
+}
+
+/// One upstream SSE event over SSE_MAX_LINE_BYTES: the stream fails there.
+pub fn event_too_long(max: usize) -> ApiError {
+    ApiError::new(
+        Code::UpstreamError,
+        format!("an upstream event exceeds SSE_MAX_LINE_BYTES ({max} bytes)"),
+    )
+}
+
 /// The request's deadline passed before the upstream answered (a call or a streamed round).
 pub fn answer_timeout() -> ApiError {
     ApiError::new(
@@ -162,9 +178,14 @@ pub(super) async fn error_from_response(
 ) -> ApiError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    // Bounded read: an error body is a diagnostic, not something worth megabytes.
-    let text = match tokio::time::timeout(std::time::Duration::from_secs(5), resp.bytes()).await {
-        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(16 * 1024)]).into_owned(),
+    // Bounded read: an error body is a diagnostic, not something worth megabytes. At most
+    // UPSTREAM_MAX_ERROR_BYTES are read, then the connection is dropped.
+    let max = state.config.reads.upstream_max_error_bytes;
+    let read = super::read_capped(resp, max);
+    let text = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(super::Capped::Whole(b) | super::Capped::Cut(b))) => {
+            String::from_utf8_lossy(&b).into_owned()
+        }
         _ => String::new(),
     };
     map_status(
@@ -210,6 +231,22 @@ pub fn map_status(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
 
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // The upstream refused the GATEWAY's own credentials (a revoked or wrong key): relayed
+        // 1:1 the caller would think its own token is bad. This is the operator's to fix.
+        tracing::error!(
+            upstream = %upstream.name,
+            status = status.as_u16(),
+            "the upstream refused the gateway's credentials; check api_key_env of this upstream"
+        );
+        return ApiError::new(
+            Code::UpstreamError,
+            format!(
+                "the upstream refused the gateway's own credentials (HTTP {}); this is not a problem with your token: the gateway operator must check the upstream API key",
+                status.as_u16()
+            ),
+        );
+    }
     let upstream_code = parsed
         .as_ref()
         .and_then(|v| v.pointer("/error/code"))
@@ -375,53 +412,5 @@ pub fn extract_message(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,
         other => Some(other.to_string()),
-    }
-}
-
-/// Provider names: the caller talks to this gateway's aliases, not to a vendor.
-const PROVIDERS: [&str; 5] = ["litellm", "openrouter", "vllm", "openai", "anthropic"];
-
-/// Removes what a client must never see: URLs, the upstream's host and key, bearer-like
-/// secrets, provider names. Also bounds the length.
-pub fn sanitize(msg: &str, upstream: &Upstream) -> String {
-    let mut out = String::with_capacity(msg.len().min(512));
-    for word in msg.split_inclusive(char::is_whitespace) {
-        // Quotes and brackets around a key or URL must not hide it.
-        let trimmed = word.trim().trim_matches(|c: char| !c.is_alphanumeric());
-        let lower = trimmed.to_ascii_lowercase();
-        let secret = PROVIDERS.iter().any(|p| lower.contains(p))
-            || lower.contains("http://")
-            || lower.contains("https://")
-            || lower.starts_with("sk-")
-            || lower.starts_with("bearer")
-            || (!upstream.host.is_empty() && lower.contains(&upstream.host.to_ascii_lowercase()))
-            || upstream
-                .api_key
-                .as_deref()
-                .is_some_and(|k| !k.is_empty() && trimmed.contains(k));
-        if secret {
-            out.push_str("[redacted]");
-            if word.ends_with(char::is_whitespace) {
-                out.push(' ');
-            }
-        } else {
-            out.push_str(word);
-        }
-        if out.len() > 500 {
-            out.truncate(
-                out.char_indices()
-                    .take_while(|(i, _)| *i < 500)
-                    .last()
-                    .map_or(0, |(i, c)| i + c.len_utf8()),
-            );
-            out.push('…');
-            break;
-        }
-    }
-    let out = out.trim().to_owned();
-    if out.is_empty() {
-        "no message".to_owned()
-    } else {
-        out
     }
 }

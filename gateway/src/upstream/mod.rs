@@ -153,7 +153,12 @@ pub async fn chat(
     body: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let resp = send(state, model, body).await?;
-    let bytes = resp.bytes().await.map_err(transport_error)?;
+    let max = state.config.reads.upstream_max_body_bytes;
+    let bytes = match read_capped(resp, max).await {
+        Ok(Capped::Whole(b)) => b,
+        Ok(Capped::Cut(_)) => return Err(errors::answer_too_large(max)),
+        Err(e) => return Err(transport_error(e)),
+    };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(mut obj))
             if obj
@@ -177,10 +182,46 @@ pub async fn chat(
     }
 }
 
+/// A body read with a byte ceiling.
+pub enum Capped {
+    /// The whole body, within the cap.
+    Whole(Vec<u8>),
+    /// The first `max` bytes; the rest was never read (the connection is dropped).
+    Cut(Vec<u8>),
+}
+
+/// Reads at most `max` bytes of `resp`: a declared Content-Length over the cap reads nothing,
+/// and a chunked body stops as soon as it passes the cap, so no more than `max` bytes (plus
+/// one network chunk, cut off) are ever held.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Capped, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(Capped::Cut(Vec::new()));
+    }
+    let mut buf = Vec::with_capacity(
+        resp.content_length()
+            .map_or(8 * 1024, |n| n as usize)
+            .min(max),
+    );
+    while let Some(chunk) = resp.chunk().await? {
+        let room = max - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok(Capped::Cut(buf));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(buf))
+}
+
 mod errors;
+mod sanitize;
 pub mod sse;
 
 pub use errors::*;
+pub use sanitize::{sanitize, SanitizeContext};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,6 @@ use std::pin::Pin;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -22,12 +21,137 @@ use crate::state::AppState;
 use crate::upstream::{self, stream_failure, StreamFailure, Usage};
 use serde_json::json;
 
-type EventStream = Pin<
-    Box<
-        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
-            + Send,
-    >,
->;
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// Why an upstream event could not be read.
+#[derive(Debug)]
+enum ReadError {
+    Transport(reqwest::Error),
+    /// One line (or one event's data) passed SSE_MAX_LINE_BYTES.
+    TooLong,
+    /// A line that is not UTF-8.
+    Malformed,
+}
+
+/// A bounded SSE reader (the `data` of each event, per the WHATWG event-stream rules the
+/// gateway needs: `data:` lines joined by LF, comments and other fields ignored, a blank line
+/// dispatches). It replaces `eventsource-stream` on the upstream side because that parser
+/// re-scans its whole buffer for every network chunk (quadratic in a long line) and has no
+/// cap: here every byte is scanned once, and a line or an event's data over `max_line` fails
+/// the stream before more is buffered.
+struct SseReader {
+    body: ByteStream,
+    buf: Vec<u8>,
+    /// Start of the unconsumed part of `buf`.
+    start: usize,
+    /// Bytes of `buf` from `start` already searched for a line end.
+    scanned: usize,
+    data: String,
+    has_data: bool,
+    max_line: usize,
+}
+
+impl SseReader {
+    fn new(body: ByteStream, max_line: usize) -> Self {
+        SseReader {
+            body,
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            data: String::new(),
+            has_data: false,
+            max_line,
+        }
+    }
+
+    /// The data of the next event; `None` at the end of the body (an unfinished event is
+    /// dropped, as the SSE rules say).
+    async fn next_data(&mut self) -> Option<Result<String, ReadError>> {
+        loop {
+            while let Some(pos) = self.buf[self.start + self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let end = self.start + self.scanned + pos;
+                let mut line = &self.buf[self.start..end];
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                let event = EventData {
+                    data: &mut self.data,
+                    has_data: &mut self.has_data,
+                    max_line: self.max_line,
+                };
+                let dispatched = match event.take_line(line) {
+                    Ok(d) => d,
+                    Err(e) => return Some(Err(e)),
+                };
+                self.start = end + 1;
+                self.scanned = 0;
+                if let Some(data) = dispatched {
+                    return Some(Ok(data));
+                }
+            }
+            self.scanned = self.buf.len() - self.start;
+            if self.scanned > self.max_line {
+                return Some(Err(ReadError::TooLong));
+            }
+            match self.body.next().await {
+                None => return None,
+                Some(Err(e)) => return Some(Err(ReadError::Transport(e))),
+                Some(Ok(chunk)) => {
+                    // Compact once per network chunk, not once per line.
+                    self.buf.drain(..self.start);
+                    self.start = 0;
+                    self.buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+}
+
+/// The event being built (borrowed apart from the buffer its lines come from).
+struct EventData<'a> {
+    data: &'a mut String,
+    has_data: &'a mut bool,
+    max_line: usize,
+}
+
+impl EventData<'_> {
+    /// Applies one line; returns an event's data when the line dispatches one.
+    fn take_line(self, line: &[u8]) -> Result<Option<String>, ReadError> {
+        if line.is_empty() {
+            if !*self.has_data {
+                return Ok(None);
+            }
+            *self.has_data = false;
+            let mut data = std::mem::take(self.data);
+            if data.ends_with('\n') {
+                data.pop();
+            }
+            return Ok(Some(data));
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(0) => return Ok(None), // a comment (`: OPENROUTER PROCESSING`)
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        if field != b"data" {
+            return Ok(None);
+        }
+        let value = std::str::from_utf8(value).map_err(|_| ReadError::Malformed)?;
+        if self.data.len() + value.len() + 1 > self.max_line {
+            return Err(ReadError::TooLong);
+        }
+        self.data.push_str(value);
+        self.data.push('\n');
+        *self.has_data = true;
+        Ok(None)
+    }
+}
 
 /// One parsed item of an upstream stream.
 #[derive(Debug)]
@@ -39,7 +163,7 @@ pub enum Piece {
 
 /// The upstream's SSE, parsed and bounded by a deadline.
 pub struct UpstreamEvents {
-    inner: EventStream,
+    inner: SseReader,
     deadline: Instant,
     /// What an error object inside the stream is mapped with, like any upstream error.
     state: AppState,
@@ -57,7 +181,10 @@ impl UpstreamEvents {
         body: &Map<String, Value>,
     ) -> Self {
         UpstreamEvents {
-            inner: Box::pin(resp.bytes_stream().eventsource()),
+            inner: SseReader::new(
+                Box::pin(resp.bytes_stream()),
+                state.config.reads.sse_max_line_bytes,
+            ),
             deadline,
             state: state.clone(),
             model: model.clone(),
@@ -71,14 +198,19 @@ impl UpstreamEvents {
         if self.finished {
             return Piece::Done;
         }
-        let piece = match tokio::time::timeout_at(self.deadline, self.inner.next()).await {
+        let piece = match tokio::time::timeout_at(self.deadline, self.inner.next_data()).await {
             Err(_) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
             Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
-            Ok(Some(Err(EventStreamError::Transport(e)))) => {
+            Ok(Some(Err(ReadError::Transport(e)))) => {
                 Piece::Failed(upstream::stream_transport_error(e))
             }
-            Ok(Some(Err(_))) => Piece::Failed(stream_failure(StreamFailure::Malformed)),
-            Ok(Some(Ok(event))) => self.parse(&event.data),
+            Ok(Some(Err(ReadError::TooLong))) => {
+                Piece::Failed(upstream::event_too_long(self.inner.max_line))
+            }
+            Ok(Some(Err(ReadError::Malformed))) => {
+                Piece::Failed(stream_failure(StreamFailure::Malformed))
+            }
+            Ok(Some(Ok(data))) => self.parse(&data),
         };
         if !matches!(piece, Piece::Chunk(_)) {
             self.finished = true;
@@ -199,6 +331,10 @@ pub struct Outcome {
     pub message: Value,
     /// True only when the stream reached `[DONE]`.
     pub completed: bool,
+    /// The caller went away before the end (not an upstream failure): the request is charged.
+    pub caller_left: bool,
+    /// Content bytes relayed to the caller (for the charge of an abandoned stream).
+    pub streamed_bytes: u64,
 }
 
 pub type FinishFuture = Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send>>;
@@ -212,6 +348,9 @@ pub struct Hooks {
     /// Runs before `[DONE]` is sent (its error replaces `[DONE]` with `event: error`), or,
     /// with `completed: false`, when the stream fails or the caller leaves.
     pub finish: Option<Finish>,
+    /// Whether the finish hook needs the assembled message (/c1 stores it). Off on /v1: a
+    /// relayed stream then holds no copy of its content, only the chunk in flight.
+    pub keep_message: bool,
 }
 
 impl Hooks {
@@ -222,14 +361,26 @@ impl Hooks {
         serde_json::to_string(chunk).ok().map(|s| sse_data(&s))
     }
 
-    /// Settles an unfinished stream without blocking the caller (`RelayState` calls it on drop).
+    /// Settles a stream the upstream failed, without blocking the caller.
     pub fn abandon(&mut self, usage: Usage) {
+        self.unfinished(usage, false, 0);
+    }
+
+    /// Settles a stream whose caller went away (`RelayState` calls it on drop) after
+    /// `streamed_bytes` of content reached it.
+    pub fn caller_left(&mut self, usage: Usage, streamed_bytes: u64) {
+        self.unfinished(usage, true, streamed_bytes);
+    }
+
+    fn unfinished(&mut self, usage: Usage, caller_left: bool, streamed_bytes: u64) {
         if let Some(f) = self.finish.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(f(Outcome {
                     usage,
                     message: Value::Null,
                     completed: false,
+                    caller_left,
+                    streamed_bytes,
                 }));
             }
         }
@@ -242,6 +393,8 @@ impl Hooks {
                 usage,
                 message,
                 completed: true,
+                caller_left: false,
+                streamed_bytes: 0,
             })
             .await
             {
@@ -314,3 +467,7 @@ impl Assembler {
         m
     }
 }
+
+#[cfg(test)]
+#[path = "sse_tests.rs"]
+mod tests;

@@ -1,0 +1,207 @@
+//! Token budgets that cannot be overspent (issue 15): the prompt estimate plus the output cap
+//! is reserved, a reservation that would pass the limit is refused, and a caller that hangs
+//! up mid-stream is charged what was sent and streamed, in process and in Redis alike.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use gateway::admission::budget::{budget_key, prompt_estimate, DAY};
+use gateway::config::Budget;
+use gateway::testing::{self, TOKEN};
+use gateway::AppState;
+use mocks::{MockServer, Personality, Step};
+use serde_json::{json, Value};
+
+async fn gateway_with_budget(
+    mock: &MockServer,
+    tokens_per_day: u64,
+    redis_url: Option<String>,
+    timeout: Duration,
+) -> (AppState, gateway::Running) {
+    let mut cfg = testing::config_with_upstream(&mock.api_base());
+    cfg.http_total_timeout = timeout;
+    cfg.redis_url = redis_url;
+    cfg.redis_fail_closed = cfg.redis_url.is_some();
+    cfg.tenants[0].budgets = vec![Budget {
+        model: "small".into(),
+        requests_per_day: None,
+        tokens_per_day: Some(tokens_per_day),
+    }];
+    cfg.rate_limit.burst = 1000;
+    let state = AppState::new(cfg).unwrap();
+    let gw = gateway::spawn(state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (state, gw)
+}
+
+/// ~2,000 tokens of prompt by the gateway's estimate (4 bytes a token).
+fn heavy_body(marker: &str, stream: bool) -> Value {
+    let content = format!("{} mock:{marker}", "word ".repeat(1600));
+    json!({"model": "small", "max_tokens": 16, "stream": stream,
+        "messages": [{"role": "user", "content": content}]})
+}
+
+async fn parallel_heavy(limit: u64) -> (usize, usize) {
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    // Every admitted request stays at the upstream until the deadline, so none settles
+    // before the others reserve: the count admitted is what the reservations allow.
+    mock.script("heavy", vec![Step::hang(); 20]);
+    let (_state, gw) = gateway_with_budget(&mock, limit, None, Duration::from_secs(1)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.base_url());
+    let calls = (0..20).map(|_| {
+        let req = http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&heavy_body("heavy", false));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let admitted = statuses.iter().filter(|s| **s == 504).count();
+    assert_eq!(refused + admitted, 20, "{statuses:?}");
+    (admitted, mock.records("heavy").len())
+}
+
+#[tokio::test]
+async fn twenty_parallel_prompt_heavy_requests_admit_only_what_fits() {
+    let est = prompt_estimate(heavy_body("heavy", false).as_object().unwrap()) + 16;
+    assert!((1990..2100).contains(&est), "{est}");
+    // 1,000 tokens a day cannot hold even one ~2,000-token prompt.
+    assert_eq!(parallel_heavy(1000).await, (0, 0));
+    // 5,000 hold two reservations of ~2,020, not three.
+    assert_eq!(parallel_heavy(5000).await, (2, 2));
+}
+
+/// Opens `n` streams of 52 chunks, reads 45 content chunks of each, hangs up; returns the
+/// tokens charged once every reservation settled (read by `charged`).
+async fn hang_up_after_45_of_52(redis: Option<(String, String)>) -> u64 {
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    let chunks: Vec<String> = (0..52).map(|i| format!("w{i:02} ")).collect();
+    mock.script("hangup", vec![Step::stream(chunks, 5); 10]);
+    let limit = 1_000_000;
+    let (state, gw) = gateway_with_budget(
+        &mock,
+        limit,
+        redis.as_ref().map(|r| r.0.clone()),
+        Duration::from_secs(10),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.base_url());
+    let body = json!({"model": "small", "max_tokens": 500, "stream": true,
+        "messages": [{"role": "user", "content": "count mock:hangup"}]});
+    for _ in 0..10 {
+        let resp = http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut events = resp.bytes_stream().eventsource();
+        let mut content = 0;
+        while content < 45 {
+            let e = events.next().await.unwrap().unwrap();
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            if v.pointer("/choices/0/delta/content")
+                .is_some_and(|c| c != "")
+            {
+                content += 1;
+            }
+        }
+        drop(events); // hang up
+    }
+    let key = format!(
+        "{}:tok",
+        budget_key("primary", "small", state.clock.now_unix() / DAY)
+    );
+    let read = || match &redis {
+        None => state.ledger.tokens(&key.replace(":tok", "")),
+        Some((_, sock)) => {
+            let out = Command::new("redis-cli")
+                .args(["-s", sock, "GET", &key])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        }
+    };
+    // Settlement runs when the relay notices the caller left; wait for all ten to land
+    // (an open reservation holds 500 output tokens alone, more than the slack of 50).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let charged = read();
+        if charged <= expected_charge() + 10 * 5 {
+            return charged;
+        }
+        assert!(Instant::now() < deadline, "never settled: {charged}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn expected_charge() -> u64 {
+    // Per stream: the prompt estimate ("count mock:hangup", 1 message) plus 45 chunks of 4
+    // bytes at 4 bytes a token.
+    let prompt = prompt_estimate(
+        json!({"messages": [{"role": "user", "content": "count mock:hangup"}]})
+            .as_object()
+            .unwrap(),
+    );
+    10 * (prompt + 45)
+}
+
+#[tokio::test]
+async fn streams_hung_up_mid_way_are_charged_in_process() {
+    let charged = hang_up_after_45_of_52(None).await;
+    assert!(charged > 0);
+    // The relay may have forwarded a chunk or two more than the caller read.
+    let want = expected_charge();
+    assert!(
+        (want..=want + 10 * 5).contains(&charged),
+        "{charged} vs {want}"
+    );
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_hung_up_mid_way_are_charged_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("redis.sock");
+    let _redis = Proc(
+        Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is required for this test (apt-get install redis-server)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("redis+unix://{}", sock.display());
+    let charged = hang_up_after_45_of_52(Some((url, sock.display().to_string()))).await;
+    assert!(charged > 0);
+    let want = expected_charge();
+    assert!(
+        (want..=want + 10 * 5).contains(&charged),
+        "{charged} vs {want}"
+    );
+}
