@@ -130,7 +130,7 @@ Feature: Baseline — what every OpenAI-compatible gateway must do, whatever its
 
     @needs-mock
     Scenario: An upstream 5xx becomes a 5xx
-      Given the upstream answers with the error status 500 and message "the model backend is overloaded"
+      Given the upstream answers with the error status 500 and message "the model backend failed"
       When I send a chat request
       Then the response answers the condition "upstream-5xx"
 

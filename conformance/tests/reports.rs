@@ -270,6 +270,16 @@ fn open_in_chromium(browser: &Path, page: &Path) -> Loaded {
 
 /// Every `href="#x"` has an element with `id="x"`.
 fn dangling_links(dom: &str) -> Vec<String> {
+    // Recorded answers (inside <pre>) may themselves be HTML with `href="#…"` as text (e.g.
+    // /docs/errors): only the page's own markup counts.
+    let mut markup = String::with_capacity(dom.len());
+    let mut rest = dom;
+    while let Some(i) = rest.find("<pre") {
+        markup.push_str(&rest[..i]);
+        rest = rest[i..].find("</pre>").map_or("", |j| &rest[i + j..]);
+    }
+    markup.push_str(rest);
+    let dom = markup.as_str();
     let ids: std::collections::HashSet<&str> = dom
         .split("id=\"")
         .skip(1)
