@@ -169,6 +169,7 @@ pub async fn chat(
 }
 
 mod errors;
+pub mod litellm;
 pub mod sse;
 
 pub use errors::*;
