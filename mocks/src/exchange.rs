@@ -8,8 +8,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use crate::personality::{
-    Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage,
-    Wire,
+    Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage, Wire,
 };
 use crate::record::{Outcome, OutcomeGuard};
 use crate::server::RequestInfo;

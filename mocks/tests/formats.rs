@@ -235,7 +235,10 @@ async fn error_envelopes() {
     let (status, _, body) = error_of(Personality::Litellm, Step::error(500, "boom")).await;
     assert_eq!(status, 500);
     // The upstream's sentence inside LiteLLM's relay text: `litellm_relays_like_the_real_proxy`.
-    assert!(body["error"]["message"].as_str().unwrap().contains(" - boom\n\n"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(" - boom\n\n"));
     assert_eq!(body["error"]["code"], "500");
     assert!(body["error"].get("type").is_some() && body["error"].get("param").is_some());
 
@@ -499,7 +502,10 @@ async fn litellm_relays_like_the_real_proxy() {
     assert_eq!(body["error"]["type"], "throttling_error");
     // L4, L9 — upstream-500-always.http, upstream-503-loading.http: 5xx keep their status,
     // type internal_server_error.
-    for (code, class) in [(500, "InternalServerError"), (503, "ServiceUnavailableError")] {
+    for (code, class) in [
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailableError"),
+    ] {
         let (status, _, body) =
             error_of(Personality::Litellm, Step::error(code, "model is loading")).await;
         assert_eq!(status, code);

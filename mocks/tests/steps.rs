@@ -247,7 +247,11 @@ async fn stream_error_inside_200_stream() {
             .map(|d| serde_json::from_str(d).unwrap())
             .collect();
         assert_eq!(content(&before), "chunk-0 chunk-1 ");
-        assert_eq!(data.last().map(String::as_str) == Some("[DONE]"), done, "{p}");
+        assert_eq!(
+            data.last().map(String::as_str) == Some("[DONE]"),
+            done,
+            "{p}"
+        );
 
         // A non-streaming request gets the error as an ordinary error response.
         let resp = post(&mock, &chat("se", false)).await;

@@ -154,7 +154,11 @@ mod tests {
             "ValueException - kept"
         );
         assert_eq!(
-            upstream_sentence("model llama-4-scout is not served", "llama-4-scout", "scout"),
+            upstream_sentence(
+                "model llama-4-scout is not served",
+                "llama-4-scout",
+                "scout"
+            ),
             "model scout is not served"
         );
         assert_eq!(

@@ -191,7 +191,12 @@ pub(crate) trait Dialect: Send + Sync + fmt::Debug + 'static {
     // --- a proxy in front of the upstream (LiteLLM) --------------------------------------------
     /// How a proxy relays an upstream's error: the message the caller sees and its error type
     /// (`model`: what the request named). A server answering for itself keeps the message.
-    fn relayed_error(&self, _status: u16, message: &str, _model: &str) -> (String, Option<&'static str>) {
+    fn relayed_error(
+        &self,
+        _status: u16,
+        message: &str,
+        _model: &str,
+    ) -> (String, Option<&'static str>) {
         (message.to_owned(), None)
     }
     /// The name under which an upstream's response header reaches the caller.
