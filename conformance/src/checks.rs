@@ -245,6 +245,27 @@ impl GatewayWorld {
         }
     }
 
+    /// The model names the upstream received (what the gateway, or a proxy behind it, sent as
+    /// `model`) are internal: none of them may appear in the caller's error message.
+    pub async fn message_names_no_upstream_model(&self) -> Outcome {
+        let (m, r) = self.message()?;
+        let records = self.records().await?;
+        if records.is_empty() {
+            return Err("the upstream received no request for this scenario".into());
+        }
+        for rec in &records {
+            if let Some(name) = rec.body.get("model").and_then(Value::as_str) {
+                if !name.is_empty() && m.contains(name) {
+                    return Err(format!(
+                        "error.message names the upstream model `{name}`: {}",
+                        r.describe()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn message_has_request_id(&self) -> Outcome {
         let (m, r) = self.message()?;
         let id = r

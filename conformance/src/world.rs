@@ -783,6 +783,19 @@ impl GatewayWorld {
         self.script(Step::error(status, message)).await
     }
 
+    /// An upstream error carrying a response header (`retry-after: 7`).
+    pub async fn script_error_with_header(
+        &mut self,
+        status: u16,
+        message: &str,
+        name: &str,
+        value: &str,
+    ) -> Outcome {
+        self.note_numbers(message);
+        self.script(Step::error_with_headers(status, message, [(name, value)]))
+            .await
+    }
+
     fn note_numbers(&mut self, text: &str) {
         for n in text::numbers_in(text) {
             // HTTP status codes in a body are structure, not a leaked figure.

@@ -24,7 +24,17 @@ async fn conformance_catalog_and_features_name_the_same_codes() {
         "only {} scenarios found",
         scenarios.len()
     );
-    let steps = || scenarios.iter().flat_map(|s| s.steps.iter());
+    // `@expected-failure` scenarios wait for a code another change adds to the catalog.
+    let steps = || {
+        scenarios
+            .iter()
+            .filter(|s| {
+                !s.tags
+                    .iter()
+                    .any(|t| t.trim_start_matches('@') == "expected-failure")
+            })
+            .flat_map(|s| s.steps.iter())
+    };
     let asserted: BTreeSet<String> = steps().flat_map(|s| asserted_codes(s)).collect();
     let mentioned: BTreeSet<String> = steps().flat_map(|s| mentioned_codes(s)).collect();
 

@@ -8,7 +8,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use crate::personality::{
-    Delta, Dialect, ErrorReply, FunctionDelta, ToolCallDelta, ToolCallOut, Usage, Wire,
+    Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage, Wire,
 };
 use crate::record::{Outcome, OutcomeGuard};
 use crate::server::RequestInfo;
@@ -261,6 +261,11 @@ impl Exchange<'_> {
         let mut frames = Vec::with_capacity(chunks + 4);
         self.open(&mut frames);
         self.contents(&mut frames, &pieces, interval);
+        if let Some(message) = self.dialect.stream_break_message(StreamBreak::Drop) {
+            // A proxy in front reads the cut and ends the stream with its error object.
+            frames.push(Frame::after(interval, self.wire.stream_error(500, message)));
+            return self.sse(frames, guard);
+        }
         frames.push(Frame::Abort { delay_ms: interval });
         self.sse(frames, guard)
     }
@@ -275,6 +280,10 @@ impl Exchange<'_> {
         let mut frames = Vec::with_capacity(after + 6);
         self.open(&mut frames);
         self.contents(&mut frames, &pieces, interval);
+        if let Some(message) = self.dialect.stream_break_message(StreamBreak::Malformed) {
+            frames.push(Frame::after(interval, self.wire.stream_error(500, message)));
+            return self.sse(frames, guard);
+        }
         frames.push(Frame::after(
             interval,
             Bytes::from_static(b"data: {not json\n\n"),
@@ -311,7 +320,9 @@ impl Exchange<'_> {
                 self.wire.stream_error(status, message),
             ));
         }
-        frames.push(Frame::now(Wire::done()));
+        if self.dialect.done_after_stream_error() {
+            frames.push(Frame::now(Wire::done()));
+        }
         self.sse(frames, guard)
     }
 

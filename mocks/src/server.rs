@@ -378,11 +378,12 @@ async fn chat(
             error_type,
         }) => {
             guard.finish(Outcome::Completed);
-            let reply = d.error_reply(*status, message, error_type.as_deref());
+            let (message, relayed_type) = d.relayed_error(*status, message, model);
+            let reply = d.error_reply(*status, &message, error_type.as_deref().or(relayed_type));
             let mut response = error_response(reply);
             for (name, value) in headers {
                 if let (Ok(name), Ok(value)) = (
-                    header::HeaderName::from_bytes(name.as_bytes()),
+                    header::HeaderName::from_bytes(d.relayed_header(name).as_bytes()),
                     HeaderValue::from_str(value),
                 ) {
                     response.headers_mut().insert(name, value);
@@ -409,7 +410,7 @@ async fn chat(
         Some(Action::ContextLength { max, requested }) => {
             guard.finish(Outcome::Completed);
             let completion = info.max_tokens.unwrap_or(0);
-            error_response(d.context_length(*max, *requested, completion))
+            error_response(d.context_length(*max, *requested, completion, model))
         }
         Some(Action::Drop {
             chunks,

@@ -27,7 +27,8 @@ async fn script_over_http_then_records_delete_reset() {
 
     let first = post(&mock, &chat("ctl-1", false)).await;
     assert_eq!(first.status(), 429);
-    assert_eq!(first.headers()["retry-after"], "7");
+    // A LiteLLM proxy forwards the upstream's header renamed (peers/WIRE_FACTS.md L1).
+    assert_eq!(first.headers()["llm_provider-retry-after"], "7");
     let second: Value = post(&mock, &chat("ctl-1", false))
         .await
         .json()

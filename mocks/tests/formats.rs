@@ -29,6 +29,9 @@
 //!   `{"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock
 //!   1000 free model requests per day","code":429,"metadata":{"headers":{"X-RateLimit-Limit":
 //!   "50","X-RateLimit-Remaining":"0",...}}}}`.
+//! - [peers] the real LiteLLM proxy 1.106.2 (`num_retries: 0`) in front of this mock's vLLM
+//!   personality, captured by `peers/capture.py`: `peers/fixtures/litellm-1.106.2-num_retries-0/
+//!   <case>.http`; facts `L<n>` of `peers/WIRE_FACTS.md`, each with its LiteLLM source line.
 //! - [or-sse] OpenRouter streaming docs: SSE comment lines `: OPENROUTER PROCESSING` are sent
 //!   as keep-alives; ids are `gen-…`; bodies carry `provider`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -231,7 +234,11 @@ async fn error_envelopes() {
 
     let (status, _, body) = error_of(Personality::Litellm, Step::error(500, "boom")).await;
     assert_eq!(status, 500);
-    assert_eq!(body["error"]["message"], "boom");
+    // The upstream's sentence inside LiteLLM's relay text: `litellm_relays_like_the_real_proxy`.
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(" - boom\n\n"));
     assert_eq!(body["error"]["code"], "500");
     assert!(body["error"].get("type").is_some() && body["error"].get("param").is_some());
 
@@ -453,5 +460,107 @@ async fn bad_input_gets_personality_400() {
                 Personality::OpenRouter => assert_eq!(body["error"]["code"], 400, "{what}"),
             }
         }
+    }
+}
+
+// Pins [peers]: what the real LiteLLM proxy 1.106.2 makes of an upstream error, found by the
+// chain run (scripts/chain) and captured in peers/fixtures/litellm-1.106.2-num_retries-0/.
+// The request names the model `mock-model`, so that is the router's model group (L5).
+#[tokio::test]
+async fn litellm_relays_like_the_real_proxy() {
+    const CHATTER: &str =
+        "\n\nLiteLLM: model group 'mock-model' failed with the error above. No fallback was attempted.";
+    // L4, L5, L10 — upstream-400-policy.http: class prefix, `OpenAIException - `, the
+    // upstream's sentence, router text; type BadRequestError, code "400".
+    let (status, _, body) = error_of(
+        Personality::Litellm,
+        Step::error(400, "the prompt was rejected by policy"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": format!("litellm.BadRequestError: OpenAIException - the prompt was rejected by policy{CHATTER}"),
+            "type": "BadRequestError", "param": null, "code": "400",
+        }})
+    );
+    // L1, L4, L10 — upstream-429-retry-after.http: `retry-after: 7` arrives as
+    // `llm_provider-retry-after: 7` and there is no `retry-after`; type throttling_error.
+    let (status, headers, body) = error_of(
+        Personality::Litellm,
+        Step::error_with_headers(429, "slow down", [("retry-after", "7")]),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["llm_provider-retry-after"], "7");
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(
+        body["error"]["message"],
+        format!("litellm.RateLimitError: RateLimitError: OpenAIException - slow down{CHATTER}")
+    );
+    assert_eq!(body["error"]["type"], "throttling_error");
+    // L4, L9 — upstream-500-always.http, upstream-503-loading.http: 5xx keep their status,
+    // type internal_server_error.
+    for (code, class) in [
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailableError"),
+    ] {
+        let (status, _, body) =
+            error_of(Personality::Litellm, Step::error(code, "model is loading")).await;
+        assert_eq!(status, code);
+        assert_eq!(
+            body["error"]["message"],
+            format!("litellm.{class}: {class}: OpenAIException - model is loading{CHATTER}")
+        );
+        assert_eq!(body["error"]["type"], "internal_server_error");
+        assert_eq!(body["error"]["code"], code.to_string());
+    }
+    // L7, L8 — upstream-context-length.http: ContextWindowExceededError, the router's
+    // context-window note with a docs URL, then the usual text; type invalid_request_error.
+    let (status, _, body) = error_of(Personality::Litellm, Step::context_length(8192, 9000)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        format!("litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (9000 in the messages, 0 in the completion). Please reduce the length of the messages or completion.\nmodel=mock-model. context_window_fallbacks=None. fallbacks=None.\n\nSet 'context_window_fallback' - https://docs.litellm.ai/docs/routing#fallbacks{CHATTER}")
+    );
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+}
+
+// Pins [peers] L18 — stream-drop.http, stream-error-object.http, stream-malformed-chunk.http: a
+// broken upstream stream keeps the 200 and ends with ONE `data: {"error": …}` (type null,
+// code "500", no router text) and no `data: [DONE]`.
+#[tokio::test]
+async fn litellm_ends_broken_streams_with_an_error_object() {
+    let head = "litellm.APIConnectionError: APIConnectionError: OpenAIException - ";
+    let cases = [
+        (
+            Step::drop_after(2, 0),
+            "Response payload is not completed: <TransferEncodingError: 400, message='Not enough data to satisfy transfer length header.'>",
+        ),
+        (
+            Step::stream_error(2, 500, "upstream failed mid-stream"),
+            "upstream failed mid-stream",
+        ),
+        (
+            Step::malformed(2),
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+    ];
+    for (i, (step, sentence)) in cases.into_iter().enumerate() {
+        let mock = start(Personality::Litellm).await;
+        let marker = format!("brk-{i}");
+        mock.script(&marker, vec![step]);
+        let resp = post(&mock, &chat(&marker, true)).await;
+        assert_eq!(resp.status(), 200);
+        let (data, err) = sse_data(resp).await;
+        assert!(err.is_none(), "{err:?}");
+        assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+        let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+        assert_eq!(
+            last,
+            json!({"error": {"message": format!("{head}{sentence}"), "type": null, "param": null, "code": "500"}}),
+            "case {i}"
+        );
     }
 }

@@ -15,6 +15,25 @@ async fn answers_error(w: &mut GatewayWorld, code: i64, message: String) -> Outc
     w.script_error(status(code)?, &s(message)).await
 }
 
+#[given(
+    expr = "the upstream answers with the error status {int}, message {string} and the header {string} = {string}"
+)]
+async fn answers_error_with_header(
+    w: &mut GatewayWorld,
+    code: i64,
+    message: String,
+    name: String,
+    value: String,
+) -> Outcome {
+    w.script_error_with_header(status(code)?, &s(message), &s(name), &s(value))
+        .await
+}
+
+#[then("the error message does not name the upstream model")]
+async fn names_no_upstream_model(w: &mut GatewayWorld) -> Outcome {
+    w.message_names_no_upstream_model().await
+}
+
 #[given(expr = "the upstream answers with its {word} error")]
 async fn answers_named_error(w: &mut GatewayWorld, kind: String) -> Outcome {
     w.script_named_error(&kind).await

@@ -225,11 +225,9 @@ pub fn map_status(
         .as_ref()
         .and_then(extract_message)
         .unwrap_or_else(|| text.chars().take(300).collect());
+    let raw_msg = litellm::upstream_sentence(&raw_msg, &model.upstream_model, &model.alias);
     let lower = raw_msg.to_ascii_lowercase();
-    let upstream_retry = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let upstream_retry = litellm::retry_after(headers);
 
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         // The upstream refused the GATEWAY's own credentials (a revoked or wrong key): relayed

@@ -217,6 +217,7 @@ pub async fn read_capped(
 }
 
 mod errors;
+pub mod litellm;
 mod sanitize;
 pub mod sse;
 

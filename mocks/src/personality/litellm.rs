@@ -1,10 +1,49 @@
-//! The LiteLLM proxy: its paths (with and without `/v1`), chunks, bodies and error words.
+//! The LiteLLM proxy 1.106.2 (`num_retries: 0`) in front of an OpenAI-compatible upstream
+//! (vLLM): its paths (with and without `/v1`), chunks, bodies and error words.
 //!
-//! Errors are `{"error":{"message","type","param","code":"<status as string>"}}`.
+//! Errors are `{"error":{"message","type","param","code":"<status as string>"}}`. A scripted
+//! upstream error reaches the caller the way the real proxy relays it (peers/WIRE_FACTS.md L1,
+//! L4, L5, L7-L10, L18; pinned in `tests/formats.rs`): class prefixes and `OpenAIException - `
+//! before the upstream's sentence, router text after it, upstream headers renamed
+//! `llm_provider-<name>`, and stream breaks turned into a final error object without `[DONE]`.
 
 use serde_json::{json, Value};
 
-use super::{Delta, Dialect, ErrorReply, HealthRoute, Ids, Invalid, Usage};
+use super::{Delta, Dialect, ErrorReply, HealthRoute, Ids, Invalid, StreamBreak, Usage};
+
+/// Appended to every relayed non-stream error (L5; `litellm/router_utils/common_utils.py:106-114`).
+fn router_text(model: &str) -> String {
+    format!("\n\nLiteLLM: model group '{model}' failed with the error above. No fallback was attempted.")
+}
+
+/// The message head for an upstream `status`: `str(exception)` of the class LiteLLM raises
+/// (`litellm/litellm_core_utils/exception_mapping_utils.py:424-500`, `litellm/exceptions.py`).
+fn relay_head(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "litellm.BadRequestError: ",
+        401 => "litellm.AuthenticationError: AuthenticationError: ",
+        404 => "litellm.NotFoundError: NotFoundError: ",
+        408 | 504 => "litellm.Timeout: Timeout Error: ",
+        429 => "litellm.RateLimitError: RateLimitError: ",
+        500 => "litellm.InternalServerError: InternalServerError: ",
+        502 => "litellm.BadGatewayError: BadGatewayError: ",
+        503 => "litellm.ServiceUnavailableError: ServiceUnavailableError: ",
+        _ => "litellm.APIError: ",
+    }
+}
+
+/// `error.type` of a relayed error (L10): the exception's own type, else by status
+/// (`litellm/proxy/common_utils/openai_error_payload.py:16-51`).
+fn relay_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "BadRequestError",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "throttling_error",
+        s if s >= 500 => "internal_server_error",
+        _ => "invalid_request_error",
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Litellm;
@@ -161,9 +200,15 @@ impl Dialect for Litellm {
         }})
     }
 
-    fn stream_error(&self, _ids: &Ids, status: u16, message: &str) -> Value {
-        // The proxy yields `data: {"error": ProxyException.to_dict()}`.
-        self.error_body(status, message, None)
+    fn stream_error(&self, _ids: &Ids, _status: u16, message: &str) -> Value {
+        // L18: `data: {"error": ProxyException.to_dict()}` of the APIConnectionError the SDK's
+        // failure becomes: its status is 500 whatever the upstream said, its type null.
+        json!({"error": {
+            "message": format!("litellm.APIConnectionError: APIConnectionError: OpenAIException - {message}"),
+            "type": null,
+            "param": null,
+            "code": "500",
+        }})
     }
 
     fn unauthorized_body(&self, key_present: bool) -> Value {
@@ -216,6 +261,46 @@ impl Dialect for Litellm {
         format!(
             "litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - This model's maximum context length is {max} tokens. However, you requested {requested} tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the messages or completion."
         )
+    }
+
+    fn relayed_error(&self, status: u16, message: &str, model: &str) -> (String, Option<&'static str>) {
+        if message.starts_with("litellm.ContextWindowExceededError: ") {
+            // L7, L8: the router adds its context-window note, then the usual text.
+            let text = format!(
+                "{message}\nmodel={model}. context_window_fallbacks=None. fallbacks=None.\n\nSet 'context_window_fallback' - https://docs.litellm.ai/docs/routing#fallbacks{}",
+                router_text(model)
+            );
+            return (text, Some("invalid_request_error"));
+        }
+        let text = format!(
+            "{}OpenAIException - {message}{}",
+            relay_head(status),
+            router_text(model)
+        );
+        (text, Some(relay_type(status)))
+    }
+
+    fn relayed_header(&self, name: &str) -> String {
+        // L1: every upstream header name without `llm_provider` gets the prefix
+        // (`litellm/litellm_core_utils/llm_response_utils/get_headers.py:51-64`).
+        if name.to_ascii_lowercase().starts_with("llm_provider") {
+            name.to_owned()
+        } else {
+            format!("llm_provider-{name}")
+        }
+    }
+
+    fn stream_break_message(&self, what: StreamBreak) -> Option<&'static str> {
+        // L18: aiohttp's and json's words, as the OpenAI SDK inside LiteLLM raises them.
+        Some(match what {
+            StreamBreak::Drop => "Response payload is not completed: <TransferEncodingError: 400, message='Not enough data to satisfy transfer length header.'>",
+            StreamBreak::Malformed => "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        })
+    }
+
+    fn done_after_stream_error(&self) -> bool {
+        // L18: the generator yields the error object and stops (`proxy_server.py:10357-10365`).
+        false
     }
 
     fn max_tokens_message(&self, min: u64) -> String {

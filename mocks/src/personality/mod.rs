@@ -187,6 +187,40 @@ pub(crate) trait Dialect: Send + Sync + fmt::Debug + 'static {
     ) -> String;
     /// The message of the 400 for a `max_tokens` below the model's floor `min`.
     fn max_tokens_message(&self, min: u64) -> String;
+
+    // --- a proxy in front of the upstream (LiteLLM) --------------------------------------------
+    /// How a proxy relays an upstream's error: the message the caller sees and its error type
+    /// (`model`: what the request named). A server answering for itself keeps the message.
+    fn relayed_error(
+        &self,
+        _status: u16,
+        message: &str,
+        _model: &str,
+    ) -> (String, Option<&'static str>) {
+        (message.to_owned(), None)
+    }
+    /// The name under which an upstream's response header reaches the caller.
+    fn relayed_header(&self, name: &str) -> String {
+        name.to_owned()
+    }
+    /// The message of the error object a proxy sends in place of a broken upstream stream;
+    /// `None`: the break reaches the caller as it is.
+    fn stream_break_message(&self, _what: StreamBreak) -> Option<&'static str> {
+        None
+    }
+    /// Whether `data: [DONE]` follows an error object inside a stream.
+    fn done_after_stream_error(&self) -> bool {
+        true
+    }
+}
+
+/// How an upstream stream breaks (what a proxy in front of it turns into an error object).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StreamBreak {
+    /// The connection is cut mid-stream.
+    Drop,
+    /// A chunk that is not JSON.
+    Malformed,
 }
 
 impl dyn Dialect {
@@ -206,11 +240,18 @@ impl dyn Dialect {
     }
 
     /// The 400 for a prompt longer than the model's window.
-    pub(crate) fn context_length(&self, max: u64, requested: u64, completion: u64) -> ErrorReply {
+    pub(crate) fn context_length(
+        &self,
+        max: u64,
+        requested: u64,
+        completion: u64,
+        model: &str,
+    ) -> ErrorReply {
         let completion = completion.min(requested);
         let message =
             self.context_length_message(max, requested, requested - completion, completion);
-        self.error_reply(400, &message, None)
+        let (message, error_type) = self.relayed_error(400, &message, model);
+        self.error_reply(400, &message, error_type)
     }
 
     /// The 400 for a `max_tokens` below the model's floor.
