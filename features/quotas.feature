@@ -71,3 +71,21 @@ Feature: Model budgets and upstream quotas
     And the header "content-type" contains "application/json"
     And Retry-After is the number of seconds until 00:00 UTC
     And the body has the field "/available_fallbacks/0"
+
+  # The token budget counts what the upstream reported in "usage", not what was reserved
+  # (SPEC §3 "Budgets and limits hold under concurrency": reserve first, settle with the real
+  # usage after). The token_budget model allows 5 tokens a day; the request reserves only
+  # max_tokens 1 but its prompt alone is some 25 tokens, so after it is settled the budget is
+  # used up and the next request is refused without reaching the upstream.
+  @needs-config @needs-mock
+  Scenario: A token budget is settled with the usage the upstream reported
+    Given I use the "token_budget" model
+    And the request field "/messages/0/content" is '"Summarise the weather report for the northern coast in two short sentences, please."'
+    And the request field "/max_tokens" is "1"
+    When I send a chat request
+    Then the response status is 200
+    And the body has the field "/usage/total_tokens"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the response has a whole-seconds Retry-After
+    And the upstream received 1 request

@@ -14,6 +14,7 @@
 //! | unreachable | chat-offline | closed loopback port | |
 //! | budget | chat-budget | vLLM mock | primary tenant: 2 requests/day |
 //! | forbidden | chat-forbidden | vLLM mock | not in the primary tenant's allowed_models |
+//! | token_budget | chat-tokens | vLLM mock | primary tenant: 5 tokens/day (one answer uses it up) |
 //!
 //! A second gateway instance shares the configuration but has its own SQLite file, and its
 //! store is switched to failing writes once at start-up, so that the storage-fault scenarios
@@ -141,6 +142,7 @@ fn gateway_yaml(
     y.push_str(&model("chat-offline", "up-d", 1, false, ""));
     y.push_str(&model("chat-budget", "up-a", 1, false, ""));
     y.push_str(&model("chat-forbidden", "up-a", 1, false, ""));
+    y.push_str(&model("chat-tokens", "up-a", 1, false, ""));
     y.push_str("tools:\n");
     y.push_str(
         "  - name: lookup_weather\n    description: Current weather for a city (deterministic).\n    parameters: { type: object, properties: { city: { type: string }, unit: { type: string } } }\n    executor: { kind: builtin, name: lookup_weather }\n",
@@ -160,10 +162,10 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget]";
+    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget, chat-tokens]";
     format!(
         "tenants:\n\
-         \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}]\n\
+         \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}, {{ model: chat-tokens, tokens_per_day: 5 }}]\n\
          \x20 - id: {second_id}\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n\
          \x20 - id: tenant-limited\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1, burst: 3 }}\n\
          \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n",
@@ -278,7 +280,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     let faulty = start_gateway(dir.path(), &gateway_file, &tokens_file, "faulty.sqlite3").await?;
     arm_storage_fault(&faulty.base_url(), &tokens.primary).await?;
 
-    let roles: [(&str, &str, &Arc<MockServer>); 8] = [
+    let roles: [(&str, &str, &Arc<MockServer>); 9] = [
         ("default", "chat-default", &vllm),
         ("litellm", "chat-proxy", &litellm),
         ("openrouter", "chat-pinned", &openrouter),
@@ -287,6 +289,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         ("unreachable", "chat-offline", &vllm),
         ("budget", "chat-budget", &vllm),
         ("forbidden", "chat-forbidden", &vllm),
+        ("token_budget", "chat-tokens", &vllm),
     ];
     let models = roles
         .iter()
