@@ -80,7 +80,7 @@ Feature: Model budgets and upstream quotas
   @needs-config @needs-mock
   Scenario: A token budget is settled with the usage the upstream reported
     Given I use the "token_budget" model
-    And the request field "/messages/0/content" is '"Summarise the weather report for the northern coast in two short sentences, please."'
+    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
     And the request field "/max_tokens" is "1"
     When I send a chat request
     Then the response status is 200

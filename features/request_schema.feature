@@ -92,8 +92,13 @@ Feature: Every enum and range of the chat request schema
     Examples:
       | user_id                                                                                                                                      |
       | ""                                                                                                                                           |
-      | "bob\u0007"                                                                                                                                  |
       | "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"            |
+
+  Scenario: A /c1 user_id with a control character is invalid_field
+    Given the request field "/user_id" is '"bob\u0007"'
+    When I send a chat request to "/c1/chat/completions"
+    Then the response is the error "invalid_field"
+    And the error param is "/user_id"
 
   Scenario: A /c1 user_id of 128 printable characters is accepted
     Given the request field "/user_id" is '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"'
