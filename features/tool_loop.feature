@@ -208,3 +208,12 @@ Feature: The server-side tool loop
       Then the response status is 200
       And the body field "/choices/0/message/content" contains "Reykjavik"
       And the body field "/choices/0/finish_reason" is "stop"
+
+    # The same rule without a synthesis call: the model ran a tool, then answered with nothing.
+    Scenario: An empty final answer after a tool round is replaced by the tool's result
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Trondheim"}'
+      And the upstream answers with the text ""
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" contains "Trondheim"
+      And the upstream received 2 requests
