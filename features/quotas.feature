@@ -71,3 +71,22 @@ Feature: Model budgets and upstream quotas
     And the header "content-type" contains "application/json"
     And Retry-After is the number of seconds until 00:00 UTC
     And the body has the field "/available_fallbacks/0"
+
+  # The token budget counts what the upstream reported in "usage", not what was reserved
+  # (SPEC §3 "Budgets and limits hold under concurrency": reserve the prompt estimate plus the
+  # output cap first, settle with the real usage after). The token_budget model allows 50
+  # tokens a day: one request's reservation (its prompt, some 30 tokens, plus max_tokens 1)
+  # fits, but once its reported usage is settled, the same request no longer fits and is
+  # refused without reaching the upstream.
+  @needs-config @needs-mock
+  Scenario: A token budget is settled with the usage the upstream reported
+    Given I use the "token_budget" model
+    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
+    And the request field "/max_tokens" is "1"
+    When I send a chat request
+    Then the response status is 200
+    And the body has the field "/usage/total_tokens"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the response has a whole-seconds Retry-After
+    And the upstream received 1 request

@@ -67,3 +67,33 @@ Feature: Per-token rate limiting
     When I send 3 chat requests
     And I send a chat request with "/model" set to '"no-such-model"'
     Then the response is the error "rate_limit_exceeded"
+
+  # The values below follow from the bucket alone (burst 3, one request per second): OpenAI's
+  # x-ratelimit-reset-requests is "the time until the rate limit resets to its initial state"
+  # (a Go duration such as 1s, 6m0s, 20ms), x-ratelimit-remaining-requests what is left after
+  # this request, and Retry-After (RFC 9110 §10.2.3) the whole seconds until one request fits.
+  Scenario: The first admitted request reports the exact limit, remaining count and reset
+    When I send a chat request
+    Then the response status is 200
+    And the header "x-ratelimit-limit-requests" is "3"
+    And the header "x-ratelimit-remaining-requests" is "2"
+    And the header "x-ratelimit-reset-requests" is "1s"
+
+  Scenario: Each admitted request takes one from the bucket and adds one period to the reset
+    When I send 2 chat requests
+    Then 2 of the responses had status 200
+    And the header "x-ratelimit-remaining-requests" is "1"
+    And the header "x-ratelimit-reset-requests" is "2s"
+    When I send a chat request
+    Then the response status is 200
+    And the header "x-ratelimit-remaining-requests" is "0"
+    And the header "x-ratelimit-reset-requests" is "3s"
+
+  Scenario: A refusal names the exact wait and the time to a full bucket
+    When I send 4 chat requests
+    Then 3 of the responses had status 200
+    And the response is the error "rate_limit_exceeded"
+    And the header "Retry-After" is "1"
+    And the header "x-ratelimit-limit-requests" is "3"
+    And the header "x-ratelimit-remaining-requests" is "0"
+    And the header "x-ratelimit-reset-requests" is "3s"

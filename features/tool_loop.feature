@@ -193,3 +193,27 @@ Feature: The server-side tool loop
       And the stream ends with the DONE marker
       And the caller got neither raw server-side tool calls nor an empty answer
       And the last upstream request had an empty "tools" list
+
+  Rule: An answer that replaces an empty synthesis carries what the tools returned
+
+    # SPEC §4: the synthesis answers from "a prompt holding the collected tool results", and a
+    # caller never gets an empty answer. When the synthesis itself comes back empty, the only
+    # answer with content the caller can use is those results: the weather tool's result names
+    # the city it was asked about.
+    Scenario: An empty synthesis answer is replaced by the collected tool results
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Reykjavik"}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Reykjavik"}'
+      And the upstream answers with the text ""
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" contains "Reykjavik"
+      And the body field "/choices/0/finish_reason" is "stop"
+
+    # The same rule without a synthesis call: the model ran a tool, then answered with nothing.
+    Scenario: An empty final answer after a tool round is replaced by the tool's result
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Trondheim"}'
+      And the upstream answers with the text ""
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" contains "Trondheim"
+      And the upstream received 2 requests

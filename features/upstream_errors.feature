@@ -101,3 +101,38 @@ Feature: Mapping of upstream failures
     When I send a chat request
     Then the response is the error "upstream_error"
     And the header "x-request-id" is present
+
+  # One secret shape per row, with ordinary words around it: the shape must go (SPEC §3
+  # "Sanitised"), and the rest of the upstream message must stay inline, since that is what
+  # the caller needs to understand the failure.
+  @needs-mock
+  Scenario Outline: Every secret shape is removed and the rest of the message is kept (<shape>)
+    Given the upstream answers with the error status 500 and message "shard seven: <secret> rejected the batch"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message does not contain "<leak>"
+    And the error message contains "shard seven:"
+    And the error message contains "rejected the batch"
+    And the error message reveals no upstream details
+
+    Examples:
+      | shape          | secret                                  | leak                  |
+      | sk key         | sk-proj-4f3e2d1c0b9a8f7e                | 4f3e2d1c0b9a8f7e      |
+      | quoted sk key  | 'sk-ant-0a1b2c3d4e5f'                   | 0a1b2c3d4e5f          |
+      | http URL       | http://10.9.8.7:8000/v1/chat            | 10.9.8.7              |
+      | https URL      | (https://inference.internal.example/v1) | inference.internal    |
+      | upstream host  | 127.0.0.1                               | 127.0.0.1             |
+      | provider vllm  | vLLM-engine                             | vLLM                  |
+      | provider name  | OpenRouter                              | OpenRouter            |
+      | provider SDK   | openai.APIError                         | openai                |
+      | provider model | anthropic/claude                        | anthropic             |
+      | provider proxy | LiteLLM                                 | LiteLLM               |
+
+  @needs-mock
+  Scenario: An upstream message without secrets reaches the caller whole
+    Given the upstream answers with the error status 503 and message "the batch queue is full, try again"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "the batch queue is full, try again"

@@ -17,6 +17,7 @@
 //! | text_only | chat-text-only | vLLM mock | capabilities: tools false, vision false |
 //! | small_window | chat-small-window | vLLM mock | context_window 512 |
 //! | capped | chat-capped | vLLM mock via `up-capped` | max_in_flight 1, queue_wait_ms 50 |
+//! | token_budget | chat-tokens | vLLM mock | primary tenant: 50 tokens/day (one reservation fits; with one answer's reported usage settled, a second does not) |
 //!
 //! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
 //! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2).
@@ -161,6 +162,7 @@ fn gateway_yaml(
     y.push_str(
         "  - alias: chat-capped\n    upstream: up-capped\n    upstream_model: mock-capped\n",
     );
+    y.push_str(&model("chat-tokens", "up-a", 1, false, ""));
     y.push_str("tools:\n");
     y.push_str(
         "  - name: lookup_weather\n    description: Current weather for a city (deterministic).\n    parameters: { type: object, properties: { city: { type: string }, unit: { type: string } } }\n    executor: { kind: builtin, name: lookup_weather }\n",
@@ -180,7 +182,7 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget, chat-text-only, chat-small-window, chat-capped]";
+    let allowed = "[chat-default, chat-proxy, chat-pinned, chat-vision, chat-reasoning, chat-offline, chat-budget, chat-text-only, chat-small-window, chat-capped, chat-tokens]";
     let role = |name: &str| {
         t.roles
             .iter()
@@ -208,7 +210,7 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
     );
     format!(
         "tenants:\n\
-         \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}]\n\
+         \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}, {{ model: chat-tokens, tokens_per_day: 50 }}]\n\
          \x20 - id: {second_id}\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n\
          \x20 - id: tenant-limited\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1, burst: 3 }}\n\
          \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n{conditions}",
@@ -298,7 +300,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     )
     .await?;
 
-    let roles: [(&str, &str, &Arc<MockServer>); 11] = [
+    let roles: [(&str, &str, &Arc<MockServer>); 12] = [
         ("default", "chat-default", &vllm),
         ("litellm", "chat-proxy", &litellm),
         ("openrouter", "chat-pinned", &openrouter),
@@ -310,6 +312,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         ("text_only", "chat-text-only", &vllm),
         ("small_window", "chat-small-window", &vllm),
         ("capped", "chat-capped", &vllm),
+        ("token_budget", "chat-tokens", &vllm),
     ];
     let models = roles
         .iter()

@@ -66,6 +66,7 @@ pub const MODEL_ROLES: &[&str] = &[
     "unreachable",
     "budget",
     "forbidden",
+    "token_budget",
 ];
 
 /// What the target can provide beyond plain HTTP.
