@@ -65,8 +65,12 @@ pub(crate) fn wrong_type(body: &Value) -> Option<&'static str> {
         })
 }
 
-/// Whether `model` is one of the dialect's listed models.
-pub(crate) fn known_model(dialect: &dyn Dialect, model: &str) -> bool {
+/// Whether `model` is served: one of `served`, or of the dialect's listed models when
+/// `served` is empty.
+pub(crate) fn known_model(dialect: &dyn Dialect, served: &[String], model: &str) -> bool {
+    if !served.is_empty() {
+        return served.iter().any(|m| m == model);
+    }
     dialect.models_body(0)["data"]
         .as_array()
         .is_some_and(|models| models.iter().any(|m| m["id"] == model))

@@ -80,6 +80,12 @@ pub struct MockConfig {
     pub limited_keys: Vec<String>,
     /// The body cap in bytes (`None`: 64 MiB); a double answers over it with its own 4xx.
     pub max_body_bytes: Option<usize>,
+    /// Validate like the real server even as an upstream: a field of the wrong type and a
+    /// model it does not serve get the dialect's 4xx (vLLM: 400, and 404 "The model `x`
+    /// does not exist."), as a real vLLM behind a gateway under test would answer them.
+    pub strict: bool,
+    /// The model names served (`strict` and `gateway`); empty = the dialect's model list.
+    pub served_models: Vec<String>,
 }
 
 /// A mock upstream serving on a local socket until shut down or dropped.

@@ -51,6 +51,12 @@ struct Args {
     /// The body cap in bytes (default 64 MiB).
     #[arg(long)]
     max_body_bytes: Option<usize>,
+    /// Validate field types and the model like the real server, even as an upstream.
+    #[arg(long)]
+    strict: bool,
+    /// A model name served under --strict/--gateway (repeatable; default: the model list).
+    #[arg(long = "served-model")]
+    served_models: Vec<String>,
 }
 
 #[tokio::main]
@@ -72,6 +78,8 @@ async fn main() -> ExitCode {
         keys: args.keys,
         limited_keys: args.limited_keys,
         max_body_bytes: args.max_body_bytes,
+        strict: args.strict,
+        served_models: args.served_models,
     };
     let server = match MockServer::start_with(config, args.bind).await {
         Ok(server) => server,

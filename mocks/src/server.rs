@@ -309,7 +309,7 @@ fn gateway_checks(
         return Some(d.fault_reply(Fault::WrongType(field)));
     }
     match info.model.as_deref() {
-        Some(model) if !gateway::known_model(d, model) => {
+        Some(model) if !gateway::known_model(d, &state.config().served_models, model) => {
             Some(d.fault_reply(Fault::UnknownModel(model)))
         }
         _ => None,
@@ -366,7 +366,7 @@ async fn chat(
             return error_response(reply);
         }
     };
-    if state.config().gateway {
+    if state.config().gateway || state.config().strict {
         if let Some(reply) = gateway_checks(&state, d, key, wrong_field, &info) {
             guard.finish(Outcome::Completed);
             return error_response(reply);
