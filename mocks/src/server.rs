@@ -484,6 +484,12 @@ async fn chat(
         Some(Action::ContextLength { max, requested }) => {
             guard.finish(Outcome::Completed);
             let completion = info.max_tokens.unwrap_or(0);
+            if config.gateway {
+                let completion = completion.min(*requested);
+                let message =
+                    d.context_length_message(*max, *requested, *requested - completion, completion);
+                return error_response(d.fault_reply(Fault::ContextLength(&message)));
+            }
             error_response(d.context_length(*max, *requested, completion))
         }
         Some(Action::Drop {

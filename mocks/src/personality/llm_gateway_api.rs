@@ -154,6 +154,7 @@ impl Dialect for LlmGatewayApi {
             Fault::UnknownModel(_) => self.detail(404, "Model not found"),
             Fault::BodyTooLarge(_) => self.detail(413, "Request body too large"),
             Fault::RateLimited => self.detail(429, TOO_MANY),
+            Fault::ContextLength(message) => self.detail(400, message),
             // § 500: "Downstream LLM provider is unavailable" is one of the 500's causes; the
             // provider's own message is not passed on.
             Fault::Upstream(status) if status >= 500 => self.detail(500, INTERNAL),

@@ -114,6 +114,9 @@ pub(crate) enum Fault<'a> {
     BodyTooLarge(usize),
     /// The key's bucket is empty.
     RateLimited,
+    /// The upstream refused a prompt over the context window (the message, in the double's
+    /// words): seed 004 § Context length limit, the OpenAI `invalid_request_error`.
+    ContextLength(&'a str),
     /// The scripted upstream failed with this status: a gateway answers in its own words
     /// and does not relay the upstream's message (it may name hosts and keys).
     Upstream(u16),
@@ -269,6 +272,9 @@ impl dyn Dialect {
             Fault::RateLimited => self
                 .error_reply(429, "Too Many Requests", None)
                 .with_header("retry-after", "1"),
+            Fault::ContextLength(message) => {
+                self.error_reply(400, message, Some("invalid_request_error"))
+            }
             Fault::Upstream(status) => self.error_reply(status, reason_phrase(status), None),
         }
     }

@@ -217,6 +217,7 @@ impl Dialect for OwnLlm {
                 &format!("The request body is over the {cap}-byte limit."),
             ),
             Fault::RateLimited => self.rate_window(0),
+            Fault::ContextLength(message) => self.reply(400, "context_length_exceeded", message),
             Fault::Upstream(500) => self.reply(
                 500,
                 "internal_error",
