@@ -138,3 +138,18 @@ async fn conformance_the_mock_as_a_gateway_scores_as_expected() {
     let diffs = exp.compare(&report.profile, &report.scenarios);
     assert!(diffs.is_empty(), "{diffs:#?}");
 }
+
+#[test]
+fn conformance_expectations_may_list_the_grades_a_peer_varies_between() {
+    let exp = Expectations::parse(
+        "profile: openai\nscenarios:\n  'baseline.feature: a': non-strict | conformant\n",
+    )
+    .unwrap();
+    for (status, non_strict) in [(Status::Passed, true), (Status::Passed, false)] {
+        let run = vec![result("a", status, non_strict, false)];
+        assert!(exp.compare("openai", &run).is_empty());
+    }
+    let run = vec![result("a", Status::Failed, false, false)];
+    assert!(exp.compare("openai", &run)[0].starts_with("unexpected failure"));
+    assert!(Expectations::parse("profile: openai\nscenarios: { x: failed | great }\n").is_err());
+}

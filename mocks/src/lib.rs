@@ -25,6 +25,8 @@
 //! - `server.rs` — `MockState`, the dialect's routes, picking the step for a request.
 //! - `exchange.rs` — turning a step into a response (frames or a body).
 //! - `stream.rs` — playing a planned response frame by frame (delays, aborts).
+//! - `gateway.rs` — the gateway stage of a double (`MockConfig::gateway`): field types, known
+//!   models, token buckets; seed 002 and 003 are dialects in `personality/`.
 //! - `control.rs` — the `/__mock` control API.
 //! - `record.rs` — recorded requests and their outcome.
 //! - `main.rs` — the `mocks` binary.
@@ -33,6 +35,7 @@
 
 mod control;
 mod exchange;
+mod gateway;
 mod personality;
 mod record;
 mod script;
@@ -66,6 +69,23 @@ pub struct MockConfig {
     pub default_chunks: usize,
     /// When set, requests without `Authorization: Bearer <key>` get the personality's 401.
     pub api_key: Option<String>,
+    /// Answer as a gateway double of the personality's seed system instead of as an
+    /// upstream: credentials in the dialect's header, field types and models checked, a
+    /// token bucket per limited key, and a scripted upstream error answered in the double's
+    /// own words (never relaying the upstream's message).
+    pub gateway: bool,
+    /// Further accepted keys (besides `api_key`), not rate limited.
+    pub keys: Vec<String>,
+    /// Accepted keys with a small bucket (burst 3, 1 request/s), for rate-limit tests.
+    pub limited_keys: Vec<String>,
+    /// The body cap in bytes (`None`: 64 MiB); a double answers over it with its own 4xx.
+    pub max_body_bytes: Option<usize>,
+    /// Validate like the real server even as an upstream: a field of the wrong type and a
+    /// model it does not serve get the dialect's 4xx (vLLM: 400, and 404 "The model `x`
+    /// does not exist."), as a real vLLM behind a gateway under test would answer them.
+    pub strict: bool,
+    /// The model names served (`strict` and `gateway`); empty = the dialect's model list.
+    pub served_models: Vec<String>,
 }
 
 /// A mock upstream serving on a local socket until shut down or dropped.

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use mocks::{MockConfig, MockServer, Personality};
 
-/// Mock LLM upstream (vLLM, LiteLLM or OpenRouter wire format), scriptable over /__mock.
+/// Mock LLM upstream (vLLM, LiteLLM or OpenRouter wire format), or a gateway double of a seed
+/// system (llm-gateway-api, ownllm), scriptable over /__mock.
 #[derive(Debug, Parser)]
 #[command(name = "mocks", version)]
 struct Args {
-    /// Which server to imitate: vllm, litellm or openrouter.
+    /// Which server to imitate: vllm, litellm, openrouter, llm-gateway-api or ownllm.
     #[arg(long, default_value = "vllm")]
     personality: Personality,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
@@ -37,6 +38,25 @@ struct Args {
     /// vLLM only: answer errors in the flat pre-0.10 shape {"object":"error",...}.
     #[arg(long)]
     vllm_legacy_errors: bool,
+    /// Answer as a gateway double of the personality's seed system (llm-gateway-api,
+    /// ownllm, vllm): its credential header, type and model checks, per-key buckets.
+    #[arg(long)]
+    gateway: bool,
+    /// A further accepted key (repeatable).
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// A further accepted key with a burst-3, 1 request/s bucket (repeatable).
+    #[arg(long = "limited-key")]
+    limited_keys: Vec<String>,
+    /// The body cap in bytes (default 64 MiB).
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Validate field types and the model like the real server, even as an upstream.
+    #[arg(long)]
+    strict: bool,
+    /// A model name served under --strict/--gateway (repeatable; default: the model list).
+    #[arg(long = "served-model")]
+    served_models: Vec<String>,
 }
 
 #[tokio::main]
@@ -54,6 +74,12 @@ async fn main() -> ExitCode {
         seed: args.seed,
         default_chunks: args.default_chunks,
         api_key: args.api_key,
+        gateway: args.gateway,
+        keys: args.keys,
+        limited_keys: args.limited_keys,
+        max_body_bytes: args.max_body_bytes,
+        strict: args.strict,
+        served_models: args.served_models,
     };
     let server = match MockServer::start_with(config, args.bind).await {
         Ok(server) => server,

@@ -22,7 +22,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::exchange::{error_response, json_response, split_text, Exchange};
-use crate::personality::{self, Dialect, ErrorReply, Invalid, ToolCallOut, Wire};
+use crate::gateway::{self, Buckets};
+use crate::personality::{self, Dialect, ErrorReply, Fault, Invalid, ToolCallOut, Wire};
 use crate::record::{Outcome, OutcomeGuard, RecordStore, Recorded};
 use crate::script::{find_marker, Action, ScriptStore, Step};
 use crate::stream::sleep_ms;
@@ -52,6 +53,8 @@ struct Inner {
     dialect: RwLock<&'static dyn Dialect>,
     /// Flips to true on shutdown: ends hanging requests and the accept loop.
     shutdown: watch::Sender<bool>,
+    /// The limited keys' token buckets (gateway doubles).
+    buckets: Buckets,
 }
 
 impl MockState {
@@ -66,6 +69,7 @@ impl MockState {
                 requests: AtomicU64::new(0),
                 dialect: RwLock::new(dialect),
                 shutdown,
+                buckets: Buckets::default(),
             }),
         }
     }
@@ -128,6 +132,7 @@ impl MockState {
 /// The dialect's routes plus the control API, on `state`.
 pub fn router(state: MockState) -> Router {
     let dialect = state.personality().dialect();
+    let cap = state.config().max_body_bytes.unwrap_or(MAX_BODY_BYTES);
     let mut routes = Router::new();
     for path in dialect.chat_paths() {
         routes = routes.route(path, post(chat));
@@ -150,7 +155,7 @@ pub fn router(state: MockState) -> Router {
     routes
         .merge(control::routes())
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(cap))
         .with_state(state)
 }
 
@@ -183,21 +188,42 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn check_auth(
+/// The presented key when it is accepted, else the dialect's 401. Upstreams read
+/// `Authorization: Bearer`; a gateway double reads its dialect's credential header.
+fn check_auth<'h>(
     state: &MockState,
     dialect: &dyn Dialect,
-    headers: &HeaderMap,
-) -> Result<(), ErrorReply> {
-    let Some(key) = state.config().api_key.as_deref() else {
-        return Ok(());
+    headers: &'h HeaderMap,
+) -> Result<Option<&'h str>, ErrorReply> {
+    let config = state.config();
+    let Some(key) = config.api_key.as_deref() else {
+        return Ok(None);
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let (name, bearer) = if config.gateway {
+        dialect.credential_header()
+    } else {
+        ("authorization", true)
+    };
+    let raw = headers.get(name).and_then(|v| v.to_str().ok());
+    // An upstream mock is lenient (a bare key passes); a double wants its exact scheme.
+    let presented = raw.and_then(|v| match (bearer, config.gateway) {
+        (true, true) => v.strip_prefix("Bearer ").map(str::trim),
+        (true, false) => Some(v.strip_prefix("Bearer ").unwrap_or(v).trim()),
+        (false, _) => Some(v.trim()),
+    });
     match presented {
-        Some(k) if k == key => Ok(()),
-        other => Err(dialect.unauthorized(other.is_some_and(|k| !k.is_empty()))),
+        Some(k)
+            if k == key
+                || config.keys.iter().any(|x| x == k)
+                || config.limited_keys.iter().any(|x| x == k) =>
+        {
+            Ok(Some(k))
+        }
+        _ => Err(ErrorReply::json(
+            dialect,
+            401,
+            &dialect.unauthorized_for(raw),
+        )),
     }
 }
 
@@ -264,13 +290,48 @@ impl RequestInfo {
     }
 }
 
+/// A gateway double's own checks, in the order its seed gives (seed 002 § Error Response
+/// From Source: authentication, then the rate limit), then types and models.
+fn gateway_checks(
+    state: &MockState,
+    d: &dyn Dialect,
+    key: Option<&str>,
+    wrong_field: Option<&'static str>,
+    info: &RequestInfo,
+) -> Option<ErrorReply> {
+    if let Some(key) = key {
+        let limited = state.config().limited_keys.iter().any(|k| k == key);
+        if limited && !state.inner.buckets.allow(key) {
+            return Some(d.fault_reply(Fault::RateLimited));
+        }
+    }
+    if let Some(field) = wrong_field {
+        return Some(d.fault_reply(Fault::WrongType(field)));
+    }
+    match info.model.as_deref() {
+        Some(model) if !gateway::known_model(d, &state.config().served_models, model) => {
+            Some(d.fault_reply(Fault::UnknownModel(model)))
+        }
+        _ => None,
+    }
+}
+
 async fn chat(
     State(state): State<MockState>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let d = state.dialect();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if state.config().gateway => {
+            let cap = state.config().max_body_bytes.unwrap_or(MAX_BODY_BYTES);
+            tracing::debug!(%rejection, "body refused");
+            return error_response(d.fault_reply(Fault::BodyTooLarge(cap)));
+        }
+        Err(rejection) => return rejection.into_response(),
+    };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -279,6 +340,7 @@ async fn chat(
         }
     };
     let info = RequestInfo::extract(&value);
+    let wrong_field = gateway::wrong_type(&value);
     let marker = find_marker(&value).map(str::to_owned);
     let entry = marker.as_deref().map(|m| {
         let headers = headers
@@ -297,9 +359,18 @@ async fn chat(
     });
     let mut guard = OutcomeGuard::new(entry);
 
-    if let Err(reply) = check_auth(&state, d, &headers) {
-        guard.finish(Outcome::Completed);
-        return error_response(reply);
+    let key = match check_auth(&state, d, &headers) {
+        Ok(key) => key,
+        Err(reply) => {
+            guard.finish(Outcome::Completed);
+            return error_response(reply);
+        }
+    };
+    if state.config().gateway || state.config().strict {
+        if let Some(reply) = gateway_checks(&state, d, key, wrong_field, &info) {
+            guard.finish(Outcome::Completed);
+            return error_response(reply);
+        }
     }
     let invalid = match (&info.model, info.has_messages) {
         (None, _) => Some(Invalid::Model),
@@ -378,6 +449,10 @@ async fn chat(
             error_type,
         }) => {
             guard.finish(Outcome::Completed);
+            if config.gateway {
+                // The scripted error is the upstream's; the double answers in its own words.
+                return error_response(d.fault_reply(Fault::Upstream(*status)));
+            }
             let (message, relayed_type) = d.relayed_error(*status, message, model);
             let reply = d.error_reply(*status, &message, error_type.as_deref().or(relayed_type));
             let mut response = error_response(reply);
@@ -410,6 +485,12 @@ async fn chat(
         Some(Action::ContextLength { max, requested }) => {
             guard.finish(Outcome::Completed);
             let completion = info.max_tokens.unwrap_or(0);
+            if config.gateway {
+                let completion = completion.min(*requested);
+                let message =
+                    d.context_length_message(*max, *requested, *requested - completion, completion);
+                return error_response(d.fault_reply(Fault::ContextLength(&message)));
+            }
             error_response(d.context_length(*max, *requested, completion, model))
         }
         Some(Action::Drop {

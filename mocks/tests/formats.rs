@@ -108,7 +108,7 @@ async fn paths_per_personality() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = start(p).await;
         assert_eq!(get(&mock, p.health_path()).await.status(), 200, "{p}");
         assert_eq!(p.to_string().parse::<Personality>().unwrap(), p);
@@ -119,7 +119,7 @@ async fn paths_per_personality() {
 // `gen-…` plus `provider` [or-sse]; the unscripted default reply echoes the user message.
 #[tokio::test]
 async fn non_streaming_success_bodies() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = start(p).await;
         let body: Value = post(&mock, &chat("", false)).await.json().await.unwrap();
         assert_eq!(body["object"], "chat.completion", "{p}");
@@ -153,7 +153,7 @@ async fn non_streaming_success_bodies() {
 // with the `: OPENROUTER PROCESSING` comment [or-sse].
 #[tokio::test]
 async fn streaming_framing() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = start(p).await;
         let resp = post(&mock, &with_usage(chat("", true))).await;
         assert_eq!(resp.status(), 200);
@@ -395,7 +395,7 @@ async fn context_length_wording() {
 // LiteLLM auth_error with code "401"; OpenRouter {"error":{"message","code":401}}.
 #[tokio::test]
 async fn unauthorized_bodies() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let config = MockConfig {
             personality: p,
             api_key: Some("sk-mock".into()),
@@ -414,6 +414,7 @@ async fn unauthorized_bodies() {
                 assert_eq!(body["error"]["code"], "401");
             }
             Personality::OpenRouter => assert_eq!(body["error"]["code"], 401),
+            Personality::LlmGatewayApi | Personality::OwnLlm => unreachable!("not an upstream"),
         }
         let ok = client()
             .post(mock.chat_url())
@@ -433,7 +434,7 @@ async fn unauthorized_bodies() {
 // personality's own envelope, never a panic or a 5xx.
 #[tokio::test]
 async fn bad_input_gets_personality_400() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = start(p).await;
         let bodies: [(&str, Vec<u8>); 4] = [
             ("not json", b"{not json".to_vec()),
@@ -458,6 +459,9 @@ async fn bad_input_gets_personality_400() {
                 Personality::Vllm => assert_eq!(body["error"]["code"], 400, "{what}"),
                 Personality::Litellm => assert_eq!(body["error"]["code"], "400", "{what}"),
                 Personality::OpenRouter => assert_eq!(body["error"]["code"], 400, "{what}"),
+                Personality::LlmGatewayApi | Personality::OwnLlm => {
+                    unreachable!("not an upstream")
+                }
             }
         }
     }

@@ -76,7 +76,7 @@ async fn stream_chunks_at_interval_or_joined() {
 
 #[tokio::test]
 async fn tool_calls_streamed_split_and_reassembled() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = MockServer::start(p).await.unwrap();
         let args = r#"{"city":"Zürich","days":[1,2,3],"unit":"celsius"}"#;
         mock.script(
@@ -196,7 +196,7 @@ async fn malformed_chunk_then_the_rest() {
 
 #[tokio::test]
 async fn stream_error_inside_200_stream() {
-    for p in Personality::ALL {
+    for p in Personality::UPSTREAMS {
         let mock = MockServer::start(p).await.unwrap();
         mock.script(
             "se",
@@ -235,6 +235,7 @@ async fn stream_error_inside_200_stream() {
                 assert_eq!(first["error"]["code"], 500);
                 assert_eq!(first["choices"][0]["finish_reason"], "error");
             }
+            Personality::LlmGatewayApi | Personality::OwnLlm => unreachable!("not an upstream"),
         }
 
         let (data, _) = sse_data(post(&mock, &chat("se", true)).await).await;
@@ -382,6 +383,7 @@ async fn timing_knobs_apply_to_default_reply() {
         seed: 7,
         default_chunks: 5,
         api_key: None,
+        ..mocks::MockConfig::default()
     };
     let mock = MockServer::start_with(config, "127.0.0.1:0".parse().unwrap())
         .await

@@ -14,6 +14,10 @@
 //! CLI name: the lowercased variant), `Personality::ALL`, parsing and the dialect lookup.
 //! Document its wire facts, with sources, in `tests/formats.rs`.
 //!
+//! Two dialects are not upstreams but gateway doubles for seed systems with no instance here
+//! (`llm_gateway_api.rs`: seed 002, `ownllm.rs`: seed 003): with `MockConfig::gateway` the
+//! server runs its gateway stage (`gateway.rs`) and asks them for [`Fault`] answers.
+//!
 //! The facts pinned by the dialects, with where they came from, are listed in
 //! `tests/formats.rs`.
 
@@ -65,6 +69,11 @@ registry! {
     Litellm => litellm::Litellm,
     /// openrouter.ai.
     OpenRouter => openrouter::OpenRouter,
+    /// Seed 002's "LLM Gateway API" as a gateway double (`X-API-Key`, `{"detail": …}`).
+    #[serde(rename = "llm-gateway-api")]
+    LlmGatewayApi => llm_gateway_api::LlmGatewayApi,
+    /// Seed 003's OwnLLM as a gateway double (its types, codes, `key_malformed`).
+    OwnLlm => ownllm::OwnLlm,
 }
 
 /// vLLM's dialect with the legacy flat error shape switched on or off (`--vllm-legacy-errors`).
@@ -92,6 +101,25 @@ pub(crate) enum Invalid {
     Model,
     /// No `messages`.
     Messages,
+}
+
+/// A fault a gateway double finds itself (`MockConfig::gateway`), answered in its own words.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fault<'a> {
+    /// A known field has the wrong JSON type (its name).
+    WrongType(&'static str),
+    /// The model is not one of the double's models.
+    UnknownModel(&'a str),
+    /// The body is over the cap (bytes).
+    BodyTooLarge(usize),
+    /// The key's bucket is empty.
+    RateLimited,
+    /// The upstream refused a prompt over the context window (the message, in the double's
+    /// words): seed 004 § Context length limit, the OpenAI `invalid_request_error`.
+    ContextLength(&'a str),
+    /// The scripted upstream failed with this status: a gateway answers in its own words
+    /// and does not relay the upstream's message (it may name hosts and keys).
+    Upstream(u16),
 }
 
 /// One upstream's wire format. Implemented once per file in this folder.
@@ -188,6 +216,20 @@ pub(crate) trait Dialect: Send + Sync + fmt::Debug + 'static {
     /// The message of the 400 for a `max_tokens` below the model's floor `min`.
     fn max_tokens_message(&self, min: u64) -> String;
 
+    // --- as a gateway double (`MockConfig::gateway`) ----------------------------------------
+    /// The header that carries the caller's key (lowercase), and whether its value is
+    /// `Bearer <key>`.
+    fn credential_header(&self) -> (&'static str, bool) {
+        ("authorization", true)
+    }
+    /// The 401 for what was presented (`None`: no credential header at all).
+    fn unauthorized_for(&self, presented: Option<&str>) -> Value {
+        self.unauthorized_body(presented.is_some_and(|k| !k.is_empty()))
+    }
+    /// The double's own answer to `fault`; `None` = the generic one (`fault_reply`).
+    fn gateway_fault(&self, _fault: Fault<'_>) -> Option<ErrorReply> {
+        None
+    }
     // --- a proxy in front of the upstream (LiteLLM) --------------------------------------------
     /// How a proxy relays an upstream's error: the message the caller sees and its error type
     /// (`model`: what the request named). A server answering for itself keeps the message.
@@ -234,11 +276,6 @@ impl dyn Dialect {
         ErrorReply::json(self, status, &self.error_body(status, message, error_type))
     }
 
-    /// The 401 answer.
-    pub(crate) fn unauthorized(&self, key_present: bool) -> ErrorReply {
-        ErrorReply::json(self, 401, &self.unauthorized_body(key_present))
-    }
-
     /// The 400 for a prompt longer than the model's window.
     pub(crate) fn context_length(
         &self,
@@ -254,6 +291,34 @@ impl dyn Dialect {
         self.error_reply(400, &message, error_type)
     }
 
+    /// A gateway double's answer to a fault it found: the dialect's own words, else a
+    /// generic error in the dialect's body shape.
+    pub(crate) fn fault_reply(&self, fault: Fault<'_>) -> ErrorReply {
+        if let Some(reply) = self.gateway_fault(fault) {
+            return reply;
+        }
+        match fault {
+            Fault::WrongType(field) => {
+                self.error_reply(400, &format!("`{field}` has the wrong type"), None)
+            }
+            Fault::UnknownModel(model) => {
+                self.error_reply(404, &format!("The model `{model}` does not exist"), None)
+            }
+            Fault::BodyTooLarge(cap) => self.error_reply(
+                413,
+                &format!("The request body is over the {cap}-byte limit"),
+                None,
+            ),
+            Fault::RateLimited => self
+                .error_reply(429, "Too Many Requests", None)
+                .with_header("retry-after", "1"),
+            Fault::ContextLength(message) => {
+                self.error_reply(400, message, Some("invalid_request_error"))
+            }
+            Fault::Upstream(status) => self.error_reply(status, reason_phrase(status), None),
+        }
+    }
+
     /// The 400 for a `max_tokens` below the model's floor.
     pub(crate) fn max_tokens(&self, min: u64) -> ErrorReply {
         self.error_reply(400, &self.max_tokens_message(min), None)
@@ -261,6 +326,16 @@ impl dyn Dialect {
 }
 
 impl Personality {
+    /// The upstream servers (what a gateway sits in front of).
+    pub const UPSTREAMS: [Personality; 3] = [
+        Personality::Vllm,
+        Personality::Litellm,
+        Personality::OpenRouter,
+    ];
+
+    /// The gateway doubles of seed systems (run them with `MockConfig::gateway`).
+    pub const DOUBLES: [Personality; 2] = [Personality::LlmGatewayApi, Personality::OwnLlm];
+
     /// The chat completions path.
     pub fn chat_path(self) -> &'static str {
         self.dialect().chat_paths()[0]

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{reason_phrase, Delta, Dialect, ErrorReply, HealthRoute, Ids, Invalid, Usage};
+use super::{reason_phrase, Delta, Dialect, ErrorReply, Fault, HealthRoute, Ids, Invalid, Usage};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Vllm {
@@ -226,5 +226,18 @@ impl Dialect for Vllm {
 
     fn max_tokens_message(&self, min: u64) -> String {
         format!("max_tokens must be at least {min} for this model.")
+    }
+
+    fn gateway_fault(&self, fault: Fault<'_>) -> Option<ErrorReply> {
+        let d = self as &dyn Dialect;
+        match fault {
+            // vllm/entrypoints/openai/serving_engine.py `_check_model`: 404 NotFoundError.
+            Fault::UnknownModel(model) => Some(d.error_reply(
+                404,
+                &format!("The model `{model}` does not exist."),
+                None,
+            )),
+            _ => None,
+        }
     }
 }
