@@ -24,6 +24,26 @@ use crate::{toolloop, upstream};
 pub mod relay;
 use relay as stream;
 
+/// The last two admission steps of both chat routes, in check order: the budget share (the
+/// prompt estimate plus the output cap), then an in-flight slot of the alias's upstream.
+async fn reserve_upstream(
+    state: &AppState,
+    tenant: &crate::config::Tenant,
+    model: &Model,
+    obj: &Map<String, Value>,
+) -> Result<(Reservation, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
+    let reservation = state
+        .reserve(
+            tenant,
+            &model.alias,
+            prompt_estimate(obj),
+            output_cap(obj, model),
+        )
+        .await?;
+    let slot = upstream::in_flight_slot(state, model).await?;
+    Ok((reservation, slot))
+}
+
 pub async fn v1(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -35,15 +55,7 @@ pub async fn v1(
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
     let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
-    let reservation = state
-        .reserve(
-            tenant,
-            &checked.model.alias,
-            prompt_estimate(&obj),
-            output_cap(&obj, checked.model),
-        )
-        .await?;
-    let slot = upstream::in_flight_slot(&state, checked.model).await?;
+    let (reservation, slot) = reserve_upstream(&state, tenant, checked.model, &obj).await?;
     let mut resp = if checked.stream {
         let hooks = Hooks {
             field: None,
@@ -213,15 +225,7 @@ pub async fn c1(
     let mut full = history;
     full.extend(new_messages.iter().cloned());
     obj.insert("messages".into(), Value::Array(full));
-    let reservation = state
-        .reserve(
-            tenant,
-            &checked.model.alias,
-            prompt_estimate(&obj),
-            output_cap(&obj, checked.model),
-        )
-        .await?;
-    let slot = upstream::in_flight_slot(&state, checked.model).await?;
+    let (reservation, slot) = reserve_upstream(&state, tenant, checked.model, &obj).await?;
 
     let mut resp = if checked.stream {
         let st = store.clone();

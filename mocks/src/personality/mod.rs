@@ -34,6 +34,44 @@ pub(crate) use wire::{
 };
 
 /// Declares every dialect: its module, its `Personality` variant and its lookup.
+/// Inside a gateway double's `impl Dialect`: the success wire format (ids, chunk framing,
+/// completions) is that of the upstream dialect `$upstream` it stands in front of, since a
+/// double only changes how errors and credentials look.
+macro_rules! success_wire_of {
+    ($upstream:expr) => {
+        fn response_id(&self, created: u64, a: u64, b: u64) -> String {
+            $upstream.response_id(created, a, b)
+        }
+
+        fn tool_call_id(&self, a: u64, b: u64) -> String {
+            $upstream.tool_call_id(a, b)
+        }
+
+        fn chunk_head(&self, id_json: &str, created: u64, model_json: &str) -> String {
+            $upstream.chunk_head(id_json, created, model_json)
+        }
+
+        fn choice_tail(&self, buf: &mut Vec<u8>, finish: &str, finished: bool) {
+            $upstream.choice_tail(buf, finish, finished);
+        }
+
+        fn finish_delta(&self) -> Delta<'static> {
+            $upstream.finish_delta()
+        }
+
+        fn completion(
+            &self,
+            ids: &Ids,
+            content: Option<&str>,
+            calls: Vec<Value>,
+            finish_reason: &str,
+            usage: Usage,
+        ) -> Value {
+            $upstream.completion(ids, content, calls, finish_reason, usage)
+        }
+    };
+}
+
 macro_rules! registry {
     ($( $(#[$attr:meta])* $variant:ident => $module:ident :: $ty:ident, )*) => {
         $( mod $module; )*

@@ -116,36 +116,7 @@ impl Dialect for OwnLlm {
         OwnLlm::envelope(404, "invalid_request_error", "Unknown route.")
     }
 
-    fn response_id(&self, created: u64, a: u64, b: u64) -> String {
-        UPSTREAM.response_id(created, a, b)
-    }
-
-    fn tool_call_id(&self, a: u64, b: u64) -> String {
-        UPSTREAM.tool_call_id(a, b)
-    }
-
-    fn chunk_head(&self, id_json: &str, created: u64, model_json: &str) -> String {
-        UPSTREAM.chunk_head(id_json, created, model_json)
-    }
-
-    fn choice_tail(&self, buf: &mut Vec<u8>, finish: &str, finished: bool) {
-        UPSTREAM.choice_tail(buf, finish, finished);
-    }
-
-    fn finish_delta(&self) -> Delta<'static> {
-        UPSTREAM.finish_delta()
-    }
-
-    fn completion(
-        &self,
-        ids: &Ids,
-        content: Option<&str>,
-        calls: Vec<Value>,
-        finish_reason: &str,
-        usage: Usage,
-    ) -> Value {
-        UPSTREAM.completion(ids, content, calls, finish_reason, usage)
-    }
+    success_wire_of!(UPSTREAM);
 
     fn error_body(&self, status: u16, message: &str, _error_type: Option<&str>) -> Value {
         OwnLlm::envelope(status, OwnLlm::code_for(status, message), message)
