@@ -40,8 +40,15 @@ async fn reserve_upstream(
             output_cap(obj, model),
         )
         .await?;
-    let slot = upstream::in_flight_slot(state, model).await?;
-    Ok((reservation, slot))
+    match upstream::in_flight_slot(state, model).await {
+        Ok(slot) => Ok((reservation, slot)),
+        Err(e) => {
+            // Refused before anything reached the upstream: settle with nothing used, rather
+            // than let the drop charge the prompt estimate as for an abandoned request.
+            reservation.settle(0).await;
+            Err(e)
+        }
+    }
 }
 
 pub async fn v1(
