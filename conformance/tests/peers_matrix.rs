@@ -36,7 +36,7 @@ fn required() -> bool {
     set(PEERS_MATRIX).is_some() || set("CI").is_some() || set(REQUIRE_TEST_TOOLS).is_some()
 }
 
-/// Fails when required, else one line on stderr (past the harness's capture) and `None`.
+/// Fails when required, else one line on stderr (past the harness's capture).
 fn cannot_run(why: &str) {
     assert!(!required(), "peers matrix: {why}");
     use std::io::Write as _;
@@ -126,11 +126,11 @@ fn peers_matrix_opens_in_headless_chromium_with_every_catalog_code_and_the_three
         PathBuf::from,
     );
     if !page.is_file() {
-        cannot_run(&format!("no {} (the peers have not run)", page.display()));
+        cannot_run(&format!("no {}: the peers have not run", page.display()));
         return;
     }
     let Some(browser) = chromium() else {
-        cannot_run("chromium is not on PATH (apt-get install chromium, or set CHROMIUM)");
+        cannot_run("chromium is not on PATH: apt-get install chromium, or set CHROMIUM");
         return;
     };
     let loaded = open_in_chromium(&browser, &page);
