@@ -93,6 +93,40 @@ async fn slot_script_caps_refuses_releases_and_drops_a_dead_holder_after_its_ttl
     );
 }
 
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquire_that_timed_out_but_ran_later_leaves_no_slot_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (key, long) = ([5u8; 32], Duration::from_secs(60));
+    // Connected, and the script cached in Redis.
+    assert!(shared.acquire_slot(&key, 1, "warm", long).await.unwrap());
+    shared.release_slot(&key, "warm").await.unwrap();
+    // A stalled Redis: the acquire is written, times out here, and runs once Redis resumes.
+    signal(redis.0.id(), "-STOP");
+    let timed_out = shared.acquire_slot(&key, 1, "ghost", long).await;
+    signal(redis.0.id(), "-CONT");
+    assert!(timed_out.is_err(), "{timed_out:?}");
+    // Nobody holds the ghost's slot, so the only slot must come free (bounded poll); without
+    // the clean-up it stays taken until the ghost's TTL (60 s).
+    let t0 = Instant::now();
+    while !shared.acquire_slot(&key, 1, "real", long).await.unwrap() {
+        assert!(
+            t0.elapsed() < POLL_BOUND,
+            "the timed-out acquire left its slot taken"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A gateway process on `redis_url` with these config files; returns it and its base URL.
 fn start_gateway(
     dir: &std::path::Path,
