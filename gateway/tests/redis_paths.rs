@@ -88,7 +88,10 @@ async fn slot_script_caps_refuses_releases_and_drops_a_dead_holder_after_its_ttl
         "freed after {freed_after:?}, before its TTL of {ttl:?}"
     );
     assert!(
-        !shared.acquire_slot(&key, 2, "one-more", long).await.unwrap(),
+        !shared
+            .acquire_slot(&key, 2, "one-more", long)
+            .await
+            .unwrap(),
         "only the dead slot expired: `alive` and `next` hold both"
     );
 }
@@ -147,7 +150,10 @@ fn start_gateway(
         .env("GATEWAY_CONFIG", &cfg)
         .env("TOKENS_FILE", &tokens)
         .env("REDIS_URL", redis_url)
-        .env("HTTP_TOTAL_TIMEOUT_SECS", HTTP_TOTAL_TIMEOUT_SECS.to_string())
+        .env(
+            "HTTP_TOTAL_TIMEOUT_SECS",
+            HTTP_TOTAL_TIMEOUT_SECS.to_string(),
+        )
         .env("BIND_ADDR", "127.0.0.1:0")
         .env(
             "SQLITE_PATH",
@@ -164,7 +170,8 @@ fn start_gateway(
 }
 
 /// A stream's body; dropping it disconnects mid-stream.
-type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type Body =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// An open stream (its first chunk read), or the refusal's status, code and Retry-After.
 enum Try {
@@ -196,7 +203,11 @@ async fn open_stream(client: &reqwest::Client, base: &str) -> Try {
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
     let v: serde_json::Value = r.json().await.unwrap();
-    Try::Refused(status, v["error"]["code"].as_str().unwrap().to_owned(), retry)
+    Try::Refused(
+        status,
+        v["error"]["code"].as_str().unwrap().to_owned(),
+        retry,
+    )
 }
 
 /// Opens a stream on `base`, retrying (bounded) while the cap refuses it.
@@ -216,8 +227,13 @@ async fn open_when_free(client: &reqwest::Client, base: &str) -> Try {
 fn assert_refused(t: &Try) {
     match t {
         Try::Refused(status, code, retry) => {
-            assert_eq!((*status, code.as_str()), (429, "concurrency_limit_exceeded"));
-            assert!(retry.as_deref().is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
+            assert_eq!(
+                (*status, code.as_str()),
+                (429, "concurrency_limit_exceeded")
+            );
+            assert!(retry
+                .as_deref()
+                .is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
         }
         Try::Open(_) => panic!("admitted past the cap"),
     }

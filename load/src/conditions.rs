@@ -64,20 +64,41 @@ pub struct Opts {
 enum Held {
     /// Concurrency slots of [`CC_TOKEN`] in these processes' own counts.
     Local(Vec<AppState>),
-    /// The token's sorted set of slots in Redis.
-    Redis(redis::aio::MultiplexedConnection, String),
+    /// The token's sorted set of slots in Redis (and the replicas, for their Redis errors).
+    Redis(redis::aio::MultiplexedConnection, String, Vec<AppState>),
     /// In-flight permits of upstream `index` in this gateway, of `cap`.
     Upstream(AppState, usize, u32),
 }
 
 impl Held {
+    /// `gateway_redis_errors_total` summed over the replicas (each error means that request
+    /// fell back to its process's own count, `REDIS_FAIL_MODE=open`).
+    fn redis_errors(&self) -> Option<u64> {
+        let Held::Redis(_, _, states) = self else {
+            return None;
+        };
+        let total = states
+            .iter()
+            .map(|s| {
+                s.metrics
+                    .render()
+                    .lines()
+                    .find(|l| l.starts_with("gateway_redis_errors_total"))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0) as u64
+            })
+            .sum();
+        Some(total)
+    }
+
     async fn count(&mut self) -> Result<usize, String> {
         match self {
             Held::Local(states) => Ok(states
                 .iter()
                 .map(|s| s.slots.held(&sha256(CC_TOKEN)) as usize)
                 .sum()),
-            Held::Redis(conn, key) => redis::cmd("ZCARD")
+            Held::Redis(conn, key, _) => redis::cmd("ZCARD")
                 .arg(&*key)
                 .query_async::<usize>(conn)
                 .await
@@ -135,6 +156,8 @@ struct WaveOut {
     reached: usize,
     /// How long after the admitted callers let go until the gateway held no slot.
     freed: Result<Duration, String>,
+    /// Redis errors the replicas counted during the wave (Redis runs only).
+    redis_errors: Option<u64>,
 }
 
 fn body(model: &str, stream: bool) -> bytes::Bytes {
@@ -202,10 +225,11 @@ async fn bed(which: Which, opts: Opts) -> Result<Option<Bed>, String> {
                 return Ok(None);
             };
             cfg.redis_url = Some(server.url());
-            let mut urls = Vec::new();
+            let (mut urls, mut states) = (Vec::new(), Vec::new());
             for _ in 0..2 {
-                let (gw, _state) = start(cfg.clone()).await?;
+                let (gw, state) = start(cfg.clone()).await?;
                 urls.push(url(&gw));
+                states.push(state);
                 keep.push(Box::new(gw));
             }
             let conn = redis::Client::open(server.url())
@@ -217,7 +241,7 @@ async fn bed(which: Which, opts: Opts) -> Result<Option<Bed>, String> {
             mock.state
                 .script(MARKER, vec![hold; 2 * WAVES * opts.cap as usize]);
             Bed {
-                held: Held::Redis(conn, redis_slot_key(CC_TOKEN)),
+                held: Held::Redis(conn, redis_slot_key(CC_TOKEN), states),
                 urls,
                 token: CC_TOKEN,
                 body: body("small", true),
@@ -233,7 +257,8 @@ async fn bed(which: Which, opts: Opts) -> Result<Option<Bed>, String> {
             up.queue_wait = opts.queue_wait;
             cfg.upstreams.push(up);
             let index = cfg.upstreams.len() - 1;
-            cfg.models.push(gateway::testing::model("capped", index, 16));
+            cfg.models
+                .push(gateway::testing::model("capped", index, 16));
             let (gw, state) = start(cfg).await?;
             let urls = vec![url(&gw)];
             keep.push(Box::new(gw));
@@ -367,6 +392,7 @@ async fn caller(
 
 async fn wave(bed: &mut Bed, callers: usize) -> Result<WaveOut, String> {
     let reached_before = bed.mock.state.records(MARKER).len();
+    let redis_errors_before = bed.held.redis_errors();
     bed.mock.gauge.reset_peak();
     let barrier = Arc::new(Barrier::new(callers));
     let (release_tx, release_rx) = watch::channel(false);
@@ -398,6 +424,7 @@ async fn wave(bed: &mut Bed, callers: usize) -> Result<WaveOut, String> {
         mock_peak: 0,
         reached: 0,
         freed: Err("not reached".into()),
+        redis_errors: None,
     };
     let deadline = tokio::time::Instant::now() + WAVE_TIMEOUT;
     let mut answered = 0;
@@ -456,6 +483,11 @@ async fn wave(bed: &mut Bed, callers: usize) -> Result<WaveOut, String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     out.mock_peak = bed.mock.gauge.peak();
+    out.redis_errors = bed
+        .held
+        .redis_errors()
+        .zip(redis_errors_before)
+        .map(|(after, before)| after.saturating_sub(before));
     out.reached = bed
         .mock
         .state
@@ -495,7 +527,8 @@ pub async fn run(which: Which, opts: Opts, report: &mut Report) -> Result<(), St
             && o.refused == refusals
             && o.with_retry_after == refusals
             && o.other.is_empty()
-            && o.freed.is_ok();
+            && o.freed.is_ok()
+            && o.redis_errors.unwrap_or(0) == 0;
         let in_bound = match which {
             Which::Overload => o.max_refusal <= opts.queue_wait + WAIT_SLACK,
             _ => true,
@@ -527,9 +560,16 @@ pub async fn run(which: Which, opts: Opts, report: &mut Report) -> Result<(), St
                 (opts.queue_wait + WAIT_SLACK).as_millis()
             ),
             _ => format!(
-                "; slowest refusal {:.1} ms",
+                "; refusals after {:.1}-{:.1} ms",
+                crate::stats::ms(&o.latency, 0.0),
                 o.max_refusal.as_secs_f64() * 1000.0
             ),
+        };
+        let redis_errors = match o.redis_errors {
+            Some(n) => {
+                format!("; {n} Redis errors (each one fell back to its replica's own count)")
+            }
+            None => String::new(),
         };
         let other = if o.other.is_empty() {
             String::new()
@@ -545,7 +585,7 @@ pub async fn run(which: Which, opts: Opts, report: &mut Report) -> Result<(), St
             &o.latency,
         );
         row.detail = format!(
-            "p-cols = refusal latency; admitted {} (cap {cap}): {held_now}mock peak {}, {} reached the mock; {} x {status} {code}, {}/{} refusals with Retry-After; {freed}{wait}{other}",
+            "p-cols = refusal latency; admitted {} (cap {cap}): {held_now}mock peak {}, {} reached the mock; {} x {status} {code}, {}/{} refusals with Retry-After; {freed}{wait}{redis_errors}{other}",
             o.admitted, o.mock_peak, o.reached, o.refused, o.with_retry_after, refusals
         );
         measured.push(format!(

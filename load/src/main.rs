@@ -355,7 +355,11 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         queue_wait: Duration::from_millis(cli.queue_wait_ms),
     };
     for (s, which, name) in [
-        (Scenario::Concurrency, conditions::Which::Concurrency, "concurrency"),
+        (
+            Scenario::Concurrency,
+            conditions::Which::Concurrency,
+            "concurrency",
+        ),
         (
             Scenario::ConcurrencyRedis,
             conditions::Which::ConcurrencyRedis,

@@ -1,6 +1,9 @@
 //! Child processes shared by the tests that need real ones: a private redis-server on a Unix
 //! socket in a temp dir, and the lines a child prints when it is ready.
-#![allow(dead_code, reason = "each test crate uses its own part of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test crate uses its own part of these helpers"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
