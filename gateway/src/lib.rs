@@ -40,6 +40,7 @@ pub mod config;
 pub mod contract;
 pub mod error;
 pub mod fault;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod state;

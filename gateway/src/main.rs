@@ -102,7 +102,9 @@ async fn main() -> ExitCode {
         stop_signal().await;
         tracing::info!("shutdown signal: draining (SHUTDOWN_GRACE_SECS)");
     };
-    match gateway::serve_with_metrics(listener, metrics, state, shutdown).await {
+    let served = gateway::serve_with_metrics(listener, metrics, state, shutdown).await;
+    gateway::logging::flush();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway: server error: {e}");
@@ -138,9 +140,12 @@ async fn stop_signal() {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(gateway::logging::BufferedStderr::new());
     if json {
         builder.json().init();
     } else {

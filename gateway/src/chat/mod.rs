@@ -75,6 +75,20 @@ pub async fn v1(
             })),
         };
         open_stream(&state, checked.model, obj, deadline, hooks).await?
+    } else if state.config.tools.is_empty() {
+        // Relayed as bytes: only `model` changes, so no Value tree is built and serialised.
+        let work = upstream::chat_bytes(&state, checked.model, &obj);
+        let result = tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(upstream::work_timeout()));
+        let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
+        reservation.settle(used).await;
+        let mut r = Response::new(Body::from(result?.0));
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
     } else {
         let result = complete(&state, checked.model, obj, deadline).await;
         let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);

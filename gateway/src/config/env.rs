@@ -81,6 +81,7 @@ impl Config {
                 d.tool_max_answer_bytes,
             )?,
             c1_max_history_bytes: byte_limit(vars::C1_MAX_HISTORY_BYTES, d.c1_max_history_bytes)?,
+            relay_coalesce_bytes: byte_limit(vars::RELAY_COALESCE_BYTES, d.relay_coalesce_bytes)?,
         };
 
         let demo = Self::demo_requested(env);

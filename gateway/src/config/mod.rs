@@ -55,6 +55,8 @@ pub mod vars {
     pub const TOOL_MAX_ANSWER_BYTES: &str = "TOOL_MAX_ANSWER_BYTES";
     /// Bytes of stored /c1 history sent upstream; older turns beyond it are dropped.
     pub const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
+    /// Bytes of already-arrived SSE events the relay joins into one body frame (one write).
+    pub const RELAY_COALESCE_BYTES: &str = "RELAY_COALESCE_BYTES";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -87,6 +89,7 @@ pub mod vars {
         SSE_MAX_LINE_BYTES,
         TOOL_MAX_ANSWER_BYTES,
         C1_MAX_HISTORY_BYTES,
+        RELAY_COALESCE_BYTES,
     ];
 }
 
@@ -98,6 +101,10 @@ pub const DEFAULT_MAX_TOOL_ITERATIONS: u32 = 10;
 pub const DEFAULT_RPS: f64 = 1.0;
 pub const DEFAULT_BURST: u32 = 30;
 pub const DEFAULT_SQLITE_PATH: &str = "gateway.sqlite3";
+/// Log lines below `warn` held in memory before one write to stderr ([`crate::logging`]).
+pub const LOG_BUFFER_BYTES: usize = 64 * 1024;
+/// The longest an `info` line waits in that buffer.
+pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Byte bounds on what the gateway reads from upstreams, tools and its own store (issue 15):
 /// every buffer filled from outside has one of these as its ceiling.
@@ -108,6 +115,8 @@ pub struct Limits {
     pub sse_max_line_bytes: usize,
     pub tool_max_answer_bytes: usize,
     pub c1_max_history_bytes: usize,
+    /// Not a read cap but a write buffer: the most the relay holds back to join events.
+    pub relay_coalesce_bytes: usize,
 }
 
 impl Default for Limits {
@@ -118,6 +127,7 @@ impl Default for Limits {
             sse_max_line_bytes: 1024 * 1024,
             tool_max_answer_bytes: 1024 * 1024,
             c1_max_history_bytes: 8 * 1024 * 1024,
+            relay_coalesce_bytes: 64 * 1024,
         }
     }
 }

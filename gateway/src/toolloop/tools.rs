@@ -164,7 +164,7 @@ mod tests {
     #[tokio::test]
     async fn http_tool_answer_is_capped_also_when_json() {
         let base = tool_server(4 << 20).await;
-        let http = crate::testing::state_at(0).http;
+        let http = crate::testing::state_at(0).http.clone();
         let t = tool(Executor::Http {
             url: format!("{base}/big"),
             timeout: Duration::from_secs(5),
@@ -183,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn http_tool_redirect_is_not_followed() {
         let base = tool_server(16).await;
-        let http = crate::testing::state_at(0).http;
+        let http = crate::testing::state_at(0).http.clone();
         let t = tool(Executor::Http {
             url: format!("{base}/moved"),
             timeout: Duration::from_secs(5),

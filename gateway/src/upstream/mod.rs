@@ -92,9 +92,12 @@ pub async fn send(
         body,
     })
     .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?;
-    let mut req = state
-        .http
-        .post(&upstream.chat_url)
+    let parsed = state.chat_urls.get(model.upstream).cloned().flatten();
+    let req = match parsed {
+        Some(url) => state.http.post(url),
+        None => state.http.post(&upstream.chat_url),
+    };
+    let mut req = req
         .timeout(state.config.http_total_timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(outbound);
@@ -152,14 +155,50 @@ pub async fn chat(
     model: &Model,
     body: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
+    let bytes = answer_bytes(state, model, body).await?;
+    completion(state, model, &bytes)
+}
+
+/// Non-streaming chat relayed as bytes (the /v1 route without server-side tools): the same
+/// checks and errors as [`chat`], without a `Value` round trip when the answer is ordinary.
+pub async fn chat_bytes(
+    state: &AppState,
+    model: &Model,
+    body: &Map<String, Value>,
+) -> Result<(Vec<u8>, Usage), ApiError> {
+    let bytes = answer_bytes(state, model, body).await?;
+    if let Some(done) = answer::swap_model(&bytes, &model.alias) {
+        return Ok(done);
+    }
+    let (obj, usage) = completion(state, model, &bytes)?;
+    let out = serde_json::to_vec(&obj)
+        .map_err(|_| ApiError::new(Code::InternalError, "the answer could not be serialised"))?;
+    Ok((out, usage))
+}
+
+/// The upstream's successful answer, read within UPSTREAM_MAX_BODY_BYTES.
+async fn answer_bytes(
+    state: &AppState,
+    model: &Model,
+    body: &Map<String, Value>,
+) -> Result<Vec<u8>, ApiError> {
     let resp = send(state, model, body).await?;
     let max = state.config.reads.upstream_max_body_bytes;
-    let bytes = match read_capped(resp, max).await {
-        Ok(Capped::Whole(b)) => b,
-        Ok(Capped::Cut(_)) => return Err(errors::answer_too_large(max)),
-        Err(e) => return Err(transport_error(e)),
-    };
-    match serde_json::from_slice::<Value>(&bytes) {
+    match read_capped(resp, max).await {
+        Ok(Capped::Whole(b)) => Ok(b),
+        Ok(Capped::Cut(_)) => Err(errors::answer_too_large(max)),
+        Err(e) => Err(transport_error(e)),
+    }
+}
+
+/// A successful answer's body as a `chat.completion` (model swapped for the alias), or the
+/// error it stands for.
+fn completion(
+    state: &AppState,
+    model: &Model,
+    bytes: &[u8],
+) -> Result<(Map<String, Value>, Usage), ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(mut obj))
             if obj
                 .get("choices")
@@ -216,6 +255,7 @@ pub async fn read_capped(
     Ok(Capped::Whole(buf))
 }
 
+mod answer;
 mod errors;
 pub mod litellm;
 mod sanitize;

@@ -6,6 +6,7 @@
 //! `event: error` with the envelope, and the stream ends. Every wait is bounded by the
 //! request's deadline (HTTP_TOTAL_TIMEOUT_SECS from the start of the request).
 
+use std::future::Future;
 use std::pin::Pin;
 
 use axum::body::{Body, Bytes};
@@ -164,7 +165,9 @@ pub enum Piece {
 /// The upstream's SSE, parsed and bounded by a deadline.
 pub struct UpstreamEvents {
     inner: SseReader,
-    deadline: Instant,
+    /// The request's deadline, one timer for the whole stream (a `timeout_at` per event
+    /// would register and cancel a timer per event).
+    deadline: Pin<Box<tokio::time::Sleep>>,
     /// What an error object inside the stream is mapped with, like any upstream error.
     state: AppState,
     model: Model,
@@ -185,7 +188,7 @@ impl UpstreamEvents {
                 Box::pin(resp.bytes_stream()),
                 state.config.reads.sse_max_line_bytes,
             ),
-            deadline,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
             state: state.clone(),
             model: model.clone(),
             limit_param: upstream::limit_param(body),
@@ -198,8 +201,21 @@ impl UpstreamEvents {
         if self.finished {
             return Piece::Done;
         }
-        let piece = match tokio::time::timeout_at(self.deadline, self.inner.next_data()).await {
-            Err(_) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
+        let raced = {
+            let (inner, deadline) = (&mut self.inner, &mut self.deadline);
+            let read = inner.next_data();
+            tokio::pin!(read);
+            // The read first, as `timeout` does: an event already there wins over the deadline.
+            std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(v) = read.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(Ok(v));
+                }
+                deadline.as_mut().poll(cx).map(Err)
+            })
+            .await
+        };
+        let piece = match raced {
+            Err(()) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
             Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
             Ok(Some(Err(ReadError::Transport(e)))) => {
                 Piece::Failed(upstream::stream_transport_error(e))
