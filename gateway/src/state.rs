@@ -65,6 +65,8 @@ pub struct AppState {
     pub slots: Arc<LocalSlots>,
     /// Per-upstream in-flight caps (`max_in_flight`), by upstream index.
     pub upstream_slots: Arc<Vec<Option<Arc<tokio::sync::Semaphore>>>>,
+    /// What request bodies in flight hold in memory (`MAX_BODY_MEMORY_BYTES`).
+    pub body_memory: Arc<crate::checks::memory::MemoryBudget>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -110,6 +112,8 @@ impl AppState {
             None => None,
         };
         let edge = Arc::new(crate::edge::serve::EdgeShared::new(&config.limits));
+        let body_memory =
+            crate::checks::memory::MemoryBudget::new(config.reads.max_body_memory_bytes);
         Ok(AppState {
             edge,
             config: Arc::new(config),
@@ -119,6 +123,7 @@ impl AppState {
             redis,
             slots: Arc::new(LocalSlots::default()),
             upstream_slots: Arc::new(upstream_slots),
+            body_memory,
             store,
             metrics: Arc::new(Metrics::new()),
             clock,

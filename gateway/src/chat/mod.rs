@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions` and `POST /c1/chat/completions`: validate, floor, reserve the
 //! budget, call the upstream (plain, streamed, or through the tool loop), settle, answer.
 
+use crate::checks::ChatBody;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -91,9 +92,10 @@ async fn read_chat(
     headers: &HeaderMap,
     body: Body,
     deadline: tokio::time::Instant,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ChatBody, ApiError> {
     // A body trickled in forever must not hold the request open forever.
-    let read = crate::checks::read_body(body, headers, state.config.max_body_bytes);
+    let mut hold = state.body_memory.hold();
+    let read = crate::checks::read_body(body, headers, state.config.max_body_bytes, &mut hold);
     let bytes = tokio::time::timeout_at(deadline, read)
         .await
         .unwrap_or_else(|_| {
@@ -102,7 +104,7 @@ async fn read_chat(
                 "the request body did not arrive completely within HTTP_TOTAL_TIMEOUT_SECS",
             ))
         })?;
-    validate::parse_object(&bytes)
+    validate::parse_chat(bytes, hold)
 }
 /// Settles a stream's reservation: the upstream's count, or, when the caller hung up, what was
 /// sent and streamed (never 0).
@@ -133,7 +135,7 @@ fn output_cap(body: &Map<String, Value>, model: &Model) -> u64 {
 async fn complete(
     state: &AppState,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: tokio::time::Instant,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let work = async move {
@@ -151,7 +153,7 @@ async fn complete(
 async fn open_stream(
     state: &AppState,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: tokio::time::Instant,
     hooks: Hooks,
 ) -> Result<Response, ApiError> {

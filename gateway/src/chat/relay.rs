@@ -1,5 +1,6 @@
 //! Plain SSE relay (no server-side tools): upstream chunks forwarded as they arrive.
 
+use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -19,7 +20,7 @@ use crate::upstream::{self, Usage};
 pub async fn relay(
     state: &crate::state::AppState,
     model: &Model,
-    mut body: Map<String, Value>,
+    mut body: ChatBody,
     deadline: Instant,
     mut hooks: Hooks,
 ) -> Result<Response, ApiError> {

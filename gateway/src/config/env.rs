@@ -81,7 +81,19 @@ impl Config {
                 d.tool_max_answer_bytes,
             )?,
             c1_max_history_bytes: byte_limit(vars::C1_MAX_HISTORY_BYTES, d.c1_max_history_bytes)?,
+            max_body_memory_bytes: byte_limit(
+                vars::MAX_BODY_MEMORY_BYTES,
+                d.max_body_memory_bytes,
+            )?,
         };
+        if reads.max_body_memory_bytes < max_body_bytes {
+            // One body of the largest size allowed must fit the budget on its own.
+            return Err(ConfigError::new(
+                "environment",
+                vars::MAX_BODY_MEMORY_BYTES,
+                "must be at least MAX_BODY_BYTES",
+            ));
+        }
 
         let demo = Self::demo_requested(env);
         let (upstreams, models, tools) = match get(vars::GATEWAY_CONFIG) {

@@ -55,6 +55,8 @@ pub mod vars {
     pub const TOOL_MAX_ANSWER_BYTES: &str = "TOOL_MAX_ANSWER_BYTES";
     /// Bytes of stored /c1 history sent upstream; older turns beyond it are dropped.
     pub const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
+    /// Bytes all request bodies in flight may hold together, raw and parsed.
+    pub const MAX_BODY_MEMORY_BYTES: &str = "MAX_BODY_MEMORY_BYTES";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -87,6 +89,7 @@ pub mod vars {
         SSE_MAX_LINE_BYTES,
         TOOL_MAX_ANSWER_BYTES,
         C1_MAX_HISTORY_BYTES,
+        MAX_BODY_MEMORY_BYTES,
     ];
 }
 
@@ -108,6 +111,9 @@ pub struct Limits {
     pub sse_max_line_bytes: usize,
     pub tool_max_answer_bytes: usize,
     pub c1_max_history_bytes: usize,
+    /// Request bodies in flight, together: raw bytes plus the cost of their parsed tree
+    /// (`checks::memory`). At least MAX_BODY_BYTES.
+    pub max_body_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -118,6 +124,7 @@ impl Default for Limits {
             sse_max_line_bytes: 1024 * 1024,
             tool_max_answer_bytes: 1024 * 1024,
             c1_max_history_bytes: 8 * 1024 * 1024,
+            max_body_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! the same call signature came twice in a row (`tool_loop_anti_loop_synthesised`).
 //! Upstream calls: rounds + (1 if synthesised); at most max_tool_iterations + 1.
 
+use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
@@ -24,7 +25,7 @@ use crate::upstream::{self, Usage};
 /// State carried across rounds, shared by both modes.
 struct Loop<'a> {
     state: &'a AppState,
-    body: Map<String, Value>,
+    body: ChatBody,
     caller_tools: Vec<String>,
     iterations: u32,
     previous: Option<Vec<(String, String)>>,
@@ -41,7 +42,7 @@ enum Next {
 }
 
 impl<'a> Loop<'a> {
-    fn new(state: &'a AppState, mut body: Map<String, Value>) -> Self {
+    fn new(state: &'a AppState, mut body: ChatBody) -> Self {
         let caller_tools: Vec<String> = body
             .get("tools")
             .and_then(Value::as_array)
@@ -140,7 +141,7 @@ impl<'a> Loop<'a> {
     }
 
     /// The synthesis request: the original conversation, the collected results, no tools.
-    fn synthesis_body(&self, original_messages: &[Value]) -> Map<String, Value> {
+    fn synthesis_body(&self, original_messages: &[Value]) -> ChatBody {
         let mut body = self.body.clone();
         let mut digest = String::from(
             "Tool results collected so far (the tool loop was stopped; do not call tools):\n",
@@ -241,7 +242,7 @@ pub fn event_name(code: Code) -> &'static str {
 pub async fn run(
     state: &AppState,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let original: Vec<Value> = body
         .get("messages")

@@ -1,6 +1,7 @@
 //! The streaming driver of the tool loop: rounds streamed, server-side calls held back, the
 //! final answer relayed live.
 
+use crate::checks::ChatBody;
 use super::*;
 use crate::upstream::sse::Assembler;
 
@@ -107,7 +108,7 @@ enum Round {
 pub async fn stream(
     state: AppState,
     model: Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: Instant,
     hooks: sse::Hooks,
 ) -> Result<Response, ApiError> {
@@ -156,7 +157,7 @@ pub async fn stream(
 async fn drive(
     state: &AppState,
     model: &Model,
-    mut body: Map<String, Value>,
+    mut body: ChatBody,
     deadline: Instant,
     out: &mut Out,
     seen: &parking_lot::Mutex<Usage>,
@@ -244,7 +245,7 @@ async fn drive(
 async fn stream_round(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
     deadline: Instant,
     out: &mut Out,
     usage: &mut Usage,
