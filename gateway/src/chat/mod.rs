@@ -75,9 +75,9 @@ pub async fn v1(
                 })
             })),
         };
-        open_stream(&state, checked.model, obj, deadline, hooks).await?
+        open_stream(&state, tenant, checked.model, obj, deadline, hooks).await?
     } else {
-        let result = complete(&state, checked.model, obj, deadline).await;
+        let result = complete(&state, tenant, checked.model, obj, deadline).await;
         let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
         reservation.settle(used).await;
         Json(Value::Object(result?.0)).into_response()
@@ -130,10 +130,24 @@ fn output_cap(body: &Map<String, Value>, model: &Model) -> u64 {
         .unwrap_or(0)
 }
 
+/// What each tool-loop call after the first reserves against (`toolloop::CallBudget`).
+fn call_budget(
+    tenant: &crate::config::Tenant,
+    model: &Model,
+    body: &ChatBody,
+) -> toolloop::CallBudget {
+    toolloop::CallBudget {
+        tenant: tenant.clone(),
+        alias: model.alias.clone(),
+        output_cap: output_cap(body, model),
+    }
+}
+
 /// Non-streaming answer: through the tool loop when server-side tools are configured; the
 /// whole of it (every round) within the request's deadline.
 async fn complete(
     state: &AppState,
+    tenant: &crate::config::Tenant,
     model: &Model,
     body: ChatBody,
     deadline: tokio::time::Instant,
@@ -142,7 +156,8 @@ async fn complete(
         if state.config.tools.is_empty() {
             upstream::chat(state, model, &body).await
         } else {
-            toolloop::run(state, model, body).await
+            let budget = call_budget(tenant, model, &body);
+            toolloop::run(state, model, body, budget).await
         }
     };
     tokio::time::timeout_at(deadline, work)
@@ -152,6 +167,7 @@ async fn complete(
 
 async fn open_stream(
     state: &AppState,
+    tenant: &crate::config::Tenant,
     model: &Model,
     body: ChatBody,
     deadline: tokio::time::Instant,
@@ -160,7 +176,8 @@ async fn open_stream(
     if state.config.tools.is_empty() {
         stream::relay(state, model, body, deadline, hooks).await
     } else {
-        toolloop::stream(state.clone(), model.clone(), body, deadline, hooks).await
+        let budget = call_budget(tenant, model, &body);
+        toolloop::stream(state.clone(), model.clone(), body, deadline, hooks, budget).await
     }
 }
 
@@ -257,13 +274,13 @@ pub async fn c1(
                 })
             })),
         };
-        let mut r = open_stream(&state, checked.model, obj, deadline, hooks).await?;
+        let mut r = open_stream(&state, tenant, checked.model, obj, deadline, hooks).await?;
         if let Ok(v) = HeaderValue::from_str(&id) {
             r.headers_mut().insert(crate::contract::CONVERSATION_ID, v);
         }
         r
     } else {
-        let result = complete(&state, checked.model, obj, deadline).await;
+        let result = complete(&state, tenant, checked.model, obj, deadline).await;
         reservation
             .settle(result.as_ref().map_or(0, |(_, u)| u.total_tokens))
             .await;

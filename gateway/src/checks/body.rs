@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use http_body_util::BodyExt;
 
 use super::lazy::{ChatBody, ParseError};
-use super::memory::{MemoryHold, Refused};
+use super::memory::{MemoryHold, Refused, READ_FACTOR};
 use crate::catalog::Code;
 use crate::error::ApiError;
 
@@ -44,7 +44,8 @@ pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold) -> Result<ChatBody, Api
 /// Reads a request body, refusing it as soon as it passes `max` bytes: a declared
 /// Content-Length over the cap is refused before reading, and a streamed body is cut off
 /// while it arrives, so no more than `max` bytes are ever buffered. Every byte buffered is
-/// first taken from `hold` (the declared length at once, else chunk by chunk).
+/// first taken from `hold`, [`READ_FACTOR`] times (the declared length at once, else chunk by
+/// chunk).
 pub async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
@@ -66,7 +67,8 @@ pub async fn read_body(
     }
     let budget = hold.budget_max();
     let declared = declared.map_or(0, |n| n as usize);
-    hold.grow(declared).map_err(|r| memory_refusal(r, budget))?;
+    hold.grow(declared.saturating_mul(READ_FACTOR))
+        .map_err(|r| memory_refusal(r, budget))?;
     let mut buf = BytesMut::with_capacity(declared);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
@@ -81,7 +83,7 @@ pub async fn read_body(
         if buf.len() + data.len() > max {
             return Err(too_large());
         }
-        let beyond = (buf.len() + data.len()).saturating_sub(hold.bytes());
+        let beyond = ((buf.len() + data.len()) * READ_FACTOR).saturating_sub(hold.bytes());
         hold.grow(beyond).map_err(|r| memory_refusal(r, budget))?;
         buf.extend_from_slice(&data);
     }

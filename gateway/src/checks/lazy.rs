@@ -116,9 +116,12 @@ impl ChatBody {
                     .saturating_add(entry_cost(k.len()))
             })
             .fold(OBJECT, u64::saturating_add)
-            // The upstream request serialised from the body: about its raw size again.
-            .saturating_add(raw.len() as u64);
-        hold.grow(usize::try_from(cost).unwrap_or(usize::MAX))
+            // The raw bytes themselves, and the upstream request serialised from the body:
+            // about its raw size again.
+            .saturating_add(2 * raw.len() as u64);
+        // Settled to what this body needs: less than was held while reading gives the rest
+        // back, more must fit the budget now.
+        hold.resize(usize::try_from(cost).unwrap_or(usize::MAX))
             .map_err(ParseError::Memory)?;
         let mut known = Map::new();
         for (k, v) in known_raw {
@@ -382,7 +385,7 @@ mod tests {
         let raw = format!(r#"{{"model":"m","junk":[{}0]}}"#, "0,".repeat(100_000));
         let body = parse(&raw).unwrap();
         assert!(
-            body.held_bytes() < raw.len() + 2_000,
+            body.held_bytes() < 2 * raw.len() + 2_000,
             "{} for {} raw bytes",
             body.held_bytes(),
             raw.len()

@@ -4,7 +4,16 @@
 //! product (32 MiB × 256 = 8 GiB raw, more once parsed) is no bound a host can live with. Each
 //! body therefore holds a share of one process-wide byte budget from its first byte until the
 //! request ends: its raw bytes while they arrive, then the estimated size of the tree its known
-//! fields parse into (see `lazy::tree_cost`), taken *before* that tree is built.
+//! fields parse into (see `lazy::Cost`), settled *before* that tree is built.
+//!
+//! While a body arrives it holds [`READ_FACTOR`] × its bytes: room for its raw bytes, the
+//! upstream request serialised from it, and a tree as large as itself. A body whose parsed cost
+//! fits that (every body whose unknown fields are most of it, or whose text is in strings) can
+//! therefore not be refused after it was read because others took the budget meanwhile; only
+//! tree-heavy bodies need more at the parse, and may then be refused.
+
+/// What a body holds per byte while it is read (see the module header).
+pub const READ_FACTOR: usize = 3;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -83,6 +92,18 @@ impl MemoryHold {
         self.budget.as_ref().map_or(usize::MAX, |b| b.max)
     }
 
+    /// Grows or shrinks the hold to exactly `n` bytes (shrinking always succeeds).
+    pub fn resize(&mut self, n: usize) -> Result<(), Refused> {
+        if n >= self.bytes {
+            return self.grow(n - self.bytes);
+        }
+        if let Some(b) = &self.budget {
+            b.used.fetch_sub(self.bytes - n, Ordering::AcqRel);
+        }
+        self.bytes = n;
+        Ok(())
+    }
+
     /// Takes `n` more bytes, or says why not (then the hold is unchanged).
     pub fn grow(&mut self, n: usize) -> Result<(), Refused> {
         let Some(b) = &self.budget else {
@@ -125,6 +146,8 @@ mod tests {
         assert_eq!(b.used(), 40);
         assert_eq!(c.grow(60), Ok(()));
         assert_eq!(c.grow(1), Err(Refused::TooLarge), "one hold past the whole budget");
+        assert_eq!(c.resize(10), Ok(()));
+        assert_eq!(b.used(), 10);
         drop(c);
         assert_eq!(b.used(), 0);
     }

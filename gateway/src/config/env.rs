@@ -86,12 +86,14 @@ impl Config {
                 d.max_body_memory_bytes,
             )?,
         };
-        if reads.max_body_memory_bytes < max_body_bytes {
-            // One body of the largest size allowed must fit the budget on its own.
+        let read_factor = crate::checks::memory::READ_FACTOR;
+        if reads.max_body_memory_bytes / read_factor < max_body_bytes {
+            // One body of the largest size allowed must fit the budget on its own while it
+            // is read.
             return Err(ConfigError::new(
                 "environment",
                 vars::MAX_BODY_MEMORY_BYTES,
-                "must be at least MAX_BODY_BYTES",
+                "must be at least 3 × MAX_BODY_BYTES",
             ));
         }
 

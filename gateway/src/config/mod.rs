@@ -112,7 +112,7 @@ pub struct Limits {
     pub tool_max_answer_bytes: usize,
     pub c1_max_history_bytes: usize,
     /// Request bodies in flight, together: raw bytes plus the cost of their parsed tree
-    /// (`checks::memory`). At least MAX_BODY_BYTES.
+    /// (`checks::memory`). At least 3 × MAX_BODY_BYTES.
     pub max_body_memory_bytes: usize,
 }
 
