@@ -276,24 +276,40 @@ async fn a_request_refused_at_the_upstream_slot_is_charged_nothing() {
     // The first request holds the only slot once the upstream has it.
     let deadline = Instant::now() + Duration::from_secs(5);
     while mock.records("slot").is_empty() {
-        assert!(Instant::now() < deadline, "the first request never reached the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(charged(&state, None), reserved, "the holder's reservation");
-    let resp = http.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+    let resp = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upstream_overloaded");
     // The holder runs into its deadline (504, nothing used): every token comes back.
     assert_eq!(holder.await.unwrap(), 504);
-    assert_eq!(mock.records("slot").len(), 1, "the refused request never reached it");
+    assert_eq!(
+        mock.records("slot").len(),
+        1,
+        "the refused request never reached it"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let c = charged(&state, None);
         if c == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{c} tokens charged for no upstream work");
+        assert!(
+            Instant::now() < deadline,
+            "{c} tokens charged for no upstream work"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -368,7 +384,10 @@ async fn tool_rounds_reserve_per_call(redis: Option<(String, String)>) {
         let text = resp.text().await.unwrap();
         // Streamed, the tool round is held back, so the refusal is still a plain 429; a 200
         // would carry it as `event: error`.
-        assert!(status == 429 || (stream && status == 200), "{marker}: {status} {text}");
+        assert!(
+            status == 429 || (stream && status == 200),
+            "{marker}: {status} {text}"
+        );
         assert!(text.contains("model_quota_exhausted"), "{marker}: {text}");
         assert_eq!(mock.records(marker).len(), 1, "{marker}: no second call");
     }

@@ -108,14 +108,20 @@ fn shapes() -> Vec<(&'static str, Bytes)> {
         .join(",");
     vec![
         // The case: 32 MiB of `[0,0,…]`, here as an unknown field of a valid body.
-        ("unknown [0,0,…]", fill(&format!("{msg}\"junk\":["), "0", ",", "]}")),
+        (
+            "unknown [0,0,…]",
+            fill(&format!("{msg}\"junk\":["), "0", ",", "]}"),
+        ),
         // Many small keys at the top level (each one unknown).
         (
             "unknown: many small keys",
             fill(&format!("{msg}\"k\":0,"), &keyed, ",", "}"),
         ),
         // Deep nesting (120 levels, within serde_json's 128) repeated, unknown.
-        ("unknown: deep nesting", fill(&format!("{msg}\"junk\":["), &deep, ",", "]}")),
+        (
+            "unknown: deep nesting",
+            fill(&format!("{msg}\"junk\":["), &deep, ",", "]}"),
+        ),
         // One huge string where the gateway must read it: the message content.
         (
             "known: one 32 MiB content string",
@@ -213,8 +219,16 @@ async fn peak_rss_under_the_worst_bodies_at_the_default_caps_stays_under_1_gib()
     // The whole sweep takes minutes on a loaded 2-core box; by default the four shapes that
     // bound the others (the issue's `[0,0,…]`, many keys, one huge string, the tree-heaviest).
     let all = std::env::var("MEMORY_TEST_ALL").is_ok();
-    let picked = ["unknown [0,0,…]", "unknown: many small keys", "known: one 32 MiB content string", "known: tiny content parts"];
-    for (name, body) in shapes().into_iter().filter(|(n, _)| all || picked.contains(n)) {
+    let picked = [
+        "unknown [0,0,…]",
+        "unknown: many small keys",
+        "known: one 32 MiB content string",
+        "known: tiny content parts",
+    ];
+    for (name, body) in shapes()
+        .into_iter()
+        .filter(|(n, _)| all || picked.contains(n))
+    {
         reset_hwm(pid);
         let t = Instant::now();
         let calls = (0..parallel).map(|_| {
@@ -238,7 +252,10 @@ async fn peak_rss_under_the_worst_bodies_at_the_default_caps_stays_under_1_gib()
             *by.entry(s).or_default() += 1;
         }
         let peak = vm_hwm_kib(pid);
-        assert!(p.0.try_wait().unwrap().is_none(), "the gateway died on {name}");
+        assert!(
+            p.0.try_wait().unwrap().is_none(),
+            "the gateway died on {name}"
+        );
         let line = format!(
             "{name}: {parallel} × {} MiB → peak RSS {} MiB in {:.1?}; statuses {by:?}",
             body.len() >> 20,
@@ -253,14 +270,14 @@ async fn peak_rss_under_the_worst_bodies_at_the_default_caps_stays_under_1_gib()
         for (name, peak, by) in &report {
             assert!(*peak < 1024 * 1024, "{name}: peak {} MiB", peak / 1024);
             // Never a 5xx but the retryable overload.
-            assert!(
-                by.keys().all(|s| *s < 500 || *s == 503),
-                "{name}: {by:?}"
-            );
+            assert!(by.keys().all(|s| *s < 500 || *s == 503), "{name}: {by:?}");
             // Bodies whose tree is small (unknown fields stay raw; one big string) are
             // served, as many at once as the budget holds; the tree-heavy ones are refused.
             if name.starts_with("unknown") || name.contains("string") {
-                assert!(by.contains_key(&200), "{name}: some bodies are served: {by:?}");
+                assert!(
+                    by.contains_key(&200),
+                    "{name}: some bodies are served: {by:?}"
+                );
             }
         }
     }

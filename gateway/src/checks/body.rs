@@ -34,9 +34,10 @@ pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold) -> Result<ChatBody, Api
     let budget = hold.budget_max();
     ChatBody::parse(bytes, hold).map_err(|e| match e {
         ParseError::NotObject => ApiError::new(Code::InvalidJson, "the body must be a JSON object"),
-        ParseError::Syntax(e) => {
-            ApiError::new(Code::InvalidJson, format!("the body is not valid JSON: {e}"))
-        }
+        ParseError::Syntax(e) => ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        ),
         ParseError::Memory(r) => memory_refusal(r, budget),
     })
 }

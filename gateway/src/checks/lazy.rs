@@ -142,7 +142,10 @@ impl ChatBody {
     }
 
     /// Writes every unknown top-level entry of the raw body into `out`, verbatim.
-    pub fn serialize_unknown<M: serde::ser::SerializeMap>(&self, out: &mut M) -> Result<(), M::Error> {
+    pub fn serialize_unknown<M: serde::ser::SerializeMap>(
+        &self,
+        out: &mut M,
+    ) -> Result<(), M::Error> {
         if self.raw.is_empty() {
             return Ok(());
         }
@@ -332,8 +335,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_stay_raw_and_are_forwarded_verbatim() {
-        let body = parse(r#"{"model":"m","x-extra":{"deep":[1, 2.50,"é"]},"messages":[],"n":1,"z":null}"#)
-            .unwrap();
+        let body =
+            parse(r#"{"model":"m","x-extra":{"deep":[1, 2.50,"é"]},"messages":[],"n":1,"z":null}"#)
+                .unwrap();
         assert_eq!(body.keys().collect::<Vec<_>>(), ["messages", "model", "n"]);
         let mut out = Vec::new();
         let mut ser = serde_json::Serializer::new(&mut out);
@@ -350,8 +354,14 @@ mod tests {
 
     #[test]
     fn syntax_anywhere_and_object_shape_are_still_checked() {
-        assert!(matches!(parse(r#"{"model":"m","junk":[1,}"#), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse(r#"{"model":"m"} x"#), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse(r#"{"model":"m","junk":[1,}"#),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"model":"m"} x"#),
+            Err(ParseError::Syntax(_))
+        ));
         assert!(matches!(parse("[0,0,0]"), Err(ParseError::NotObject)));
         assert!(matches!(parse("12"), Err(ParseError::NotObject)));
         assert!(matches!(parse("nope"), Err(ParseError::Syntax(_))));

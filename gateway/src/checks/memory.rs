@@ -145,7 +145,11 @@ mod tests {
         drop(a);
         assert_eq!(b.used(), 40);
         assert_eq!(c.grow(60), Ok(()));
-        assert_eq!(c.grow(1), Err(Refused::TooLarge), "one hold past the whole budget");
+        assert_eq!(
+            c.grow(1),
+            Err(Refused::TooLarge),
+            "one hold past the whole budget"
+        );
         assert_eq!(c.resize(10), Ok(()));
         assert_eq!(b.used(), 10);
         drop(c);

@@ -21,10 +21,10 @@ pub mod lazy;
 pub mod memory;
 
 pub use body::{parse_chat, read_body};
-pub use lazy::ChatBody;
 use fields::{content_checks, required_fields, types_and_ranges};
 pub use fields::{valid_conversation_id, valid_user_id};
 use floor::floor_max_tokens;
+pub use lazy::ChatBody;
 
 /// What the rest of the request path needs from a valid body.
 #[derive(Debug)]

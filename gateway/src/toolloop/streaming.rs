@@ -1,8 +1,8 @@
 //! The streaming driver of the tool loop: rounds streamed, server-side calls held back, the
 //! final answer relayed live.
 
-use crate::checks::ChatBody;
 use super::*;
+use crate::checks::ChatBody;
 use crate::upstream::sse::Assembler;
 
 /// Removes the tool-call deltas with the given indices from a chunk.
