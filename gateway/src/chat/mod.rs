@@ -95,7 +95,9 @@ async fn read_chat(
 ) -> Result<ChatBody, ApiError> {
     // A body trickled in forever must not hold the request open forever.
     let mut hold = state.body_memory.hold();
-    let read = crate::checks::read_body(body, headers, state.config.max_body_bytes, &mut hold);
+    let busy = upstream::bodies_saturated;
+    let max = state.config.max_body_bytes;
+    let read = crate::checks::read_body(body, headers, max, &mut hold, busy);
     let bytes = tokio::time::timeout_at(deadline, read)
         .await
         .unwrap_or_else(|_| {
@@ -104,7 +106,7 @@ async fn read_chat(
                 "the request body did not arrive completely within HTTP_TOTAL_TIMEOUT_SECS",
             ))
         })?;
-    validate::parse_chat(bytes, hold)
+    validate::parse_chat(bytes, hold, busy)
 }
 /// Settles a stream's reservation: the upstream's count, or, when the caller hung up, what was
 /// sent and streamed (never 0).

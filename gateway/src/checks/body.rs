@@ -11,9 +11,13 @@ use super::memory::{MemoryHold, Refused, READ_FACTOR};
 use crate::catalog::Code;
 use crate::error::ApiError;
 
+/// The overload answer for "the budget is held by other bodies now" (a 503 the client retries);
+/// the caller passes `upstream::bodies_saturated`, which owns the overload code.
+pub type Busy = fn() -> ApiError;
+
 /// The refusal for a body the memory budget cannot take (`MAX_BODY_MEMORY_BYTES`): too large
 /// ever, or not now (other bodies hold the budget: retry shortly, like any overload).
-pub fn memory_refusal(r: Refused, budget: usize) -> ApiError {
+pub fn memory_refusal(r: Refused, budget: usize, busy: Busy) -> ApiError {
     match r {
         Refused::TooLarge => ApiError::new(
             Code::BodyTooLarge,
@@ -21,16 +25,12 @@ pub fn memory_refusal(r: Refused, budget: usize) -> ApiError {
                 "the request body would need more than MAX_BODY_MEMORY_BYTES ({budget} bytes) once parsed"
             ),
         ),
-        Refused::Busy => ApiError::new(
-            Code::UpstreamOverloaded,
-            "the gateway holds its maximum of request bodies in memory; retry shortly",
-        )
-        .retry_after(1),
+        Refused::Busy => busy(),
     }
 }
 
 /// Parses a read body; `hold` covers its bytes and grows by its parsed cost.
-pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold) -> Result<ChatBody, ApiError> {
+pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold, busy: Busy) -> Result<ChatBody, ApiError> {
     let budget = hold.budget_max();
     ChatBody::parse(bytes, hold).map_err(|e| match e {
         ParseError::NotObject => ApiError::new(Code::InvalidJson, "the body must be a JSON object"),
@@ -38,7 +38,7 @@ pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold) -> Result<ChatBody, Api
             Code::InvalidJson,
             format!("the body is not valid JSON: {e}"),
         ),
-        ParseError::Memory(r) => memory_refusal(r, budget),
+        ParseError::Memory(r) => memory_refusal(r, budget, busy),
     })
 }
 
@@ -52,6 +52,7 @@ pub async fn read_body(
     headers: &HeaderMap,
     max: usize,
     hold: &mut MemoryHold,
+    busy: Busy,
 ) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -69,7 +70,7 @@ pub async fn read_body(
     let budget = hold.budget_max();
     let declared = declared.map_or(0, |n| n as usize);
     hold.grow(declared.saturating_mul(READ_FACTOR))
-        .map_err(|r| memory_refusal(r, budget))?;
+        .map_err(|r| memory_refusal(r, budget, busy))?;
     let mut buf = BytesMut::with_capacity(declared);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
@@ -85,7 +86,8 @@ pub async fn read_body(
             return Err(too_large());
         }
         let beyond = ((buf.len() + data.len()) * READ_FACTOR).saturating_sub(hold.bytes());
-        hold.grow(beyond).map_err(|r| memory_refusal(r, budget))?;
+        hold.grow(beyond)
+            .map_err(|r| memory_refusal(r, budget, busy))?;
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
