@@ -42,6 +42,17 @@ pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold, busy: Busy) -> Result<C
     })
 }
 
+/// [`parse_chat`] of a byte slice on no memory budget (benches, tests and tools outside the
+/// request path).
+pub fn parse_object(bytes: &[u8]) -> Result<ChatBody, ApiError> {
+    let unbudgeted = || ApiError::new(Code::InternalError, "no memory budget to be busy");
+    parse_chat(
+        bytes::Bytes::copy_from_slice(bytes),
+        MemoryHold::none(),
+        unbudgeted,
+    )
+}
+
 /// Reads a request body, refusing it as soon as it passes `max` bytes: a declared
 /// Content-Length over the cap is refused before reading, and a streamed body is cut off
 /// while it arrives, so no more than `max` bytes are ever buffered. Every byte buffered is

@@ -20,7 +20,7 @@ pub mod images;
 pub mod lazy;
 pub mod memory;
 
-pub use body::{parse_chat, read_body};
+pub use body::{parse_chat, parse_object, read_body};
 use fields::{content_checks, required_fields, types_and_ranges};
 pub use fields::{valid_conversation_id, valid_user_id};
 use floor::floor_max_tokens;
