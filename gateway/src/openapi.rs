@@ -80,6 +80,33 @@ pub struct ChatCompletion {
     conversation_id: Option<String>,
 }
 
+/// One stored conversation, without its messages.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConversationSummary {
+    id: String,
+    /// The model alias of the conversation's first exchange.
+    model: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds; the list is ordered by it, newest first.
+    updated_at: i64,
+    message_count: i64,
+}
+
+/// `GET /c1/conversations`: one page, newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConversationList {
+    /// Always `list`.
+    object: String,
+    data: Vec<ConversationSummary>,
+    /// Another page follows: ask again with `after` = `last_id`.
+    has_more: bool,
+    /// The id of the page's last entry; null on an empty page.
+    last_id: Option<String>,
+}
+
 /// What the OpenAPI document says about one route; the table is `edge::routes::ROUTES`.
 pub struct RouteDoc {
     pub method: &'static str,
@@ -91,6 +118,9 @@ pub struct RouteDoc {
     /// Groups of catalog codes the route can answer with.
     pub codes: &'static [&'static [Code]],
     pub user_id_query: bool,
+    /// A cursor-paged list: `limit` and `after` in the query, `has_more` and `last_id` in the
+    /// answer (`routes::conversations::page` is what reads them).
+    pub paged: bool,
 }
 
 impl RouteDoc {
@@ -188,6 +218,34 @@ pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
                     .schema(Some(String::schema())),
             );
         }
+        if r.paged {
+            op = op
+                .parameter(
+                    ParameterBuilder::new()
+                        .name("limit")
+                        .parameter_in(ParameterIn::Query)
+                        .required(Required::False)
+                        .description(Some(
+                            "page size, 1-1000 (default 100); anything else is `invalid_field` `query.limit`",
+                        ))
+                        .schema(Some(
+                            of_type(Type::Integer)
+                                .minimum(Some(1))
+                                .maximum(Some(1000))
+                                .default(Some(json!(100))),
+                        )),
+                )
+                .parameter(
+                    ParameterBuilder::new()
+                        .name("after")
+                        .parameter_in(ParameterIn::Query)
+                        .required(Required::False)
+                        .description(Some(
+                            "the `last_id` of the previous page; not an id this gateway issues is `invalid_field` `query.after`; an id not in the list gives an empty page",
+                        ))
+                        .schema(Some(String::schema())),
+                );
+        }
         if let Some(req) = r.request {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -263,6 +321,8 @@ pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
         .schema_from::<ChatCompletionRequest>()
         .schema_from::<C1ChatCompletionRequest>()
         .schema_from::<ChatCompletion>()
+        .schema_from::<ConversationSummary>()
+        .schema_from::<ConversationList>()
         .security_scheme(
             "bearer",
             utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(

@@ -78,6 +78,8 @@ pub struct Shared {
     pub slots: Arc<LocalSlots>,
     /// Per-upstream in-flight caps (`max_in_flight`), by upstream index.
     pub upstream_slots: Arc<Vec<Option<Arc<tokio::sync::Semaphore>>>>,
+    /// What request bodies in flight hold in memory (`MAX_BODY_MEMORY_BYTES`).
+    pub body_memory: Arc<crate::checks::memory::MemoryBudget>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -131,6 +133,8 @@ impl AppState {
             .iter()
             .map(|u| reqwest::Url::parse(&u.chat_url).ok())
             .collect();
+        let body_memory =
+            crate::checks::memory::MemoryBudget::new(config.reads.max_body_memory_bytes);
         Ok(AppState(Arc::new(Shared {
             chat_urls,
             edge,
@@ -141,6 +145,7 @@ impl AppState {
             redis,
             slots: Arc::new(LocalSlots::default()),
             upstream_slots: Arc::new(upstream_slots),
+            body_memory,
             store,
             metrics: Arc::new(Metrics::new()),
             clock,

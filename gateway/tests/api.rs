@@ -452,6 +452,42 @@ async fn discovery_routes() {
 }
 
 #[tokio::test]
+async fn openapi_documents_the_conversation_list_pagination() {
+    let r = send(&offline(), get("/openapi.json", None)).await;
+    let op = &r.body["paths"]["/c1/conversations"]["get"];
+    let params: Vec<(&str, &str)> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+        .collect();
+    for want in [("user_id", "query"), ("limit", "query"), ("after", "query")] {
+        assert!(params.contains(&want), "{want:?} in {params:?}");
+    }
+    let limit = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    // The bounds `routes::conversations::page` enforces.
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 1000);
+    assert_eq!(limit["schema"]["default"], 100);
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ConversationList"
+    );
+    let list = &r.body["components"]["schemas"]["ConversationList"];
+    for field in ["object", "data", "has_more", "last_id"] {
+        assert!(list["properties"][field].is_object(), "{field}: {list}");
+    }
+    // Only the list is paged.
+    let get_one = &r.body["paths"]["/c1/conversations/{id}"]["get"]["parameters"];
+    assert!(!get_one.to_string().contains("\"after\""), "{get_one}");
+}
+
+#[tokio::test]
 async fn readiness_reports_each_upstream() {
     let r = send(&offline(), get("/readyz", None)).await;
     assert_eq!(r.status, 503);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use gateway::admission::budget::{budget_key, prompt_estimate, DAY};
-use gateway::config::Budget;
+use gateway::config::{Budget, Builtin, Executor, Tool};
 use gateway::testing::{self, TOKEN};
 use gateway::AppState;
 use mocks::{MockServer, Personality, Step};
@@ -204,4 +204,238 @@ async fn streams_hung_up_mid_way_are_charged_in_redis() {
         (want..=want + 10 * 5).contains(&charged),
         "{charged} vs {want}"
     );
+}
+
+/// Tokens charged under the `small` budget today: the in-process ledger, or Redis at `sock`.
+fn charged(state: &AppState, redis_sock: Option<&str>) -> u64 {
+    let key = budget_key("primary", "small", state.clock.now_unix() / DAY);
+    match redis_sock {
+        None => state.ledger.tokens(&key),
+        Some(sock) => {
+            let out = Command::new("redis-cli")
+                .args(["-s", sock, "GET", &format!("{key}:tok")])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        }
+    }
+}
+
+async fn start_redis(dir: &std::path::Path) -> (Proc, String, String) {
+    let sock = dir.join("redis.sock");
+    let redis = Proc(
+        Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is required for this test (apt-get install redis-server)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = sock.display().to_string();
+    (redis, format!("redis+unix://{s}"), s)
+}
+
+/// Commit 86074c0: a request refused at the upstream's in-flight slot (after its budget
+/// reservation, before any upstream call) settles with 0 tokens, instead of the drop charging
+/// it the prompt estimate as for a caller who left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_at_the_upstream_slot_is_charged_nothing() {
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    mock.script("slot", vec![Step::hang()]);
+    let mut cfg = testing::config_with_upstream(&mock.api_base());
+    cfg.http_total_timeout = Duration::from_secs(2);
+    cfg.upstreams[0].max_in_flight = Some(1);
+    cfg.upstreams[0].queue_wait = Duration::from_millis(50);
+    cfg.tenants[0].budgets = vec![Budget {
+        model: "small".into(),
+        requests_per_day: None,
+        tokens_per_day: Some(1_000_000),
+    }];
+    cfg.rate_limit.burst = 1000;
+    let state = AppState::new(cfg).unwrap();
+    let gw = gateway::spawn(state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/chat/completions", gw.base_url());
+    let body = heavy_body("slot", false);
+    let reserved = prompt_estimate(body.as_object().unwrap()) + 16;
+    let http = reqwest::Client::new();
+    let holder = {
+        let req = http.post(&url).bearer_auth(TOKEN).json(&body);
+        tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+    };
+    // The first request holds the only slot once the upstream has it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.records("slot").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(charged(&state, None), reserved, "the holder's reservation");
+    let resp = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_overloaded");
+    // The holder runs into its deadline (504, nothing used): every token comes back.
+    assert_eq!(holder.await.unwrap(), 504);
+    assert_eq!(
+        mock.records("slot").len(),
+        1,
+        "the refused request never reached it"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = charged(&state, None);
+        if c == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{c} tokens charged for no upstream work"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn tool_loop_gateway(
+    mock: &MockServer,
+    tokens_per_day: u64,
+    redis_url: Option<String>,
+) -> (AppState, gateway::Running) {
+    let mut cfg = testing::config_with_upstream(&mock.api_base());
+    cfg.redis_url = redis_url;
+    cfg.redis_fail_closed = cfg.redis_url.is_some();
+    cfg.tools = vec![Tool {
+        name: "lookup_weather".into(),
+        description: "weather of a city".into(),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+        executor: Executor::Builtin(Builtin::LookupWeather),
+    }];
+    cfg.tenants[0].budgets = vec![Budget {
+        model: "small".into(),
+        requests_per_day: None,
+        tokens_per_day: Some(tokens_per_day),
+    }];
+    cfg.rate_limit.burst = 1000;
+    let state = AppState::new(cfg).unwrap();
+    let gw = gateway::spawn(state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (state, gw)
+}
+
+/// Each upstream call of a tool round reserves its own prompt estimate plus the output cap:
+/// a budget that holds the first call but not the second refuses the second (no second call
+/// is made), and a loop that fits is charged exactly the usage of all its calls, once.
+async fn tool_rounds_reserve_per_call(redis: Option<(String, String)>) {
+    let body = |marker: &str, stream: bool| {
+        json!({"model": "small", "max_tokens": 16, "stream": stream,
+            "messages": [{"role": "user", "content": format!("weather please mock:{marker}")}]})
+    };
+    let sock = redis.as_ref().map(|r| r.1.as_str());
+    let http = reqwest::Client::new();
+    for (marker, stream) in [("tight", false), ("tight-sse", true)] {
+        let mock = MockServer::start(Personality::Vllm).await.unwrap();
+        let first = prompt_estimate(body(marker, stream).as_object().unwrap()) + 16;
+        // Room for the first call's reservation and one more of the same size, less one: the
+        // second call's prompt has grown by the tool call and its result, so it cannot fit.
+        let limit = 2 * first - 1;
+        let (_state, gw) =
+            tool_loop_gateway(&mock, limit, redis.as_ref().map(|r| r.0.clone())).await;
+        if let Some(s) = sock {
+            // One Redis for both rounds: start each from an empty budget.
+            Command::new("redis-cli")
+                .args(["-s", s, "FLUSHALL"])
+                .output()
+                .unwrap();
+        }
+        mock.script(
+            marker,
+            vec![
+                Step::tool_call("lookup_weather", r#"{"city":"Paris"}"#),
+                Step::reply("sunny"),
+            ],
+        );
+        let resp = http
+            .post(format!("{}/v1/chat/completions", gw.base_url()))
+            .bearer_auth(TOKEN)
+            .json(&body(marker, stream))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        // Streamed, the tool round is held back, so the refusal is still a plain 429; a 200
+        // would carry it as `event: error`.
+        assert!(
+            status == 429 || (stream && status == 200),
+            "{marker}: {status} {text}"
+        );
+        assert!(text.contains("model_quota_exhausted"), "{marker}: {text}");
+        assert_eq!(mock.records(marker).len(), 1, "{marker}: no second call");
+    }
+
+    // A budget that holds every call: charged the sum of the calls' usage, nothing twice.
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    mock.script(
+        "roomy",
+        vec![
+            Step::tool_call("lookup_weather", r#"{"city":"Paris"}"#),
+            Step::tool_call("lookup_weather", r#"{"city":"Rome"}"#),
+            Step::reply("sunny twice"),
+        ],
+    );
+    let (state, gw) =
+        tool_loop_gateway(&mock, 1_000_000, redis.as_ref().map(|r| r.0.clone())).await;
+    if let Some(s) = sock {
+        Command::new("redis-cli")
+            .args(["-s", s, "FLUSHALL"])
+            .output()
+            .unwrap();
+    }
+    let v: Value = http
+        .post(format!("{}/v1/chat/completions", gw.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&body("roomy", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mock.records("roomy").len(), 3, "{v}");
+    let total = v["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(total > 0, "{v}");
+    // Every reservation is settled before the answer: the two per-call ones inside the loop,
+    // the request's own just before it is sent.
+    assert_eq!(charged(&state, sock), total, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_rounds_reserve_per_call_in_process() {
+    tool_rounds_reserve_per_call(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_rounds_reserve_per_call_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, url, sock) = start_redis(dir.path()).await;
+    tool_rounds_reserve_per_call(Some((url, sock))).await;
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions` and `POST /c1/chat/completions`: validate, floor, reserve the
 //! budget, call the upstream (plain, streamed, or through the tool loop), settle, answer.
 
+use crate::checks::ChatBody;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -74,7 +75,7 @@ pub async fn v1(
                 })
             })),
         };
-        open_stream(&state, checked.model, obj, deadline, hooks).await?
+        open_stream(&state, tenant, checked.model, obj, deadline, hooks).await?
     } else if state.config.tools.is_empty() {
         // Relayed as bytes: only `model` changes, so no Value tree is built and serialised.
         let work = upstream::chat_bytes(&state, checked.model, &obj);
@@ -90,7 +91,7 @@ pub async fn v1(
         );
         r
     } else {
-        let result = complete(&state, checked.model, obj, deadline).await;
+        let result = complete(&state, tenant, checked.model, obj, deadline).await;
         let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
         reservation.settle(used).await;
         Json(Value::Object(result?.0)).into_response()
@@ -105,9 +106,12 @@ async fn read_chat(
     headers: &HeaderMap,
     body: Body,
     deadline: tokio::time::Instant,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ChatBody, ApiError> {
     // A body trickled in forever must not hold the request open forever.
-    let read = crate::checks::read_body(body, headers, state.config.max_body_bytes);
+    let mut hold = state.body_memory.hold();
+    let busy = upstream::bodies_saturated;
+    let max = state.config.max_body_bytes;
+    let read = crate::checks::read_body(body, headers, max, &mut hold, busy);
     let bytes = tokio::time::timeout_at(deadline, read)
         .await
         .unwrap_or_else(|_| {
@@ -116,7 +120,7 @@ async fn read_chat(
                 "the request body did not arrive completely within HTTP_TOTAL_TIMEOUT_SECS",
             ))
         })?;
-    validate::parse_object(&bytes)
+    validate::parse_chat(bytes, hold, busy)
 }
 /// Settles a stream's reservation: the upstream's count, or, when the caller hung up, what was
 /// sent and streamed (never 0).
@@ -142,19 +146,34 @@ fn output_cap(body: &Map<String, Value>, model: &Model) -> u64 {
         .unwrap_or(0)
 }
 
+/// What each tool-loop call after the first reserves against (`toolloop::CallBudget`).
+fn call_budget(
+    tenant: &crate::config::Tenant,
+    model: &Model,
+    body: &ChatBody,
+) -> toolloop::CallBudget {
+    toolloop::CallBudget {
+        tenant: tenant.clone(),
+        alias: model.alias.clone(),
+        output_cap: output_cap(body, model),
+    }
+}
+
 /// Non-streaming answer: through the tool loop when server-side tools are configured; the
 /// whole of it (every round) within the request's deadline.
 async fn complete(
     state: &AppState,
+    tenant: &crate::config::Tenant,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: tokio::time::Instant,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let work = async move {
         if state.config.tools.is_empty() {
             upstream::chat(state, model, &body).await
         } else {
-            toolloop::run(state, model, body).await
+            let budget = call_budget(tenant, model, &body);
+            toolloop::run(state, model, body, budget).await
         }
     };
     tokio::time::timeout_at(deadline, work)
@@ -164,15 +183,17 @@ async fn complete(
 
 async fn open_stream(
     state: &AppState,
+    tenant: &crate::config::Tenant,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: tokio::time::Instant,
     hooks: Hooks,
 ) -> Result<Response, ApiError> {
     if state.config.tools.is_empty() {
         stream::relay(state, model, body, deadline, hooks).await
     } else {
-        toolloop::stream(state.clone(), model.clone(), body, deadline, hooks).await
+        let budget = call_budget(tenant, model, &body);
+        toolloop::stream(state.clone(), model.clone(), body, deadline, hooks, budget).await
     }
 }
 
@@ -269,13 +290,13 @@ pub async fn c1(
                 })
             })),
         };
-        let mut r = open_stream(&state, checked.model, obj, deadline, hooks).await?;
+        let mut r = open_stream(&state, tenant, checked.model, obj, deadline, hooks).await?;
         if let Ok(v) = HeaderValue::from_str(&id) {
             r.headers_mut().insert(crate::contract::CONVERSATION_ID, v);
         }
         r
     } else {
-        let result = complete(&state, checked.model, obj, deadline).await;
+        let result = complete(&state, tenant, checked.model, obj, deadline).await;
         reservation
             .settle(result.as_ref().map_or(0, |(_, u)| u.total_tokens))
             .await;

@@ -1,6 +1,7 @@
 //! Plain SSE relay (no server-side tools): upstream chunks forwarded as they arrive, the ones
 //! that arrived together in one write.
 
+use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use bytes::BytesMut;
@@ -22,7 +23,7 @@ use crate::upstream::{self, Usage};
 pub async fn relay(
     state: &crate::state::AppState,
     model: &Model,
-    mut body: Map<String, Value>,
+    mut body: ChatBody,
     deadline: Instant,
     mut hooks: Hooks,
 ) -> Result<Response, ApiError> {

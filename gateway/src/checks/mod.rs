@@ -1,7 +1,8 @@
 //! Request validation of a chat body, in the check order of SPEC §3.
 //!
-//! Works on the raw JSON object so that every error carries an exact JSON pointer and every
-//! field the gateway does not know is forwarded untouched. Order: required fields → types
+//! Works on the JSON tree of the fields the gateway reads ([`lazy::ChatBody`]; the others are
+//! never expanded and are forwarded untouched) so that every error carries an exact JSON
+//! pointer. Order: required fields → types
 //! and ranges → model allowlist → capabilities (tools, vision, streaming) and the context
 //! window → content checks (images, then tool arguments) → the silent max_tokens floor.
 
@@ -16,11 +17,14 @@ mod capabilities;
 mod fields;
 mod floor;
 pub mod images;
+pub mod lazy;
+pub mod memory;
 
-pub use body::{parse_object, read_body};
+pub use body::{parse_chat, parse_object, read_body};
 use fields::{content_checks, required_fields, types_and_ranges};
 pub use fields::{valid_conversation_id, valid_user_id};
 use floor::floor_max_tokens;
+pub use lazy::ChatBody;
 
 /// What the rest of the request path needs from a valid body.
 #[derive(Debug)]

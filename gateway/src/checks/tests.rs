@@ -96,6 +96,12 @@ fn max_tokens_is_floored_silently() {
 #[test]
 fn non_objects_are_invalid_json() {
     for b in [&b"[1]"[..], b"nul", b"\"x\"", b"{"] {
-        assert_eq!(parse_object(b).unwrap_err().code, Code::InvalidJson);
+        let e = parse_chat(
+            bytes::Bytes::from_static(b),
+            memory::MemoryHold::none(),
+            || ApiError::new(Code::InternalError, "busy"),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidJson);
     }
 }

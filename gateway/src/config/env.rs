@@ -82,7 +82,21 @@ impl Config {
             )?,
             c1_max_history_bytes: byte_limit(vars::C1_MAX_HISTORY_BYTES, d.c1_max_history_bytes)?,
             relay_coalesce_bytes: byte_limit(vars::RELAY_COALESCE_BYTES, d.relay_coalesce_bytes)?,
+            max_body_memory_bytes: byte_limit(
+                vars::MAX_BODY_MEMORY_BYTES,
+                d.max_body_memory_bytes,
+            )?,
         };
+        let read_factor = crate::checks::memory::READ_FACTOR;
+        if reads.max_body_memory_bytes / read_factor < max_body_bytes {
+            // One body of the largest size allowed must fit the budget on its own while it
+            // is read.
+            return Err(ConfigError::new(
+                "environment",
+                vars::MAX_BODY_MEMORY_BYTES,
+                "must be at least 3 × MAX_BODY_BYTES",
+            ));
+        }
 
         let demo = Self::demo_requested(env);
         let (upstreams, models, tools) = match get(vars::GATEWAY_CONFIG) {

@@ -57,6 +57,8 @@ pub mod vars {
     pub const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
     /// Bytes of already-arrived SSE events the relay joins into one body frame (one write).
     pub const RELAY_COALESCE_BYTES: &str = "RELAY_COALESCE_BYTES";
+    /// Bytes all request bodies in flight may hold together, raw and parsed.
+    pub const MAX_BODY_MEMORY_BYTES: &str = "MAX_BODY_MEMORY_BYTES";
     pub const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -90,6 +92,7 @@ pub mod vars {
         TOOL_MAX_ANSWER_BYTES,
         C1_MAX_HISTORY_BYTES,
         RELAY_COALESCE_BYTES,
+        MAX_BODY_MEMORY_BYTES,
     ];
 }
 
@@ -117,6 +120,9 @@ pub struct Limits {
     pub c1_max_history_bytes: usize,
     /// Not a read cap but a write buffer: the most the relay holds back to join events.
     pub relay_coalesce_bytes: usize,
+    /// Request bodies in flight, together: raw bytes plus the cost of their parsed tree
+    /// (`checks::memory`). At least 3 × MAX_BODY_BYTES.
+    pub max_body_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +134,7 @@ impl Default for Limits {
             tool_max_answer_bytes: 1024 * 1024,
             c1_max_history_bytes: 8 * 1024 * 1024,
             relay_coalesce_bytes: 64 * 1024,
+            max_body_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -122,6 +122,7 @@ pub const ROUTES: &[Route] = &[
         request: Some("ChatCompletionRequest"),
         codes: &[CHAT_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -136,6 +137,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[INFO_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -150,6 +152,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[INFO_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -168,6 +171,7 @@ pub const ROUTES: &[Route] = &[
         request: Some("C1ChatCompletionRequest"),
         codes: &[CHAT_CODES, CONVERSATION_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -178,10 +182,11 @@ pub const ROUTES: &[Route] = &[
         path: "/c1/conversations",
         summary: "The user's conversations",
         auth: true,
-        ok: (200, "conversation list", None),
+        ok: (200, "conversation list", Some("ConversationList")),
         request: None,
         codes: &[CONV_CODES],
         user_id_query: true,
+        paged: true,
     },
     },
     Route {
@@ -196,6 +201,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[CONV_CODES],
         user_id_query: true,
+        paged: false,
     },
     },
     Route {
@@ -210,6 +216,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[CONV_CODES],
         user_id_query: true,
+        paged: false,
     },
     },
     Route {
@@ -224,6 +231,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[PUBLIC_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -238,6 +246,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[PUBLIC_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -252,6 +261,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[PUBLIC_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -266,6 +276,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[OPS_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -280,6 +291,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[PUBLIC_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
     Route {
@@ -294,6 +306,7 @@ pub const ROUTES: &[Route] = &[
         request: None,
         codes: &[PUBLIC_CODES],
         user_id_query: false,
+        paged: false,
     },
     },
 ];

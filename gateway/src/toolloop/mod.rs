@@ -6,7 +6,14 @@
 //! call (`tools: []`) when MAX_TOOL_ITERATIONS rounds have run (`tool_loop_max_iterations`) or
 //! the same call signature came twice in a row (`tool_loop_anti_loop_synthesised`).
 //! Upstream calls: rounds + (1 if synthesised); at most max_tool_iterations + 1.
+//!
+//! Budgets: the request's own reservation (made before its first call, in check order)
+//! covers the first call. Every further call reserves its own prompt estimate (the grown
+//! conversation) plus the output cap before it is sent, is refused with `model_quota_exhausted`
+//! when that does not fit, and settles with the call's reported usage ([`CallBudget`]). What
+//! the loop hands back to settle the request's reservation is the first call's usage only.
 
+use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
@@ -21,10 +28,24 @@ use crate::upstream::sse::{self as sse, Piece, UpstreamEvents};
 
 use crate::upstream::{self, Usage};
 
+/// What a tool-loop call beyond the first reserves against: the request's tenant and alias,
+/// and the request's output cap.
+#[derive(Clone, Debug)]
+pub struct CallBudget {
+    pub tenant: crate::config::Tenant,
+    pub alias: String,
+    pub output_cap: u64,
+}
+
 /// State carried across rounds, shared by both modes.
 struct Loop<'a> {
     state: &'a AppState,
-    body: Map<String, Value>,
+    body: ChatBody,
+    budget: CallBudget,
+    /// Upstream calls begun so far.
+    calls: u32,
+    /// Tokens of the calls settled on their own reservation (all but the first).
+    settled: u64,
     caller_tools: Vec<String>,
     iterations: u32,
     previous: Option<Vec<(String, String)>>,
@@ -41,7 +62,7 @@ enum Next {
 }
 
 impl<'a> Loop<'a> {
-    fn new(state: &'a AppState, mut body: Map<String, Value>) -> Self {
+    fn new(state: &'a AppState, mut body: ChatBody, budget: CallBudget) -> Self {
         let caller_tools: Vec<String> = body
             .get("tools")
             .and_then(Value::as_array)
@@ -76,12 +97,70 @@ impl<'a> Loop<'a> {
         Loop {
             state,
             body,
+            budget,
+            calls: 0,
+            settled: 0,
             caller_tools,
             iterations: 0,
             previous: None,
             collected: Vec::new(),
             usage: Usage::default(),
         }
+    }
+
+    /// Before an upstream call of `body`: `None` for the first (the request's reservation
+    /// covers it), else this call's own reservation of its prompt estimate plus the output cap.
+    async fn reserve_call(
+        state: &AppState,
+        calls: &mut u32,
+        budget: &CallBudget,
+        body: &ChatBody,
+    ) -> Result<Option<crate::admission::Reservation>, ApiError> {
+        *calls += 1;
+        if *calls == 1 {
+            return Ok(None);
+        }
+        let estimate = crate::admission::budget::prompt_estimate(body);
+        state
+            .reserve(&budget.tenant, &budget.alias, estimate, budget.output_cap)
+            .await
+            .map(Some)
+    }
+
+    /// [`Self::reserve_call`] for the loop's own body, or for `other` (the synthesis body).
+    async fn reserve(
+        &mut self,
+        other: Option<&ChatBody>,
+    ) -> Result<Option<crate::admission::Reservation>, ApiError> {
+        let body = other.unwrap_or(&self.body);
+        Self::reserve_call(self.state, &mut self.calls, &self.budget, body).await
+    }
+
+    /// After a call: its reservation (if it had one) settles with the call's usage.
+    async fn settle_call(&mut self, r: Option<crate::admission::Reservation>, tokens: u64) {
+        if let Some(r) = r {
+            r.settle(tokens).await;
+            self.settled = self.settled.saturating_add(tokens);
+        }
+    }
+
+    /// Settles a non-streamed call's reservation: its usage, or 0 when the call failed (as the
+    /// request's own reservation is settled for a failed first call).
+    async fn settled_answer(
+        &mut self,
+        held: Option<crate::admission::Reservation>,
+        answer: Result<(Map<String, Value>, Usage), ApiError>,
+    ) -> Result<(Map<String, Value>, Usage), ApiError> {
+        let tokens = answer.as_ref().map_or(0, |(_, u)| u.total_tokens);
+        self.settle_call(held, tokens).await;
+        answer
+    }
+
+    /// The usage the request's own reservation settles with: what no call reservation took.
+    fn unsettled(&self) -> Usage {
+        let mut u = self.usage;
+        u.total_tokens = u.total_tokens.saturating_sub(self.settled);
+        u
     }
 
     fn is_server_tool(&self, name: &str) -> bool {
@@ -140,7 +219,7 @@ impl<'a> Loop<'a> {
     }
 
     /// The synthesis request: the original conversation, the collected results, no tools.
-    fn synthesis_body(&self, original_messages: &[Value]) -> Map<String, Value> {
+    fn synthesis_body(&self, original_messages: &[Value]) -> ChatBody {
         let mut body = self.body.clone();
         let mut digest = String::from(
             "Tool results collected so far (the tool loop was stopped; do not call tools):\n",
@@ -237,20 +316,24 @@ pub fn event_name(code: Code) -> &'static str {
     }
 }
 
-/// Non-streaming loop: returns the completion to send (usage summed over every call).
+/// Non-streaming loop: returns the completion to send (usage summed over every call) and the
+/// usage the request's reservation settles with ([`Loop::unsettled`]).
 pub async fn run(
     state: &AppState,
     model: &Model,
-    body: Map<String, Value>,
+    body: ChatBody,
+    budget: CallBudget,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let original: Vec<Value> = body
         .get("messages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut lp = Loop::new(state, body);
+    let mut lp = Loop::new(state, body, budget);
     loop {
-        let (mut completion, usage) = upstream::chat(state, model, &lp.body).await?;
+        let held = lp.reserve(None).await?;
+        let answer = upstream::chat(state, model, &lp.body).await;
+        let (mut completion, usage) = lp.settled_answer(held, answer).await?;
         lp.usage.add(usage);
         let message = completion
             .get("choices")
@@ -267,11 +350,13 @@ pub async fn run(
                     lp.finish_message(m);
                 }
                 completion.insert("usage".into(), lp.usage.to_json());
-                return Ok((completion, lp.usage));
+                return Ok((completion, lp.unsettled()));
             }
             Next::Synthesise(code) => {
                 let synth = lp.synthesis_body(&original);
-                let (mut completion, usage) = upstream::chat(state, model, &synth).await?;
+                let held = lp.reserve(Some(&synth)).await?;
+                let answer = upstream::chat(state, model, &synth).await;
+                let (mut completion, usage) = lp.settled_answer(held, answer).await?;
                 lp.usage.add(usage);
                 let (message, _) = lp.synthesised(
                     completion
@@ -284,7 +369,7 @@ pub async fn run(
                 );
                 completion.insert("usage".into(), lp.usage.to_json());
                 completion.insert("dgx_code".into(), Value::String(code.as_str().to_owned()));
-                return Ok((completion, lp.usage));
+                return Ok((completion, lp.unsettled()));
             }
         }
     }

@@ -2,6 +2,7 @@
 //! final answer relayed live.
 
 use super::*;
+use crate::checks::ChatBody;
 use crate::upstream::sse::Assembler;
 
 /// Removes the tool-call deltas with the given indices from a chunk.
@@ -107,9 +108,10 @@ enum Round {
 pub async fn stream(
     state: AppState,
     model: Model,
-    body: Map<String, Value>,
+    body: ChatBody,
     deadline: Instant,
     hooks: sse::Hooks,
+    budget: super::CallBudget,
 ) -> Result<Response, ApiError> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let (start_tx, start_rx) = oneshot::channel();
@@ -126,7 +128,7 @@ pub async fn stream(
         let left = tokio::select! {
             // The caller went away: dropping the driver drops the upstream request with it.
             _ = closed.closed() => true,
-            _ = drive(&state, &model, body, deadline, &mut out, &seen) => false,
+            _ = drive(&state, &model, body, budget, deadline, &mut out, &seen) => false,
         };
         // Settles a reservation when the stream did not complete (no-op after completion).
         let used = *usage.lock();
@@ -156,7 +158,8 @@ pub async fn stream(
 async fn drive(
     state: &AppState,
     model: &Model,
-    mut body: Map<String, Value>,
+    mut body: ChatBody,
+    budget: super::CallBudget,
     deadline: Instant,
     out: &mut Out,
     seen: &parking_lot::Mutex<Usage>,
@@ -167,12 +170,18 @@ async fn drive(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut lp = Loop::new(state, body);
+    let mut lp = Loop::new(state, body, budget);
     let mut last_chunk: Option<Map<String, Value>> = None;
     let final_message;
     loop {
+        let held = match lp.reserve(None).await {
+            Ok(h) => h,
+            Err(e) => return out.fail(e).await,
+        };
+        let before = lp.usage.total_tokens;
         let round = stream_round(state, model, &lp.body, deadline, out, &mut lp.usage, true).await;
-        *seen.lock() = lp.usage;
+        lp.settle_call(held, lp.usage.total_tokens - before).await;
+        *seen.lock() = lp.unsettled();
         let Round::Complete {
             message,
             buffered,
@@ -211,9 +220,15 @@ async fn drive(
                     return;
                 }
                 let synth = lp.synthesis_body(&original);
+                let held = match lp.reserve(Some(&synth)).await {
+                    Ok(h) => h,
+                    Err(e) => return out.fail(e).await,
+                };
+                let before = lp.usage.total_tokens;
                 let round =
                     stream_round(state, model, &synth, deadline, out, &mut lp.usage, false).await;
-                *seen.lock() = lp.usage;
+                lp.settle_call(held, lp.usage.total_tokens - before).await;
+                *seen.lock() = lp.unsettled();
                 let Round::Complete { message, last, .. } = round else {
                     return;
                 };
@@ -235,7 +250,8 @@ async fn drive(
         u.insert("usage".into(), lp.usage.to_json());
         out.chunk(&u).await;
     }
-    let end = out.hooks.complete(lp.usage, final_message).await;
+    // The request's reservation settles what the per-call reservations did not.
+    let end = out.hooks.complete(lp.unsettled(), final_message).await;
     out.emit(end).await;
 }
 
@@ -244,7 +260,7 @@ async fn drive(
 async fn stream_round(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
     deadline: Instant,
     out: &mut Out,
     usage: &mut Usage,

@@ -92,6 +92,16 @@ pub fn upstream_saturated(alias: &str) -> ApiError {
     .retry_after(1)
 }
 
+/// Request bodies in flight hold all of MAX_BODY_MEMORY_BYTES: like [`gateway_saturated`], an
+/// overload the client retries shortly.
+pub fn bodies_saturated() -> ApiError {
+    ApiError::new(
+        Code::UpstreamOverloaded,
+        "the gateway holds its maximum of request bodies in memory; retry shortly",
+    )
+    .retry_after(1)
+}
+
 /// The gateway itself has MAX_IN_FLIGHT requests: it cannot accept more work right now, which
 /// a client handles exactly like an overloaded upstream (503, retry shortly).
 pub fn gateway_saturated(max_in_flight: usize) -> ApiError {

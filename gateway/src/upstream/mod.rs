@@ -5,6 +5,7 @@
 //! OpenRouter-specific code for pinned aliases), 5xx/garbage is `upstream_error`, and transport
 //! failures are `upstream_timeout` / `upstream_unavailable`. Messages are sanitised here.
 
+use crate::checks::ChatBody;
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -64,17 +65,19 @@ impl Usage {
 /// copying the body (which may hold megabytes of inline images).
 struct Outbound<'a> {
     model: &'a str,
-    body: &'a Map<String, Value>,
+    body: &'a ChatBody,
 }
 
 impl serde::Serialize for Outbound<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.body.len()))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("model", self.model)?;
         for (k, v) in self.body.iter().filter(|(k, _)| k.as_str() != "model") {
             m.serialize_entry(k, v)?;
         }
+        // The fields the gateway does not read, straight from the caller's bytes.
+        self.body.serialize_unknown(&mut m)?;
         m.end()
     }
 }
@@ -84,7 +87,7 @@ impl serde::Serialize for Outbound<'_> {
 pub async fn send(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
 ) -> Result<reqwest::Response, ApiError> {
     let upstream = &state.config.upstreams[model.upstream];
     let outbound = serde_json::to_vec(&Outbound {
@@ -153,7 +156,7 @@ pub async fn in_flight_slot(
 pub async fn chat(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
     let bytes = answer_bytes(state, model, body).await?;
     completion(state, model, &bytes)
@@ -164,7 +167,7 @@ pub async fn chat(
 pub async fn chat_bytes(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
 ) -> Result<(Vec<u8>, Usage), ApiError> {
     let bytes = answer_bytes(state, model, body).await?;
     if let Some(done) = answer::swap_model(&bytes, &model.alias) {
@@ -180,7 +183,7 @@ pub async fn chat_bytes(
 async fn answer_bytes(
     state: &AppState,
     model: &Model,
-    body: &Map<String, Value>,
+    body: &ChatBody,
 ) -> Result<Vec<u8>, ApiError> {
     let resp = send(state, model, body).await?;
     let max = state.config.reads.upstream_max_body_bytes;

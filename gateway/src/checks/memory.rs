@@ -1,0 +1,158 @@
+//! The memory all request bodies in flight may hold together (`MAX_BODY_MEMORY_BYTES`).
+//!
+//! `MAX_BODY_BYTES` bounds one body and `MAX_IN_FLIGHT` the number of requests, but their
+//! product (32 MiB × 256 = 8 GiB raw, more once parsed) is no bound a host can live with. Each
+//! body therefore holds a share of one process-wide byte budget from its first byte until the
+//! request ends: its raw bytes while they arrive, then the estimated size of the tree its known
+//! fields parse into (see `lazy::Cost`), settled *before* that tree is built.
+//!
+//! While a body arrives it holds [`READ_FACTOR`] × its bytes: room for its raw bytes, the
+//! upstream request serialised from it, and a tree as large as itself. A body whose parsed cost
+//! fits that (every body whose unknown fields are most of it, or whose text is in strings) can
+//! therefore not be refused after it was read because others took the budget meanwhile; only
+//! tree-heavy bodies need more at the parse, and may then be refused.
+
+/// What a body holds per byte while it is read (see the module header).
+pub const READ_FACTOR: usize = 3;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct MemoryBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(MemoryBudget {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes held by bodies in flight now (for tests and `/metrics`-style probes).
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// An empty hold; grown as the body arrives and is parsed.
+    pub fn hold(self: &Arc<Self>) -> MemoryHold {
+        MemoryHold {
+            budget: Some(self.clone()),
+            bytes: 0,
+        }
+    }
+
+    fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.max)
+            })
+            .is_ok()
+    }
+}
+
+/// Why a hold could not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This one body alone would need more than the whole budget: it can never fit.
+    TooLarge,
+    /// Other bodies hold the budget now; it may fit later.
+    Busy,
+}
+
+/// One body's share of the budget, given back when it is dropped (the request ended).
+#[derive(Debug)]
+pub struct MemoryHold {
+    budget: Option<Arc<MemoryBudget>>,
+    bytes: usize,
+}
+
+impl MemoryHold {
+    /// A hold on no budget (bodies built inside the gateway, tests).
+    pub fn none() -> Self {
+        MemoryHold {
+            budget: None,
+            bytes: 0,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The size of the budget this hold is on (`usize::MAX` for none).
+    pub fn budget_max(&self) -> usize {
+        self.budget.as_ref().map_or(usize::MAX, |b| b.max)
+    }
+
+    /// Grows or shrinks the hold to exactly `n` bytes (shrinking always succeeds).
+    pub fn resize(&mut self, n: usize) -> Result<(), Refused> {
+        if n >= self.bytes {
+            return self.grow(n - self.bytes);
+        }
+        if let Some(b) = &self.budget {
+            b.used.fetch_sub(self.bytes - n, Ordering::AcqRel);
+        }
+        self.bytes = n;
+        Ok(())
+    }
+
+    /// Takes `n` more bytes, or says why not (then the hold is unchanged).
+    pub fn grow(&mut self, n: usize) -> Result<(), Refused> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        if self.bytes.saturating_add(n) > b.max {
+            return Err(Refused::TooLarge);
+        }
+        if !b.try_take(n) {
+            return Err(Refused::Busy);
+        }
+        self.bytes += n;
+        Ok(())
+    }
+}
+
+impl Drop for MemoryHold {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_share_one_budget_and_give_it_back() {
+        let b = MemoryBudget::new(100);
+        let mut a = b.hold();
+        assert_eq!(a.grow(60), Ok(()));
+        let mut c = b.hold();
+        assert_eq!(c.grow(50), Err(Refused::Busy));
+        assert_eq!(c.grow(101), Err(Refused::TooLarge));
+        assert_eq!(c.grow(40), Ok(()));
+        assert_eq!(b.used(), 100);
+        drop(a);
+        assert_eq!(b.used(), 40);
+        assert_eq!(c.grow(60), Ok(()));
+        assert_eq!(
+            c.grow(1),
+            Err(Refused::TooLarge),
+            "one hold past the whole budget"
+        );
+        assert_eq!(c.resize(10), Ok(()));
+        assert_eq!(b.used(), 10);
+        drop(c);
+        assert_eq!(b.used(), 0);
+    }
+}
