@@ -16,7 +16,7 @@ use crate::upstream::{self, Usage};
 
 /// Plain relay (no server-side tools): waits for the first chunk, then forwards each chunk as
 /// it arrives.
-pub async fn relay(
+pub(crate) async fn relay(
     state: &crate::state::AppState,
     model: &Model,
     mut body: Map<String, Value>,

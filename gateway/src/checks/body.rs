@@ -25,7 +25,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
 /// Reads a request body, refusing it as soon as it passes `max` bytes: a declared
 /// Content-Length over the cap is refused before reading, and a streamed body is cut off
 /// while it arrives, so no more than `max` bytes are ever buffered.
-pub async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     max: usize,

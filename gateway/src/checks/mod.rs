@@ -11,15 +11,16 @@ use crate::catalog::Code;
 use crate::config::{Config, Model, Tenant};
 use crate::error::ApiError;
 
-pub mod body;
+pub(crate) mod body;
 mod capabilities;
 mod fields;
 mod floor;
-pub mod images;
+pub(crate) mod images;
 
-pub use body::{parse_object, read_body};
+pub use body::parse_object;
+pub(crate) use body::read_body;
 use fields::{content_checks, required_fields, types_and_ranges};
-pub use fields::{valid_conversation_id, valid_user_id};
+pub(crate) use fields::{valid_conversation_id, valid_user_id};
 use floor::floor_max_tokens;
 
 /// What the rest of the request path needs from a valid body.

@@ -229,7 +229,7 @@ impl<'a> Loop<'a> {
     }
 }
 
-pub fn event_name(code: Code) -> &'static str {
+pub(crate) fn event_name(code: Code) -> &'static str {
     if code == Code::ToolLoopMaxIterations {
         crate::contract::EVENT_TOOL_CAP
     } else {
@@ -238,7 +238,7 @@ pub fn event_name(code: Code) -> &'static str {
 }
 
 /// Non-streaming loop: returns the completion to send (usage summed over every call).
-pub async fn run(
+pub(crate) async fn run(
     state: &AppState,
     model: &Model,
     body: Map<String, Value>,
@@ -292,11 +292,11 @@ pub async fn run(
 
 mod signature;
 mod streaming;
-pub mod tools;
+pub(crate) mod tools;
 
 use signature::calls_of;
-pub use signature::{canonical, signature, Call};
-pub use streaming::stream;
+pub(crate) use signature::{signature, Call};
+pub(crate) use streaming::stream;
 
 #[cfg(test)]
 mod tests;
