@@ -37,6 +37,8 @@ use crate::mock::MockHandle;
 use crate::schemas::Schemas;
 use crate::target::{host_forms, Capabilities, Target, TargetParts};
 
+/// The embedded target's name in reports, the history and the matrix.
+pub const NAME: &str = "embedded reference gateway";
 /// Size of each pool of single-use tokens; more than the scenarios that take one.
 const POOL: usize = 64;
 /// How many loopback source addresses the World's clients rotate through.
@@ -341,7 +343,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         _dir: dir,
     };
     Target::assemble(TargetParts {
-        name: "embedded reference gateway".into(),
+        name: NAME.into(),
         base_url,
         primary_token: tokens.primary,
         second_token: Some(tokens.second),

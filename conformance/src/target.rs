@@ -416,7 +416,7 @@ impl Target {
             fault_injection: spec.fault_injection,
         };
         Target::assemble(TargetParts {
-            name: base_url.clone(),
+            name: spec.name.unwrap_or_else(|| base_url.clone()),
             base_url,
             primary_token: spec.bearer,
             second_token: spec.second_bearer,
@@ -554,6 +554,9 @@ impl Target {
 /// by a test).
 #[derive(Clone, Debug)]
 pub struct ExternalSpec {
+    /// The name history and the matrix know the target by (None: its URL). A peer started
+    /// on a fresh ephemeral port each run needs one, or every run would be a new target.
+    pub name: Option<String>,
     /// The contract to judge by (None: the default `dgx`).
     pub profile: Option<Arc<Profile>>,
     /// Credential header name (default `authorization`) and scheme (default `Bearer`).
@@ -580,6 +583,7 @@ pub struct ExternalSpec {
 impl Default for ExternalSpec {
     fn default() -> ExternalSpec {
         ExternalSpec {
+            name: None,
             profile: None,
             credential_header: "authorization".into(),
             credential_scheme: "Bearer".into(),
@@ -686,6 +690,7 @@ impl ExternalSpec {
         };
         let flag = |k: &str, from_file: bool| env(k).map_or(from_file, |v| v == "1");
         Ok(Some(ExternalSpec {
+            name: base.name.clone(),
             url,
             bearer,
             second_bearer: env(vars::GATEWAY_SECOND_BEARER).or(base.second_bearer.clone()),

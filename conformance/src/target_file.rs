@@ -5,6 +5,7 @@
 //!
 //! ```yaml
 //! url: http://127.0.0.1:4000
+//! name: LiteLLM 1.106.2                           # history and matrix name (default: url)
 //! credential: { header: X-API-Key, scheme: "" }   # default: Authorization, Bearer
 //! headers: { x-portkey-provider: openai }         # sent with every request
 //! tokens: { primary: sk-1, second_tenant: sk-2, fresh: [sk-3], fresh_rate_limited: [sk-4] }
@@ -81,6 +82,8 @@ struct Upstream {
 pub struct TargetFile {
     url: String,
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     credential: Credential,
     #[serde(default)]
     headers: BTreeMap<String, String>,
@@ -143,6 +146,7 @@ pub fn parse(text: &str) -> Result<ExternalSpec, String> {
     }
     let d = ExternalSpec::default();
     Ok(ExternalSpec {
+        name: f.name.filter(|n| !n.trim().is_empty()),
         url: f.url,
         bearer: f.tokens.primary.unwrap_or_default(),
         second_bearer: f.tokens.second_tenant,
@@ -187,6 +191,14 @@ mod tests {
             ("x-portkey-provider".into(), "openai".into())
         );
         assert_eq!(spec.retries, 2);
+        assert_eq!(spec.name, None);
+        assert_eq!(
+            parse("url: http://127.0.0.1:1\nname: LiteLLM 1.106.2\n")
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("LiteLLM 1.106.2")
+        );
         assert_eq!(spec.fresh.len(), 2);
         assert_eq!(spec.models["default"], "m1");
         assert!(spec.mocks.contains_key("litellm"));

@@ -3,8 +3,9 @@
 //! together what one would alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,47 +79,7 @@ async fn admitted_is_burst_plus_elapsed_times_rate() {
     gw.shutdown().await;
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads the child's stdout until a line contains `marker`; returns that line.
-fn wait_for_line(child: &mut Child, marker: &str) -> String {
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains(marker) {
-            // keep draining so the child never blocks on a full pipe
-            std::thread::spawn(move || for _ in lines {});
-            return line;
-        }
-    }
-    panic!("process exited before printing `{marker}`");
-}
-
-fn start_redis(dir: &std::path::Path) -> (Proc, String) {
-    let sock = dir.join("redis.sock");
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("redis-server is required for this test (apt-get install redis-server; .ci/run installs it)");
-    let mut p = Proc(child);
-    // Redis 6 says "Ready to accept connections", 7 "ready to accept connections at …".
-    wait_for_line(&mut p.0, "eady to accept connections");
-    (p, format!("redis+unix://{}", sock.display()))
-}
-
-fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (Proc, String) {
+fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (common::Proc, String) {
     let cfg = dir.join("gateway.yaml");
     std::fs::write(
         &cfg,
@@ -141,8 +102,8 @@ fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (Proc, String) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut p = Proc(child);
-    let line = wait_for_line(&mut p.0, "listening on ");
+    let mut p = common::Proc(child);
+    let line = common::wait_for_line(&mut p.0, "listening on ");
     let url = line.rsplit(' ').next().unwrap().to_owned();
     (p, url)
 }
@@ -150,7 +111,7 @@ fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (Proc, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_sharing_redis_admit_what_one_would() {
     let dir = tempfile::tempdir().unwrap();
-    let (_redis, url) = start_redis(dir.path());
+    let (_redis, url) = common::start_redis(dir.path());
     let (_a, a) = start_gateway(dir.path(), &url);
     let (_b, b) = start_gateway(dir.path(), &url);
     let (x, y) = tokio::join!(count_admitted(&a, TOKEN, 40), count_admitted(&b, TOKEN, 40));

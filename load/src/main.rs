@@ -4,6 +4,7 @@
 //! is started here on loopback; users and time are bounded and every run stops by itself.
 
 mod attack;
+mod conditions;
 mod hop;
 mod setup;
 mod stats;
@@ -28,6 +29,12 @@ enum Scenario {
     Chat,
     Stream,
     RateLimit,
+    /// Per-token `max_concurrent` under N simultaneous streaming callers (one gateway).
+    Concurrency,
+    /// The same cap across two gateway replicas sharing one redis-server.
+    ConcurrencyRedis,
+    /// The upstream's `max_in_flight` and its bounded `queue_wait_ms` under N callers.
+    Overload,
     Streams,
     /// The cost of one hop: CPU per request of mock, nginx, gateway and peers, driven by wrk
     /// (not part of `all`).
@@ -105,6 +112,16 @@ struct Cli {
     /// litellm, portkey; repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     hop_only: Vec<String>,
+    /// concurrency/overload: simultaneous callers per wave; at most 512.
+    #[arg(long, default_value_t = 200)]
+    callers: usize,
+    /// concurrency/overload: the token's max_concurrent and the upstream's max_in_flight;
+    /// 1 to 64.
+    #[arg(long, default_value_t = 8)]
+    cap: u32,
+    /// overload: the upstream's queue_wait_ms; at most 2000.
+    #[arg(long, default_value_t = 250)]
+    queue_wait_ms: u64,
     #[arg(long, hide = true)]
     internal_streams_child: Option<usize>,
 }
@@ -210,6 +227,9 @@ async fn run(mut cli: Cli) -> Result<(), String> {
     cli.stream_users = cli.stream_users.clamp(1, 512);
     cli.rate = cli.rate.clamp(1.0, 20_000.0);
     cli.streams = cli.streams.clamp(1, 10_000);
+    cli.callers = cli.callers.clamp(2, 512);
+    cli.cap = cli.cap.clamp(1, 64);
+    cli.queue_wait_ms = cli.queue_wait_ms.min(2000);
     std::fs::create_dir_all(&cli.out_dir).map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
     if cli.scenario == [Scenario::Hop] {
         println!("== hop: one process per target, wrk");
@@ -329,6 +349,37 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         rate_limit_scenario(&cli, &targets, &mut report).await?;
     }
     drop(keep);
+    let opts = conditions::Opts {
+        callers: cli.callers,
+        cap: cli.cap,
+        queue_wait: Duration::from_millis(cli.queue_wait_ms),
+    };
+    for (s, which, name) in [
+        (
+            Scenario::Concurrency,
+            conditions::Which::Concurrency,
+            "concurrency",
+        ),
+        (
+            Scenario::ConcurrencyRedis,
+            conditions::Which::ConcurrencyRedis,
+            "concurrency-redis",
+        ),
+        (Scenario::Overload, conditions::Which::Overload, "overload"),
+    ] {
+        if !wants(&cli, s) {
+            continue;
+        }
+        if cli.host.is_some() {
+            report.rows.push(Row::skipped(
+                name,
+                "gateway",
+                "needs the in-process gateway (it reads the gateway's own slot counts)",
+            ));
+            continue;
+        }
+        conditions::run(which, opts, &mut report).await?;
+    }
     let hop_text = if wants(&cli, Scenario::Hop) {
         println!("== hop: one process per target, wrk");
         hop_scenario(&cli).await?

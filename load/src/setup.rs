@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
@@ -19,10 +21,14 @@ pub const LIMITED: RateLimit = RateLimit {
     rps: 50.0,
     burst: 20,
 };
-/// A limit the chat and stream scenarios never reach.
+/// A limit the chat and stream scenarios never reach. The burst is what matters: GCRA's
+/// tolerance is burst / rps, and at 1e9/s with a burst of 1e6 it was 1 ms: one of 200
+/// simultaneous callers on 2 cores got `rate_limit_exceeded` (most likely a check whose
+/// clock reading was over 1 ms old when it updated the bucket, its thread preempted between).
+/// Here the tolerance is 1000 s.
 pub const UNLIMITED: RateLimit = RateLimit {
-    rps: 1.0e9,
-    burst: 1_000_000,
+    rps: 1.0e6,
+    burst: 1_000_000_000,
 };
 
 pub const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
@@ -123,8 +129,106 @@ pub enum SetupError {
 }
 
 pub async fn start_gateway(cfg: Config) -> Result<Running, SetupError> {
+    Ok(start_gateway_keeping_state(cfg).await?.0)
+}
+
+/// A gateway and a handle on its state, so a run can read what the gateway itself holds
+/// (its concurrency slots, its upstream in-flight permits) rather than infer it.
+pub async fn start_gateway_keeping_state(cfg: Config) -> Result<(Running, AppState), SetupError> {
     let state = AppState::new(cfg)?;
-    Ok(gateway::spawn(state, SocketAddr::from(LOOPBACK)).await?)
+    let running = gateway::spawn(state.clone(), SocketAddr::from(LOOPBACK)).await?;
+    Ok((running, state))
+}
+
+/// The mock's own count of chat requests in flight (a streamed answer counts until its body
+/// is done or dropped) and the highest it reached since the last [`Gauge::reset_peak`].
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Gauge {
+    pub fn in_flight(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_peak(&self) {
+        self.peak.store(self.in_flight(), Ordering::SeqCst);
+    }
+
+    fn enter(self: &Arc<Self>) -> GaugeHeld {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        GaugeHeld(self.clone())
+    }
+}
+
+struct GaugeHeld(Arc<Gauge>);
+
+impl Drop for GaugeHeld {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A scriptable mock (vLLM personality) whose chat requests are counted by a [`Gauge`] in
+/// its own server, from the moment a request arrives until its body has been sent or
+/// dropped (the client went away).
+#[derive(Debug)]
+pub struct CountedMock {
+    pub mock: Mock,
+    pub state: MockState,
+    pub gauge: Arc<Gauge>,
+}
+
+pub async fn start_counted_mock() -> std::io::Result<CountedMock> {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    use futures_util::StreamExt;
+    let state = MockState::new(MockConfig {
+        personality: Personality::Vllm,
+        seed: 7,
+        ..MockConfig::default()
+    });
+    let gauge = Arc::new(Gauge::default());
+    let g = gauge.clone();
+    let app = mocks::router(state.clone()).layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let g = g.clone();
+            async move {
+                if !req.uri().path().ends_with("/chat/completions") {
+                    return next.run(req).await;
+                }
+                let held = g.enter();
+                let (parts, body) = next.run(req).await.into_parts();
+                let body = body.into_data_stream().map(move |chunk| {
+                    let _held = &held;
+                    chunk
+                });
+                axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(LOOPBACK)).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let listener = listener.tap_io(|s| {
+            let _ = s.set_nodelay(true);
+        });
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("mock stopped: {e}");
+        }
+    });
+    Ok(CountedMock {
+        mock: Mock { addr, task },
+        state,
+        gauge,
+    })
 }
 
 /// A `redis-server` of our own: no TCP port, a Unix socket in a private directory, no
@@ -139,7 +243,13 @@ pub struct Redis {
 impl Redis {
     /// `Ok(None)` when `redis-server` is not installed.
     pub async fn start() -> Result<Option<Redis>, SetupError> {
-        let dir = std::env::temp_dir().join(format!("load-redis-{}", std::process::id()));
+        // One directory per server: a run may start more than one (rate-limit, concurrency).
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "load-redis-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("r.sock");
         let spawned = Command::new("redis-server")

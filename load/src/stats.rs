@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     // 1 µs .. 10 min, 3 significant digits; these bounds are valid, so this cannot fail.
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!())
 }
@@ -206,6 +206,30 @@ impl Row {
             p99: dash(),
             ratio: dash(),
             detail: format!("SKIPPED: {why}"),
+        }
+    }
+
+    /// A row from counts kept outside a [`Recorder`]; `h` fills the p-columns.
+    pub fn from_counts(
+        scenario: &str,
+        target: &str,
+        requests: u64,
+        ok: u64,
+        errors: u64,
+        h: &Histogram<u64>,
+    ) -> Row {
+        Row {
+            scenario: scenario.into(),
+            target: target.into(),
+            requests: requests.to_string(),
+            ok: ok.to_string(),
+            errors: errors.to_string(),
+            rate: "-".into(),
+            p50: format!("{:.3}", ms(h, 0.50)),
+            p95: format!("{:.3}", ms(h, 0.95)),
+            p99: format!("{:.3}", ms(h, 0.99)),
+            ratio: String::new(),
+            detail: String::new(),
         }
     }
 

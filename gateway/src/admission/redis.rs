@@ -238,10 +238,23 @@ impl RedisShared {
         let mut c = self.conn().await?;
         let mut inv = self.acquire_slot.key(slot_key(key));
         inv.arg(max).arg(member).arg(ttl.as_millis() as u64);
-        let ok: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut c))
-            .await
-            .map_err(|_| SharedError("timed out".into()))??;
-        Ok(ok == 1)
+        match tokio::time::timeout(OP_TIMEOUT, inv.invoke_async::<i64>(&mut c)).await {
+            Ok(Ok(ok)) => return Ok(ok == 1),
+            Ok(Err(e)) if !e.is_timeout() => return Err(e.into()),
+            // The connection's own response timeout (the same OP_TIMEOUT) or ours.
+            Ok(Err(_)) | Err(_) => {}
+        }
+        // The script was sent and may still run once Redis catches up, taking a slot nobody
+        // will release (the request falls back per REDIS_FAIL_MODE): remove the member on the
+        // same connection, so Redis runs it after the script. Without this the slot stayed
+        // taken until its TTL (tests/redis_paths.rs).
+        let (slots, member) = (slot_key(key), member.to_owned());
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(slots).arg(member);
+            let _ = tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<i64>(&mut c)).await;
+        });
+        Err(SharedError("timed out".into()))
     }
 
     pub async fn release_slot(&self, key: &[u8; 32], member: &str) -> Result<(), SharedError> {
