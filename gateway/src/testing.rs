@@ -12,6 +12,7 @@ use crate::state::AppState;
 // that the stage modules stay private in a production build.
 pub use crate::admission::budget::{budget_key, prompt_estimate, DAY};
 pub use crate::admission::rate::LocalLimiters;
+pub use crate::admission::redis::RedisShared;
 pub use crate::checks::images::{check_data_uri, samples};
 pub use crate::checks::{check_chat, parse_object, Api};
 pub use crate::edge::routes::routes;
