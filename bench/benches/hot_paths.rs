@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use axum::response::IntoResponse;
 use bench::{image_chat_body, png_data_uri, typical_chat_body, upstream_sse_events, UNLIMITED};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gateway::admission::rate::LocalLimiters;
 use gateway::catalog::Code;
-use gateway::checks::{self as validate, Api};
-use gateway::error::ApiError;
-use gateway::upstream::sse::{Hooks, Piece, UpstreamEvents};
+use gateway::testing::{
+    check_chat, parse_object, Api, ApiError, Hooks, LocalLimiters, Piece, UpstreamEvents,
+};
 
 fn limiter(c: &mut Criterion) {
     let mut g = c.benchmark_group("limiter");
@@ -75,8 +74,8 @@ fn validation(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("typical_chat_body", |b| {
         b.iter(|| {
-            let mut obj = validate::parse_object(black_box(&body)).unwrap();
-            black_box(validate::check_chat(&mut obj, &cfg, tenant, Api::V1).is_ok())
+            let mut obj = parse_object(black_box(&body)).unwrap();
+            black_box(check_chat(&mut obj, &cfg, tenant, Api::V1).is_ok())
         })
     });
 
@@ -87,15 +86,15 @@ fn validation(c: &mut Criterion) {
             g.sample_size(10);
         }
         g.bench_function(format!("image_data_uri_{name}"), |b| {
-            b.iter(|| black_box(gateway::checks::images::check_data_uri(black_box(&uri)).is_ok()))
+            b.iter(|| black_box(gateway::testing::check_data_uri(black_box(&uri)).is_ok()))
         });
         // The whole body path: JSON parse of the body (the URI is one string) + all checks.
         let body = image_chat_body(&uri);
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(format!("image_chat_body_{name}"), |b| {
             b.iter(|| {
-                let mut obj = validate::parse_object(black_box(&body)).unwrap();
-                black_box(validate::check_chat(&mut obj, &cfg, tenant, Api::V1).is_ok())
+                let mut obj = parse_object(black_box(&body)).unwrap();
+                black_box(check_chat(&mut obj, &cfg, tenant, Api::V1).is_ok())
             })
         });
     }
@@ -156,8 +155,7 @@ fn sse_relay(c: &mut Criterion) {
                 let data = std::str::from_utf8(&e[6..e.len() - 2]).unwrap();
                 if let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(data) {
                     m.insert("model".into(), serde_json::Value::String("small".into()));
-                    out +=
-                        gateway::upstream::sse::sse_data(&serde_json::to_string(&m).unwrap()).len();
+                    out += gateway::testing::sse_data(&serde_json::to_string(&m).unwrap()).len();
                 }
             }
             black_box(out)

@@ -1,8 +1,8 @@
 //! Shared fixtures for the gateway benches: request bodies, image data URIs of a chosen
 //! size, an upstream SSE body, and a gateway configuration with a rate limit no bench hits.
 
-use gateway::checks::images::samples::PNG_1X1;
 use gateway::config::RateLimit;
+use gateway::testing::samples::PNG_1X1;
 use gateway::Config;
 use serde_json::json;
 
@@ -98,9 +98,9 @@ pub fn upstream_sse_events(content_chunks: usize) -> Vec<bytes::Bytes> {
     }));
     let mut out: Vec<bytes::Bytes> = events
         .iter()
-        .map(|e| gateway::upstream::sse::sse_data(&e.to_string()))
+        .map(|e| gateway::testing::sse_data(&e.to_string()))
         .collect();
-    out.push(gateway::upstream::sse::done());
+    out.push(gateway::testing::done());
     out
 }
 
@@ -115,12 +115,17 @@ mod tests {
             typical_chat_body(false),
             image_chat_body(&png_data_uri(4096)),
         ] {
-            let mut obj = gateway::checks::parse_object(&body).unwrap();
-            gateway::checks::check_chat(&mut obj, &cfg, &cfg.tenants[0], gateway::checks::Api::V1)
-                .unwrap();
+            let mut obj = gateway::testing::parse_object(&body).unwrap();
+            gateway::testing::check_chat(
+                &mut obj,
+                &cfg,
+                &cfg.tenants[0],
+                gateway::testing::Api::V1,
+            )
+            .unwrap();
         }
         let uri = png_data_uri(1 << 20);
         assert!(uri.len() > 1 << 20);
-        gateway::checks::images::check_data_uri(&uri).unwrap();
+        gateway::testing::check_data_uri(&uri).unwrap();
     }
 }

@@ -4,26 +4,28 @@
 use axum::http::HeaderName;
 
 /// The request id, kept from the caller when sane, else minted (edge).
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The tenant a caller claims; must match the token's tenant (auth).
-pub const TENANT_ID: &str = "x-tenant-id";
+pub(crate) const TENANT_ID: &str = "x-tenant-id";
 /// The conversation of a /c1 exchange.
-pub const CONVERSATION_ID: HeaderName = HeaderName::from_static("x-conversation-id");
+pub(crate) const CONVERSATION_ID: HeaderName = HeaderName::from_static("x-conversation-id");
 /// Set when the gateway silently raised `max_tokens` to the model's minimum.
-pub const SPASS_APPLIED: HeaderName = HeaderName::from_static("spass-applied");
+pub(crate) const SPASS_APPLIED: HeaderName = HeaderName::from_static("spass-applied");
 /// The legacy name of [`SPASS_APPLIED`], sent alongside it.
-pub const RUST_API_APPLIED: HeaderName = HeaderName::from_static("x-rust-api-applied");
+pub(crate) const RUST_API_APPLIED: HeaderName = HeaderName::from_static("x-rust-api-applied");
 /// OpenAI-style rate-limit headers on every admitted bearer answer.
-pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-pub const RATELIMIT_REMAINING: HeaderName =
+pub(crate) const RATELIMIT_LIMIT: HeaderName =
+    HeaderName::from_static("x-ratelimit-limit-requests");
+pub(crate) const RATELIMIT_REMAINING: HeaderName =
     HeaderName::from_static("x-ratelimit-remaining-requests");
-pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+pub(crate) const RATELIMIT_RESET: HeaderName =
+    HeaderName::from_static("x-ratelimit-reset-requests");
 /// Honoured only with GATEWAY_FAULT_INJECTION=1: `panic` or `storage`.
-pub const FAULT_HEADER: &str = "x-gateway-fault";
+pub(crate) const FAULT_HEADER: &str = "x-gateway-fault";
 
 /// SSE event before a synthesised answer when the loop hit MAX_TOOL_ITERATIONS.
-pub const EVENT_TOOL_CAP: &str = "spass.tool-cap";
+pub(crate) const EVENT_TOOL_CAP: &str = "spass.tool-cap";
 /// SSE event before a synthesised answer when the model repeated its call signature.
-pub const EVENT_TOOL_ANTI_LOOP: &str = "spass.tool-anti-loop";
+pub(crate) const EVENT_TOOL_ANTI_LOOP: &str = "spass.tool-anti-loop";
 /// SSE event carrying an error envelope after the 200 header went out.
-pub const EVENT_ERROR: &str = "error";
+pub(crate) const EVENT_ERROR: &str = "error";

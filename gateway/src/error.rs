@@ -34,11 +34,11 @@ pub struct ErrorData {
 }
 
 /// A lower error kept as the cause of an [`ApiError`].
-pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// The cause of an error response, for the edge's access log (never sent to the caller).
 #[derive(Clone, Debug)]
-pub struct ErrorCause(pub Cause);
+pub(crate) struct ErrorCause(pub Cause);
 
 impl std::fmt::Display for ErrorCause {
     /// The whole chain, outermost first: `a: b: c`.
@@ -55,7 +55,7 @@ impl std::fmt::Display for ErrorCause {
 
 /// The wire form of the envelope (also the OpenAPI schema).
 #[derive(Debug, Serialize)]
-pub struct ErrorEnvelope<'a> {
+pub(crate) struct ErrorEnvelope<'a> {
     pub error: ErrorBody<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dgx_code: Option<&'a str>,
@@ -64,7 +64,7 @@ pub struct ErrorEnvelope<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
+pub(crate) struct ErrorBody<'a> {
     #[serde(rename = "type")]
     pub error_type: &'a str,
     pub code: &'a str,

@@ -25,26 +25,35 @@
 //! the configuration files), [`store`] (conversations in SQLite), [`metrics`], [`openapi`],
 //! [`state`] (the container every stage reads).
 
-pub mod edge;
+// `pub` inside the private modules is only for what the crate exports. Checked where the
+// `testing` re-exports exist (every workspace build and test run enables the feature):
+// without them, the items that only tests and benches reach would count as unreachable.
+#![cfg_attr(any(test, feature = "testing"), warn(unreachable_pub))]
 
-pub mod admission;
-pub mod chat;
-pub mod checks;
-pub mod toolloop;
-pub mod upstream;
+// Stage modules are private: what other crates use is re-exported below, in `catalog` and
+// `config` (public as whole modules: the code table and the configuration model are the
+// API), or, for tests and benches only, in `testing`. Private modules let the compiler report
+// dead code.
+mod edge;
 
-pub mod routes;
+mod admission;
+mod chat;
+mod checks;
+mod toolloop;
+mod upstream;
+
+mod routes;
 
 pub mod catalog;
 pub mod config;
-pub mod contract;
-pub mod error;
-pub mod fault;
+mod contract;
+mod error;
+mod fault;
 pub mod logging;
-pub mod metrics;
-pub mod openapi;
-pub mod state;
-pub mod store;
+mod metrics;
+mod openapi;
+mod state;
+mod store;
 
 /// Test configurations and helpers, for this crate's tests, bench/ and load/ (cargo feature
 /// `testing`; not in a production build).
@@ -56,9 +65,8 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use admission::auth;
 pub use config::Config;
-pub use state::AppState;
+pub use state::{AppState, StartError};
 
 /// The whole HTTP surface, built from the route table in [`edge::routes`].
 pub fn app(state: AppState) -> axum::Router {

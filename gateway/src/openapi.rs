@@ -22,7 +22,7 @@ use crate::catalog::{Code, ErrorType, ENTRIES};
 /// A chat message (OpenAI format). `content` is a string or an array of parts.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ChatMessage {
+pub(crate) struct ChatMessage {
     /// system, developer, user, assistant or tool
     role: String,
     content: Option<serde_json::Value>,
@@ -34,7 +34,7 @@ pub struct ChatMessage {
 /// `POST /v1/chat/completions` body (OpenAI-compatible; unknown fields are forwarded).
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ChatCompletionRequest {
+pub(crate) struct ChatCompletionRequest {
     /// A model alias from /v1/models.
     model: String,
     messages: Vec<ChatMessage>,
@@ -56,7 +56,7 @@ pub struct ChatCompletionRequest {
 /// `POST /c1/chat/completions` body: the /v1 body plus conversation fields.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct C1ChatCompletionRequest {
+pub(crate) struct C1ChatCompletionRequest {
     #[schema(inline)]
     #[serde(flatten)]
     chat: ChatCompletionRequest,
@@ -69,7 +69,7 @@ pub struct C1ChatCompletionRequest {
 /// An OpenAI `chat.completion`; `dgx_code` is present when the tool loop synthesised.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ChatCompletion {
+pub(crate) struct ChatCompletion {
     id: String,
     object: String,
     created: u64,
@@ -83,7 +83,7 @@ pub struct ChatCompletion {
 /// One stored conversation, without its messages.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ConversationSummary {
+pub(crate) struct ConversationSummary {
     id: String,
     /// The model alias of the conversation's first exchange.
     model: String,
@@ -97,7 +97,7 @@ pub struct ConversationSummary {
 /// `GET /c1/conversations`: one page, newest first.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ConversationList {
+pub(crate) struct ConversationList {
     /// Always `list`.
     object: String,
     data: Vec<ConversationSummary>,
@@ -108,7 +108,7 @@ pub struct ConversationList {
 }
 
 /// What the OpenAPI document says about one route; the table is `edge::routes::ROUTES`.
-pub struct RouteDoc {
+pub(crate) struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
@@ -124,7 +124,7 @@ pub struct RouteDoc {
 }
 
 impl RouteDoc {
-    pub fn all_codes(&self) -> impl Iterator<Item = Code> + '_ {
+    pub(crate) fn all_codes(&self) -> impl Iterator<Item = Code> + '_ {
         self.codes.iter().flat_map(|g| g.iter().copied())
     }
 }
@@ -190,7 +190,7 @@ fn catalog_schema() -> Schema {
         .into()
 }
 
-pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
+pub(crate) fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
     let mut paths = PathsBuilder::new();
     for r in routes {
         let mut op = OperationBuilder::new()
@@ -343,6 +343,6 @@ pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> OpenApi {
 }
 
 /// The document as JSON text.
-pub fn json<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> String {
+pub(crate) fn json<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> String {
     document(routes).to_json().unwrap_or_else(|_| "{}".into())
 }

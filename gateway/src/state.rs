@@ -18,7 +18,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 }
 
 #[derive(Debug, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> u64 {
@@ -30,9 +30,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock fixed at one instant (tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub struct FixedClock(pub u64);
 
+#[cfg(any(test, feature = "testing"))]
 impl Clock for FixedClock {
     fn now_unix(&self) -> u64 {
         self.0
@@ -40,7 +42,7 @@ impl Clock for FixedClock {
 }
 
 /// Seconds until the next 00:00 UTC, at least 1.
-pub fn secs_to_utc_midnight(now_unix: u64) -> u64 {
+pub(crate) fn secs_to_utc_midnight(now_unix: u64) -> u64 {
     86_400 - now_unix % 86_400
 }
 

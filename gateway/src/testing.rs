@@ -6,7 +6,21 @@ use std::sync::Arc;
 use crate::config::{
     sha256, Allowed, Config, Constraints, Model, RateLimit, Tenant, Upstream, UpstreamKind,
 };
-use crate::state::{AppState, FixedClock};
+use crate::state::AppState;
+
+// The internals that the integration tests and bench/ drive directly, re-exported here so
+// that the stage modules stay private in a production build.
+pub use crate::admission::budget::{budget_key, prompt_estimate, DAY};
+pub use crate::admission::rate::LocalLimiters;
+pub use crate::admission::redis::RedisShared;
+pub use crate::checks::images::{check_data_uri, samples};
+pub use crate::checks::{check_chat, parse_object, Api};
+pub use crate::edge::routes::routes;
+pub use crate::error::ApiError;
+pub use crate::routes::discovery::{docs_html, errors_json};
+pub use crate::state::FixedClock;
+pub use crate::store::Store;
+pub use crate::upstream::sse::{done, sse_data, Hooks, Piece, UpstreamEvents};
 
 pub const TOKEN: &str = "tok-primary";
 pub const OTHER_TOKEN: &str = "tok-other";

@@ -9,8 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use gateway::catalog::Code;
 use gateway::config::{sha256, Allowed, Budget, Tenant, UpstreamKind};
-use gateway::state::FixedClock;
-use gateway::testing::{self, OTHER_TOKEN, TOKEN};
+use gateway::testing::{self, FixedClock, OTHER_TOKEN, TOKEN};
 use gateway::{app, AppState, Config};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -247,7 +246,7 @@ async fn image_checks() {
         .assert_error(Code::ImageDecodeError);
     let png_as_jpeg = format!(
         "data:image/jpeg;base64,{}",
-        gateway::checks::images::samples::PNG_1X1
+        gateway::testing::samples::PNG_1X1
     );
     send(&s, chat(Some(TOKEN), image(&png_as_jpeg)))
         .await
@@ -707,7 +706,7 @@ async fn a_request_abandoned_mid_flight_releases_its_token_reservation() {
 #[tokio::test]
 async fn every_documented_route_is_served() {
     let s = offline();
-    for (method, path) in gateway::edge::routes::routes() {
+    for (method, path) in gateway::testing::routes() {
         let path = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
         let req = Request::builder()
             .method(method.to_uppercase().as_str())

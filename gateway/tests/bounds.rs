@@ -181,7 +181,7 @@ async fn one_huge_sse_line_fails_the_stream_at_the_cap() {
 
 #[tokio::test]
 async fn get_finds_a_conversation_of_a_user_with_over_1000() {
-    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let store = gateway::testing::Store::open(std::path::Path::new(":memory:")).unwrap();
     let msg = |role: &str, text: &str| json!({"role": role, "content": text});
     for i in 0..1002 {
         store
@@ -207,7 +207,7 @@ async fn get_finds_a_conversation_of_a_user_with_over_1000() {
 
 #[tokio::test]
 async fn stored_history_sent_upstream_keeps_the_newest_turns_within_the_cap() {
-    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let store = gateway::testing::Store::open(std::path::Path::new(":memory:")).unwrap();
     let big = "x".repeat(1000);
     for turn in 0..5 {
         store
@@ -246,7 +246,7 @@ async fn stored_history_sent_upstream_keeps_the_newest_turns_within_the_cap() {
 
 #[tokio::test]
 async fn the_conversation_list_pages_with_a_cursor() {
-    let store = gateway::store::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let store = gateway::testing::Store::open(std::path::Path::new(":memory:")).unwrap();
     for i in 0..5 {
         let id = format!("00000000-0000-0000-0000-00000000000{i}");
         store

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use gateway::admission::budget::{budget_key, prompt_estimate, DAY};
 use gateway::config::{Budget, Builtin, Executor, Tool};
-use gateway::testing::{self, TOKEN};
+use gateway::testing::{self, budget_key, prompt_estimate, DAY, TOKEN};
 use gateway::AppState;
 use mocks::{MockServer, Personality, Step};
 use serde_json::{json, Value};

@@ -7,8 +7,7 @@ use axum::body::Body;
 use axum::http::Request;
 use gateway::catalog::Code;
 use gateway::config::RateLimit;
-use gateway::state::FixedClock;
-use gateway::testing::{self, TOKEN};
+use gateway::testing::{self, FixedClock, TOKEN};
 use gateway::{app, AppState};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -19,7 +18,7 @@ fn base() -> Value {
     json!({"model": "small", "max_tokens": 20, "temperature": 0.5, "stream": false,
            "messages": [{"role": "system", "content": "be brief"},
                         {"role": "user", "content": [{"type": "text", "text": "hi"},
-                          {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", gateway::checks::images::samples::PNG_1X1)}}]},
+                          {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", gateway::testing::samples::PNG_1X1)}}]},
                         {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
                         {"role": "tool", "tool_call_id": "c1", "content": "ok"}]})
 }

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gateway::admission::redis::RedisShared;
 use gateway::config::sha256;
+use gateway::testing::RedisShared;
 use mocks::{MockServer, Personality, Step};
 
 /// Every poll below gives up after this (a bound, not a sleep).

@@ -57,9 +57,8 @@ fn every_code_is_constructed_by_gateway_code() {
 
 #[test]
 fn every_code_is_documented_and_listed() {
-    let html = gateway::routes::discovery::docs_html();
-    let listed: serde_json::Value =
-        serde_json::from_str(gateway::routes::discovery::errors_json()).unwrap();
+    let html = gateway::testing::docs_html();
+    let listed: serde_json::Value = serde_json::from_str(gateway::testing::errors_json()).unwrap();
     let codes: Vec<&str> = listed["entries"]
         .as_array()
         .unwrap()

@@ -125,7 +125,7 @@ pub enum SetupError {
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot build the gateway state: {0}")]
-    State(#[from] gateway::state::StartError),
+    State(#[from] gateway::StartError),
     #[error("{0}")]
     Other(String),
 }

@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::personality::Dialect;
 
 /// Requests a limited key may send at once (the harness's "fresh rate-limited" tokens: burst 3).
-pub const LIMITED_BURST: f64 = 3.0;
+pub(crate) const LIMITED_BURST: f64 = 3.0;
 /// One request comes back per this many milliseconds (1 request/s).
-pub const REFILL_MS: f64 = 1000.0;
+pub(crate) const REFILL_MS: f64 = 1000.0;
 
 /// Token buckets of the limited keys.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub(crate) struct Buckets {
 
 impl Buckets {
     /// Takes one request from `key`'s bucket; false when it is empty.
-    pub fn allow(&self, key: &str) -> bool {
+    pub(crate) fn allow(&self, key: &str) -> bool {
         let now = Instant::now();
         let mut map = self.map.lock();
         let (tokens, at) = map.entry(key.to_owned()).or_insert((LIMITED_BURST, now));

@@ -33,6 +33,9 @@
 //!
 //! Invariant: no global state. Two `MockServer`s in one process share nothing.
 
+// `pub` inside the private modules only for what is re-exported below, so dead code shows.
+#![warn(unreachable_pub)]
+
 mod control;
 mod exchange;
 mod gateway;

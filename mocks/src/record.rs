@@ -93,7 +93,7 @@ impl Entry {
 
     /// Notes that a body frame is being sent now (bounded: a stream has few frames, and
     /// past 4096 the rest are not timed).
-    pub fn note_sent(&self) {
+    pub(crate) fn note_sent(&self) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -103,7 +103,7 @@ impl Entry {
         }
     }
 
-    pub fn set_outcome(&self, outcome: Outcome) {
+    pub(crate) fn set_outcome(&self, outcome: Outcome) {
         self.outcome.store(outcome.to_u8(), Ordering::Release);
     }
 }
@@ -114,7 +114,7 @@ pub(crate) struct RecordStore {
 }
 
 impl RecordStore {
-    pub fn record(
+    pub(crate) fn record(
         &self,
         marker: &str,
         path: String,
@@ -138,7 +138,7 @@ impl RecordStore {
         entry
     }
 
-    pub fn get(&self, marker: &str) -> Vec<Recorded> {
+    pub(crate) fn get(&self, marker: &str) -> Vec<Recorded> {
         // Clone the Arcs under the lock, copy the data outside it.
         let entries: Vec<Arc<Entry>> = self
             .records
@@ -149,7 +149,7 @@ impl RecordStore {
         entries.iter().map(|e| e.snapshot()).collect()
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.records.lock().clear();
     }
 }
@@ -163,18 +163,18 @@ pub(crate) struct OutcomeGuard {
 }
 
 impl OutcomeGuard {
-    pub fn new(entry: Option<Arc<Entry>>) -> OutcomeGuard {
+    pub(crate) fn new(entry: Option<Arc<Entry>>) -> OutcomeGuard {
         OutcomeGuard { entry, done: false }
     }
 
     /// A body frame is being sent (see [`Entry::note_sent`]).
-    pub fn sent(&self) {
+    pub(crate) fn sent(&self) {
         if let Some(entry) = &self.entry {
             entry.note_sent();
         }
     }
 
-    pub fn finish(&mut self, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         if let Some(entry) = &self.entry {
             entry.set_outcome(outcome);
         }

@@ -286,13 +286,13 @@ pub(crate) struct Picked {
 }
 
 impl Picked {
-    pub fn step(&self) -> Option<&Step> {
+    pub(crate) fn step(&self) -> Option<&Step> {
         self.steps.get(self.index)
     }
 }
 
 impl ScriptStore {
-    pub fn set(&self, marker: &str, steps: Vec<Step>) {
+    pub(crate) fn set(&self, marker: &str, steps: Vec<Step>) {
         let cursor = Cursor {
             steps: steps.into(),
             next: 0,
@@ -300,16 +300,16 @@ impl ScriptStore {
         self.scripts.lock().insert(marker.to_owned(), cursor);
     }
 
-    pub fn remove(&self, marker: &str) -> bool {
+    pub(crate) fn remove(&self, marker: &str) -> bool {
         self.scripts.lock().remove(marker).is_some()
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.scripts.lock().clear();
     }
 
     /// The step for the next request carrying `marker`, or None once the script is played out.
-    pub fn next(&self, marker: &str) -> Option<Picked> {
+    pub(crate) fn next(&self, marker: &str) -> Option<Picked> {
         let mut scripts = self.scripts.lock();
         let cursor = scripts.get_mut(marker)?;
         if cursor.next >= cursor.steps.len() {

@@ -22,11 +22,11 @@ pub(crate) enum Frame {
 }
 
 impl Frame {
-    pub fn now(bytes: Bytes) -> Frame {
+    pub(crate) fn now(bytes: Bytes) -> Frame {
         Frame::Data { delay_ms: 0, bytes }
     }
 
-    pub fn after(delay_ms: u64, bytes: Bytes) -> Frame {
+    pub(crate) fn after(delay_ms: u64, bytes: Bytes) -> Frame {
         Frame::Data { delay_ms, bytes }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 
 /// Who is calling: the tenant index and the SHA-256 of the bearer (the rate-limit key).
 #[derive(Clone, Copy, Debug)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub tenant: usize,
     /// Index of the matched token in the tenant's `token_hashes` / `token_rules`.
     pub token: usize,
@@ -17,15 +17,11 @@ pub struct Principal {
 }
 
 /// The optional second place a token may come in (seed 002's clients send it).
-pub const X_API_KEY: &str = "x-api-key";
-
-pub fn authenticate(headers: &HeaderMap, tenants: &[Tenant]) -> Result<Principal, ApiError> {
-    authenticate_with(headers, tenants, false)
-}
+pub(crate) const X_API_KEY: &str = "x-api-key";
 
 /// Authentication proper; with `accept_x_api_key` a request without `Authorization` may send
 /// the bare token in `X-API-Key` (when both are present, `Authorization` wins).
-pub fn authenticate_with(
+pub(crate) fn authenticate_with(
     headers: &HeaderMap,
     tenants: &[Tenant],
     accept_x_api_key: bool,
@@ -96,7 +92,7 @@ fn match_token(
 
 /// The standing of an authenticated caller, in SPEC §3 order: key expiry, then tenant
 /// disabled. `now_unix` is the gateway clock.
-pub fn standing(p: &Principal, tenants: &[Tenant], now_unix: u64) -> Result<(), ApiError> {
+pub(crate) fn standing(p: &Principal, tenants: &[Tenant], now_unix: u64) -> Result<(), ApiError> {
     let tenant = &tenants[p.tenant];
     if tenant
         .token_rule(p.token)
@@ -120,7 +116,7 @@ pub fn standing(p: &Principal, tenants: &[Tenant], now_unix: u64) -> Result<(), 
 
 /// Middleware for every bearer route: authenticate and hand the [`Principal`] on. Admission
 /// (rate limits) is the next stage, [`crate::admission::admit`].
-pub async fn require(
+pub(crate) async fn require(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -148,6 +144,10 @@ pub async fn require(
 mod tests {
     use super::*;
     use crate::config::Allowed;
+
+    fn authenticate(headers: &HeaderMap, tenants: &[Tenant]) -> Result<Principal, ApiError> {
+        authenticate_with(headers, tenants, false)
+    }
 
     fn tenants() -> Vec<Tenant> {
         ["a", "b"]

@@ -16,10 +16,10 @@ pub const DAY: u64 = 86_400;
 /// Bytes per token of the estimates (OpenAI's rule of thumb for English text: ~4 characters
 /// per token). Cheap and deliberately simple: it only has to stop a budget being overspent
 /// before the upstream reports the real count, which then replaces it.
-pub const BYTES_PER_TOKEN: u64 = 4;
+pub(crate) const BYTES_PER_TOKEN: u64 = 4;
 
 /// Tokens a streamed text of `bytes` bytes is estimated at.
-pub fn tokens_of_bytes(bytes: u64) -> u64 {
+pub(crate) fn tokens_of_bytes(bytes: u64) -> u64 {
     bytes.div_ceil(BYTES_PER_TOKEN)
 }
 
@@ -68,7 +68,10 @@ pub struct Hold {
 }
 
 /// The budgets that apply to `alias` for `tenant`.
-pub fn applicable<'t>(tenant: &'t Tenant, alias: &str) -> impl Iterator<Item = &'t Budget> + 't {
+pub(crate) fn applicable<'t>(
+    tenant: &'t Tenant,
+    alias: &str,
+) -> impl Iterator<Item = &'t Budget> + 't {
     let alias = alias.to_owned();
     tenant
         .budgets

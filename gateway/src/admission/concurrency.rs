@@ -114,7 +114,7 @@ impl AppState {
 /// Keeps `guard` alive as long as the response: until the last byte of a stream is sent or
 /// the body is dropped because the caller went away. A buffered (non-stream) answer is
 /// complete already, so its guard is released at once.
-pub fn hold_while_streaming<G: Send + 'static>(resp: Response, guard: G) -> Response {
+pub(crate) fn hold_while_streaming<G: Send + 'static>(resp: Response, guard: G) -> Response {
     let streaming = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)

@@ -5,26 +5,26 @@
 //! The 2×2 at a glance: rate limits or budgets, in-process ([`rate`], [`budget`]) or in Redis
 //! ([`redis`]); [`policy`] picks Redis first and falls back per `REDIS_FAIL_MODE`.
 
-pub mod auth;
-pub mod budget;
-pub mod concurrency;
+pub(crate) mod auth;
+pub(crate) mod budget;
+pub(crate) mod concurrency;
 mod policy;
-pub mod rate;
-pub mod redis;
+pub(crate) mod rate;
+pub(crate) mod redis;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
-pub use auth::Principal;
-pub use concurrency::hold_while_streaming;
-pub use policy::Reservation;
+pub(crate) use auth::Principal;
+pub(crate) use concurrency::hold_while_streaming;
+pub(crate) use policy::Reservation;
 
 /// Middleware after [`auth::require`], in SPEC §3 order: the tenant-wide bucket, the token's
 /// bucket, then the token's concurrency slot (held until the response, a stream included,
 /// has ended); the token bucket's rate-limit headers go on whatever the route answers.
-pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(principal) = req.extensions().get::<Principal>().copied() else {
         // Only reachable if the route table forgot `auth::require` before this stage.
         return crate::error::ApiError::new(
@@ -77,7 +77,11 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Per-client-IP admission for the unauthenticated catalog routes.
-pub async fn public_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn public_limit(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let ip = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -61,13 +60,13 @@ impl Decision {
     }
 }
 
-pub fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     s.max(1)
 }
 
 /// OpenAI writes reset times as Go-style durations (`1s`, `6m0s`, `20ms`).
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".into()
@@ -141,7 +140,7 @@ pub struct LocalLimiters {
 /// Unauthenticated routes (`/errors`, `/docs/errors`, `/openapi.json`) per client IP: the
 /// answers are static and cheap, so the bucket is sized for a conformance run from one CI
 /// address (a few hundred look-ups at once), while still capping a flood from one address.
-pub const PUBLIC_RATE: RateLimit = RateLimit {
+pub(crate) const PUBLIC_RATE: RateLimit = RateLimit {
     rps: 100.0,
     burst: 1000,
 };
@@ -181,8 +180,6 @@ impl LocalLimiters {
         self.public.limiter.retain_recent();
     }
 }
-
-pub type SharedLimiters = Arc<LocalLimiters>;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::upstream::sse::{Hooks, Outcome};
 use crate::upstream::Usage;
 use crate::{toolloop, upstream};
-pub mod relay;
+pub(crate) mod relay;
 use relay as stream;
 
 /// The last two admission steps of both chat routes, in check order: the budget share (the
@@ -52,7 +52,7 @@ async fn reserve_upstream(
     }
 }
 
-pub async fn v1(
+pub(crate) async fn v1(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
@@ -198,7 +198,7 @@ async fn open_stream(
 }
 
 /// The silent-adjustment headers, current and earlier cut, with the same value.
-pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
+pub(crate) fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
     if let Some(n) = floored {
         if let Ok(v) = HeaderValue::from_str(&format!("max_tokens_floored={n}")) {
             headers.insert(crate::contract::SPASS_APPLIED, v.clone());
@@ -207,7 +207,7 @@ pub fn applied_headers(headers: &mut HeaderMap, floored: Option<u32>) {
     }
 }
 
-pub async fn c1(
+pub(crate) async fn c1(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     fault: Option<Extension<Fault>>,

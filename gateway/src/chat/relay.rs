@@ -20,7 +20,7 @@ use crate::upstream::{self, Usage};
 /// Plain relay (no server-side tools): waits for the first chunk, sends it, then forwards the
 /// rest as they arrive, joining the events already there into one frame
 /// (`RELAY_COALESCE_BYTES`).
-pub async fn relay(
+pub(crate) async fn relay(
     state: &crate::state::AppState,
     model: &Model,
     mut body: ChatBody,

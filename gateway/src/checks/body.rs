@@ -13,11 +13,11 @@ use crate::error::ApiError;
 
 /// The overload answer for "the budget is held by other bodies now" (a 503 the client retries);
 /// the caller passes `upstream::bodies_saturated`, which owns the overload code.
-pub type Busy = fn() -> ApiError;
+pub(crate) type Busy = fn() -> ApiError;
 
 /// The refusal for a body the memory budget cannot take (`MAX_BODY_MEMORY_BYTES`): too large
 /// ever, or not now (other bodies hold the budget: retry shortly, like any overload).
-pub fn memory_refusal(r: Refused, budget: usize, busy: Busy) -> ApiError {
+pub(crate) fn memory_refusal(r: Refused, budget: usize, busy: Busy) -> ApiError {
     match r {
         Refused::TooLarge => ApiError::new(
             Code::BodyTooLarge,
@@ -30,7 +30,11 @@ pub fn memory_refusal(r: Refused, budget: usize, busy: Busy) -> ApiError {
 }
 
 /// Parses a read body; `hold` covers its bytes and grows by its parsed cost.
-pub fn parse_chat(bytes: bytes::Bytes, hold: MemoryHold, busy: Busy) -> Result<ChatBody, ApiError> {
+pub(crate) fn parse_chat(
+    bytes: bytes::Bytes,
+    hold: MemoryHold,
+    busy: Busy,
+) -> Result<ChatBody, ApiError> {
     let budget = hold.budget_max();
     ChatBody::parse(bytes, hold).map_err(|e| match e {
         ParseError::NotObject => ApiError::new(Code::InvalidJson, "the body must be a JSON object"),
@@ -58,7 +62,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<ChatBody, ApiError> {
 /// while it arrives, so no more than `max` bytes are ever buffered. Every byte buffered is
 /// first taken from `hold`, [`READ_FACTOR`] times (the declared length at once, else chunk by
 /// chunk).
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
     max: usize,

@@ -261,12 +261,12 @@ pub(super) fn types_and_ranges(body: &Map<String, Value>, api: Api) -> Result<()
 }
 
 /// `user_id` is the caller's own identifier: any printable text, bounded.
-pub fn valid_user_id(s: &str) -> bool {
+pub(crate) fn valid_user_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
 }
 
 /// Conversation ids are UUIDs minted by the gateway; anything else cannot exist.
-pub fn valid_conversation_id(s: &str) -> bool {
+pub(crate) fn valid_conversation_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 

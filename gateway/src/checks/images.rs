@@ -23,7 +23,11 @@ const ALLOWED: [(&str, ImageType); 4] = [
     ("image/gif", ImageType::Gif),
 ];
 
-pub fn check_image_url(url: &str, pointer: &str, accepts_image_url: bool) -> Result<(), ApiError> {
+pub(crate) fn check_image_url(
+    url: &str,
+    pointer: &str,
+    accepts_image_url: bool,
+) -> Result<(), ApiError> {
     let lower_prefix = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     if lower_prefix.starts_with("http://") || lower_prefix.starts_with("https://") {
         if accepts_image_url {

@@ -20,7 +20,7 @@ use super::memory::MemoryHold;
 
 /// The top-level fields anything in the gateway reads (checks, floor, budget estimate,
 /// capabilities, error mapping, the relay, the tool loop, /c1). Everything else is opaque.
-pub const KNOWN: &[&str] = &[
+pub(crate) const KNOWN: &[&str] = &[
     "model",
     "messages",
     "temperature",

@@ -13,7 +13,7 @@
 //! tree-heavy bodies need more at the parse, and may then be refused.
 
 /// What a body holds per byte while it is read (see the module header).
-pub const READ_FACTOR: usize = 3;
+pub(crate) const READ_FACTOR: usize = 3;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -12,19 +12,20 @@ use crate::catalog::Code;
 use crate::config::{Config, Model, Tenant};
 use crate::error::ApiError;
 
-pub mod body;
+pub(crate) mod body;
 mod capabilities;
 mod fields;
 mod floor;
-pub mod images;
-pub mod lazy;
-pub mod memory;
+pub(crate) mod images;
+pub(crate) mod lazy;
+pub(crate) mod memory;
 
-pub use body::{parse_chat, parse_object, read_body};
+pub use body::parse_object;
+pub(crate) use body::{parse_chat, read_body};
 use fields::{content_checks, required_fields, types_and_ranges};
-pub use fields::{valid_conversation_id, valid_user_id};
+pub(crate) use fields::{valid_conversation_id, valid_user_id};
 use floor::floor_max_tokens;
-pub use lazy::ChatBody;
+pub(crate) use lazy::ChatBody;
 
 /// What the rest of the request path needs from a valid body.
 #[derive(Debug)]

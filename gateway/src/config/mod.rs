@@ -13,53 +13,53 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// Every environment variable the gateway reads, in one place.
-pub mod vars {
-    pub const RUST_API_BEARER: &str = "RUST_API_BEARER";
-    pub const TOKENS_FILE: &str = "TOKENS_FILE";
-    pub const GATEWAY_CONFIG: &str = "GATEWAY_CONFIG";
-    pub const RATE_LIMIT_RPS: &str = "RATE_LIMIT_RPS";
-    pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
-    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
-    pub const HTTP_TOTAL_TIMEOUT_SECS: &str = "HTTP_TOTAL_TIMEOUT_SECS";
-    pub const MAX_TOOL_ITERATIONS: &str = "MAX_TOOL_ITERATIONS";
-    pub const SQLITE_PATH: &str = "SQLITE_PATH";
-    pub const REDIS_URL: &str = "REDIS_URL";
+pub(crate) mod vars {
+    pub(crate) const RUST_API_BEARER: &str = "RUST_API_BEARER";
+    pub(crate) const TOKENS_FILE: &str = "TOKENS_FILE";
+    pub(crate) const GATEWAY_CONFIG: &str = "GATEWAY_CONFIG";
+    pub(crate) const RATE_LIMIT_RPS: &str = "RATE_LIMIT_RPS";
+    pub(crate) const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
+    pub(crate) const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub(crate) const HTTP_TOTAL_TIMEOUT_SECS: &str = "HTTP_TOTAL_TIMEOUT_SECS";
+    pub(crate) const MAX_TOOL_ITERATIONS: &str = "MAX_TOOL_ITERATIONS";
+    pub(crate) const SQLITE_PATH: &str = "SQLITE_PATH";
+    pub(crate) const REDIS_URL: &str = "REDIS_URL";
     /// `open` (default): when Redis fails, fall back to per-process limits; `closed`: refuse.
-    pub const REDIS_FAIL_MODE: &str = "REDIS_FAIL_MODE";
-    pub const BIND_ADDR: &str = "BIND_ADDR";
+    pub(crate) const REDIS_FAIL_MODE: &str = "REDIS_FAIL_MODE";
+    pub(crate) const BIND_ADDR: &str = "BIND_ADDR";
     /// `json` for one JSON object per log line; anything else is human-readable.
-    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    pub(crate) const LOG_FORMAT: &str = "LOG_FORMAT";
     /// `1` lets the fault-injection header of the conformance harness through (tests only).
-    pub const FAULT_INJECTION: &str = "GATEWAY_FAULT_INJECTION";
+    pub(crate) const FAULT_INJECTION: &str = "GATEWAY_FAULT_INJECTION";
     /// Connection edge (`edge::serve`): see [`super::ServerLimits`].
-    pub const HEADER_READ_TIMEOUT_SECS: &str = "HEADER_READ_TIMEOUT_SECS";
-    pub const IDLE_TIMEOUT_SECS: &str = "IDLE_TIMEOUT_SECS";
-    pub const BODY_READ_TIMEOUT_SECS: &str = "BODY_READ_TIMEOUT_SECS";
-    pub const SEND_TIMEOUT_SECS: &str = "SEND_TIMEOUT_SECS";
-    pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
-    pub const MAX_CONNECTIONS_PER_IP: &str = "MAX_CONNECTIONS_PER_IP";
-    pub const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
-    pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
-    pub const SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
-    pub const READYZ_CACHE_SECS: &str = "READYZ_CACHE_SECS";
-    pub const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
+    pub(crate) const HEADER_READ_TIMEOUT_SECS: &str = "HEADER_READ_TIMEOUT_SECS";
+    pub(crate) const IDLE_TIMEOUT_SECS: &str = "IDLE_TIMEOUT_SECS";
+    pub(crate) const BODY_READ_TIMEOUT_SECS: &str = "BODY_READ_TIMEOUT_SECS";
+    pub(crate) const SEND_TIMEOUT_SECS: &str = "SEND_TIMEOUT_SECS";
+    pub(crate) const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
+    pub(crate) const MAX_CONNECTIONS_PER_IP: &str = "MAX_CONNECTIONS_PER_IP";
+    pub(crate) const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
+    pub(crate) const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
+    pub(crate) const SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
+    pub(crate) const READYZ_CACHE_SECS: &str = "READYZ_CACHE_SECS";
+    pub(crate) const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
     /// `1`/`true`: also accept the token in `X-API-Key` (seed 002's clients); default off.
-    pub const ACCEPT_X_API_KEY: &str = "ACCEPT_X_API_KEY";
+    pub(crate) const ACCEPT_X_API_KEY: &str = "ACCEPT_X_API_KEY";
     /// Bytes read of an upstream's successful (non-streamed) answer before it is refused.
-    pub const UPSTREAM_MAX_BODY_BYTES: &str = "UPSTREAM_MAX_BODY_BYTES";
+    pub(crate) const UPSTREAM_MAX_BODY_BYTES: &str = "UPSTREAM_MAX_BODY_BYTES";
     /// Bytes read of an upstream's error answer; the rest is never read.
-    pub const UPSTREAM_MAX_ERROR_BYTES: &str = "UPSTREAM_MAX_ERROR_BYTES";
+    pub(crate) const UPSTREAM_MAX_ERROR_BYTES: &str = "UPSTREAM_MAX_ERROR_BYTES";
     /// Bytes of one upstream SSE line (an event's `data:`) before the stream fails.
-    pub const SSE_MAX_LINE_BYTES: &str = "SSE_MAX_LINE_BYTES";
+    pub(crate) const SSE_MAX_LINE_BYTES: &str = "SSE_MAX_LINE_BYTES";
     /// Bytes read of an HTTP tool's answer.
-    pub const TOOL_MAX_ANSWER_BYTES: &str = "TOOL_MAX_ANSWER_BYTES";
+    pub(crate) const TOOL_MAX_ANSWER_BYTES: &str = "TOOL_MAX_ANSWER_BYTES";
     /// Bytes of stored /c1 history sent upstream; older turns beyond it are dropped.
-    pub const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
+    pub(crate) const C1_MAX_HISTORY_BYTES: &str = "C1_MAX_HISTORY_BYTES";
     /// Bytes of already-arrived SSE events the relay joins into one body frame (one write).
-    pub const RELAY_COALESCE_BYTES: &str = "RELAY_COALESCE_BYTES";
+    pub(crate) const RELAY_COALESCE_BYTES: &str = "RELAY_COALESCE_BYTES";
     /// Bytes all request bodies in flight may hold together, raw and parsed.
-    pub const MAX_BODY_MEMORY_BYTES: &str = "MAX_BODY_MEMORY_BYTES";
-    pub const ALL: &[&str] = &[
+    pub(crate) const MAX_BODY_MEMORY_BYTES: &str = "MAX_BODY_MEMORY_BYTES";
+    pub(crate) const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
         GATEWAY_CONFIG,
@@ -96,14 +96,9 @@ pub mod vars {
     ];
 }
 
-pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-pub const DEFAULT_TOKENS_FILE: &str = "tokens.yaml";
-pub const DEFAULT_MAX_BODY_BYTES: usize = 33_554_432;
-pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
-pub const DEFAULT_MAX_TOOL_ITERATIONS: u32 = 10;
-pub const DEFAULT_RPS: f64 = 1.0;
-pub const DEFAULT_BURST: u32 = 30;
-pub const DEFAULT_SQLITE_PATH: &str = "gateway.sqlite3";
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub(crate) const DEFAULT_TOKENS_FILE: &str = "tokens.yaml";
+pub(crate) const DEFAULT_SQLITE_PATH: &str = "gateway.sqlite3";
 /// Log lines below `warn` held in memory before one write to stderr ([`crate::logging`]).
 pub const LOG_BUFFER_BYTES: usize = 64 * 1024;
 /// The longest an `info` line waits in that buffer.
@@ -268,7 +263,7 @@ pub struct Upstream {
 }
 
 /// Default bounded wait for an in-flight slot of a capped upstream.
-pub const DEFAULT_QUEUE_WAIT_MS: u64 = 100;
+pub(crate) const DEFAULT_QUEUE_WAIT_MS: u64 = 100;
 
 /// What a model can do; a request asking for more is refused before it is forwarded.
 #[derive(Clone, Copy, Debug, serde::Serialize, utoipa::ToSchema)]

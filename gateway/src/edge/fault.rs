@@ -11,7 +11,11 @@ use crate::state::AppState;
 
 /// Innermost layer of the bearer routes (after auth and admission): inserts the requested
 /// fault (if fault injection is on) and raises the injected panic.
-pub async fn extract(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn extract(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let fault = state
         .config
         .fault_injection

@@ -15,15 +15,12 @@ use crate::catalog::Code;
 use crate::error::{ApiError, ErrorCause};
 use crate::state::AppState;
 
-pub mod fault;
-pub mod routes;
-pub mod serve;
+pub(crate) mod fault;
+pub(crate) mod routes;
+pub(crate) mod serve;
 mod socket;
 
-pub use crate::contract::REQUEST_ID;
-
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub(crate) use crate::contract::REQUEST_ID;
 
 /// A caller's id is kept when it is short and plain; anything else gets a fresh UUID.
 fn sane(id: &HeaderValue) -> Option<String> {
@@ -35,14 +32,13 @@ fn sane(id: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
         .get(&REQUEST_ID)
         .and_then(sane)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     // Bounded label values for metrics and logs: a documented template, never the raw path.
     let route = routes::route_template(req.uri().path()).unwrap_or("unmatched");
@@ -94,7 +90,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     resp
 }
 
-pub async fn route_not_found() -> ApiError {
+pub(crate) async fn route_not_found() -> ApiError {
     ApiError::new(
         Code::RouteNotFound,
         "no such route or method; see /openapi.json",

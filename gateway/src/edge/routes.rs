@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// Which layers a route sits behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Bearer auth, then admission (rate limit), then fault extraction.
     Bearer,
     /// Unauthenticated catalog routes: a per-client-IP limit.
@@ -29,7 +29,7 @@ pub enum Access {
 }
 
 /// One served and documented route.
-pub struct Route {
+pub(crate) struct Route {
     pub access: Access,
     pub serve: fn() -> MethodRouter<AppState>,
     pub doc: RouteDoc,
@@ -104,7 +104,7 @@ const INFO_CODES: &[Code] = &[
 const PUBLIC_CODES: &[Code] = &[Code::RateLimitExceeded, Code::InternalError];
 const OPS_CODES: &[Code] = &[Code::InternalError];
 
-pub const ROUTES: &[Route] = &[
+pub(crate) const ROUTES: &[Route] = &[
     Route {
         access: Access::Bearer,
         serve: || post(crate::chat::v1),
@@ -312,13 +312,14 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Every documented route as (method, path template); a test checks the router serves each.
+#[cfg(any(test, feature = "testing"))]
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
     ROUTES.iter().map(|r| (r.doc.method, r.doc.path))
 }
 
 /// The documented template a request path belongs to (`{…}` matches one segment): the
 /// bounded route label of metrics and logs, from the same table as the documentation.
-pub fn route_template(path: &str) -> Option<&'static str> {
+pub(crate) fn route_template(path: &str) -> Option<&'static str> {
     ROUTES.iter().map(|r| r.doc.path).find(|template| {
         let mut got = path.split('/');
         let mut want = template.split('/');
@@ -339,7 +340,7 @@ pub fn route_template(path: &str) -> Option<&'static str> {
 
 /// The whole HTTP surface from [`ROUTES`]. Unknown paths and methods answer
 /// `route_not_found` before auth.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let group = |access: Access| {
         ROUTES
             .iter()
@@ -385,7 +386,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/metrics` alone, for METRICS_BIND_ADDR (same edge layer: request id, access log).
-pub fn metrics_router(state: AppState) -> Router {
+pub(crate) fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(routes::health::metrics))
         .fallback(super::route_not_found)
@@ -394,7 +395,7 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// The OpenAPI document of [`ROUTES`], rendered once.
-pub fn openapi_json_text() -> &'static str {
+pub(crate) fn openapi_json_text() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| crate::openapi::json(ROUTES.iter().map(|r| &r.doc)))
 }

@@ -82,7 +82,7 @@ impl EdgeShared {
 
 /// Middleware inside [`super::edge`]: the global in-flight cap (every route but `/healthz`,
 /// which must answer while the gateway is saturated), and the shutdown end of SSE streams.
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
@@ -196,7 +196,7 @@ fn warn_refused(last: &AtomicU64, started: Instant, peer: SocketAddr, why: &str)
 
 /// Serves `app` on `listener` with the bounds of `limits` until `shutdown` resolves; then
 /// drains for at most `limits.shutdown_grace`.
-pub async fn serve_router(
+pub(crate) async fn serve_router(
     listener: TcpListener,
     app: axum::Router,
     edge: Arc<EdgeShared>,

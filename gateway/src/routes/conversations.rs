@@ -88,7 +88,7 @@ fn not_found() -> ApiError {
     )
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     fault: Option<Extension<Fault>>,
@@ -112,7 +112,7 @@ pub async fn list(
     ))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     fault: Option<Extension<Fault>>,
@@ -132,7 +132,7 @@ pub async fn get(
     Ok(Json(json!(conv)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     fault: Option<Extension<Fault>>,

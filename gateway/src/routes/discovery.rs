@@ -35,7 +35,7 @@ pub fn errors_json() -> &'static str {
     })
 }
 
-pub async fn errors() -> Response {
+pub(crate) async fn errors() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], errors_json()).into_response()
 }
 
@@ -113,7 +113,7 @@ pub fn docs_html() -> &'static str {
     })
 }
 
-pub async fn docs() -> Response {
+pub(crate) async fn docs() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         docs_html(),

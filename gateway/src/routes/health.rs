@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::state::AppState;
 
-pub async fn healthz() -> Json<Value> {
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
@@ -20,7 +20,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// One probe round per READYZ_CACHE_SECS whatever the number of callers: the lock makes
 /// concurrent callers wait for the round in progress (bounded by the probe timeouts) instead
 /// of each fanning out to every upstream with its key.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let mut cache = state.edge.ready_cache.lock().await;
     let fresh = cache
         .as_ref()
@@ -104,7 +104,7 @@ async fn probe(state: &AppState) -> (StatusCode, Value) {
     (status, body)
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,

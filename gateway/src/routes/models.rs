@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::admission::Principal;
 use crate::state::AppState;
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Json<Value> {
@@ -23,9 +23,9 @@ pub async fn list(
 }
 
 /// How many upstream calls each path of a request makes (also in README and ARCHITECTURE).
-pub const UPSTREAM_CALLS: &str = "A request without server-side tool calls makes 1 upstream call. Each round in which the model calls server-side tools adds 1 call (the tools run in the gateway, then the model is called again). Reaching max_tool_iterations rounds without a final answer adds exactly 1 synthesis call (tools: []): at most max_tool_iterations + 1 calls. Two identical consecutive tool-call rounds stop the loop at once with 1 synthesis call. Quota and rate-limit refusals make 0 calls.";
+pub(crate) const UPSTREAM_CALLS: &str = "A request without server-side tool calls makes 1 upstream call. Each round in which the model calls server-side tools adds 1 call (the tools run in the gateway, then the model is called again). Reaching max_tool_iterations rounds without a final answer adds exactly 1 synthesis call (tools: []): at most max_tool_iterations + 1 calls. Two identical consecutive tool-call rounds stop the loop at once with 1 synthesis call. Quota and rate-limit refusals make 0 calls.";
 
-pub async fn info(
+pub(crate) async fn info(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Json<Value> {

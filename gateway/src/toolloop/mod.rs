@@ -31,7 +31,7 @@ use crate::upstream::{self, Usage};
 /// What a tool-loop call beyond the first reserves against: the request's tenant and alias,
 /// and the request's output cap.
 #[derive(Clone, Debug)]
-pub struct CallBudget {
+pub(crate) struct CallBudget {
     pub tenant: crate::config::Tenant,
     pub alias: String,
     pub output_cap: u64,
@@ -308,7 +308,7 @@ impl<'a> Loop<'a> {
     }
 }
 
-pub fn event_name(code: Code) -> &'static str {
+pub(crate) fn event_name(code: Code) -> &'static str {
     if code == Code::ToolLoopMaxIterations {
         crate::contract::EVENT_TOOL_CAP
     } else {
@@ -318,7 +318,7 @@ pub fn event_name(code: Code) -> &'static str {
 
 /// Non-streaming loop: returns the completion to send (usage summed over every call) and the
 /// usage the request's reservation settles with ([`Loop::unsettled`]).
-pub async fn run(
+pub(crate) async fn run(
     state: &AppState,
     model: &Model,
     body: ChatBody,
@@ -377,11 +377,11 @@ pub async fn run(
 
 mod signature;
 mod streaming;
-pub mod tools;
+pub(crate) mod tools;
 
 use signature::calls_of;
-pub use signature::{canonical, signature, Call};
-pub use streaming::stream;
+pub(crate) use signature::{signature, Call};
+pub(crate) use streaming::stream;
 
 #[cfg(test)]
 mod tests;

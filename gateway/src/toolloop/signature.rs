@@ -4,7 +4,7 @@ use serde_json::Value;
 
 /// One tool call as the model made it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Call {
+pub(crate) struct Call {
     pub id: String,
     pub name: String,
     pub arguments: String,
@@ -12,7 +12,7 @@ pub struct Call {
 
 /// Name + canonical arguments of every call of a round: equal signatures in consecutive
 /// rounds mean the model is looping.
-pub fn signature(calls: &[Call]) -> Vec<(String, String)> {
+pub(crate) fn signature(calls: &[Call]) -> Vec<(String, String)> {
     calls
         .iter()
         .map(|c| {
@@ -25,7 +25,7 @@ pub fn signature(calls: &[Call]) -> Vec<(String, String)> {
 }
 
 /// JSON with object keys sorted at every level, whatever map order serde_json was built with.
-pub fn canonical(v: &Value) -> String {
+pub(crate) fn canonical(v: &Value) -> String {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

@@ -105,7 +105,7 @@ enum Round {
 
 /// Streaming with server-side tools: tool rounds run first; the final answer is relayed as
 /// it arrives, preceded by the named event when the loop had to synthesise.
-pub async fn stream(
+pub(crate) async fn stream(
     state: AppState,
     model: Model,
     body: ChatBody,

@@ -39,7 +39,7 @@ fn builtin(which: Builtin, args: &Value) -> Result<Value, String> {
 /// Runs `tool` with the model's `arguments` string; the result is the `tool` message content.
 /// An HTTP tool's answer is read up to `max_bytes` (TOOL_MAX_ANSWER_BYTES), JSON or not; a
 /// larger answer is a failed tool, never a buffer without bound.
-pub async fn execute(
+pub(crate) async fn execute(
     http: &reqwest::Client,
     tool: &Tool,
     arguments: &str,
@@ -88,7 +88,7 @@ pub async fn execute(
 }
 
 /// The `tools` entries offered to the model for the configured server-side tools.
-pub fn definitions(tools: &[Tool]) -> Vec<Value> {
+pub(crate) fn definitions(tools: &[Tool]) -> Vec<Value> {
     tools
         .iter()
         .map(|t| {

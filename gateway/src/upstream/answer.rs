@@ -15,7 +15,7 @@ use super::Usage;
 
 /// The answer with `model` set to `alias`, and its usage; `None` when the `Value` path must
 /// decide (including every error).
-pub fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> {
+pub(super) fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> {
     let entries: Entries<'_> = serde_json::from_slice(bytes).ok()?;
     let entries = entries.0;
     let has = |k: &str| entries.iter().any(|(key, _)| *key == k);

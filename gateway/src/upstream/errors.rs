@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub fn transport_error(e: reqwest::Error) -> ApiError {
+pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
     let err = if e.is_timeout() {
         answer_timeout()
     } else if e.is_connect() {
@@ -22,7 +22,7 @@ pub fn transport_error(e: reqwest::Error) -> ApiError {
 
 /// A transport failure after the stream had started: the connection existed, so it is never
 /// `upstream_unavailable` (a timeout stays `upstream_timeout`).
-pub fn stream_transport_error(e: reqwest::Error) -> ApiError {
+pub(crate) fn stream_transport_error(e: reqwest::Error) -> ApiError {
     let mut err = transport_error(e);
     if err.code == Code::UpstreamUnavailable {
         err.code = Code::UpstreamError;
@@ -33,15 +33,13 @@ pub fn stream_transport_error(e: reqwest::Error) -> ApiError {
 
 /// How an upstream event stream failed (each is `upstream_error` or `upstream_timeout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamFailure {
+pub(crate) enum StreamFailure {
     /// No event arrived before the request's deadline.
     Stalled,
     /// The stream ended without `data: [DONE]`.
     EndedWithoutDone,
     /// The stream ended (cleanly) before its first chunk.
     EndedBeforeFirstChunk,
-    /// The connection broke off mid-stream.
-    BrokeOff,
     /// The bytes were not an event stream.
     Malformed,
     /// An event's data was not a JSON object.
@@ -49,7 +47,7 @@ pub enum StreamFailure {
 }
 
 /// The error of a failed upstream event stream.
-pub fn stream_failure(kind: StreamFailure) -> ApiError {
+pub(crate) fn stream_failure(kind: StreamFailure) -> ApiError {
     // A connection that broke off mid-stream had connected: never `upstream_unavailable`.
     let (code, message) = match kind {
         StreamFailure::Stalled => (
@@ -63,10 +61,6 @@ pub fn stream_failure(kind: StreamFailure) -> ApiError {
         StreamFailure::EndedBeforeFirstChunk => (
             Code::UpstreamError,
             "the upstream stream ended before its first chunk",
-        ),
-        StreamFailure::BrokeOff => (
-            Code::UpstreamError,
-            "the upstream connection broke off mid-stream",
         ),
         StreamFailure::Malformed => (
             Code::UpstreamError,
@@ -82,7 +76,7 @@ pub fn stream_failure(kind: StreamFailure) -> ApiError {
 
 /// The alias's upstream has its `max_in_flight` requests and no slot freed within
 /// `queue_wait_ms` (seed 004: "503 when it cannot accept new requests").
-pub fn upstream_saturated(alias: &str) -> ApiError {
+pub(crate) fn upstream_saturated(alias: &str) -> ApiError {
     ApiError::new(
         Code::UpstreamOverloaded,
         format!(
@@ -94,7 +88,7 @@ pub fn upstream_saturated(alias: &str) -> ApiError {
 
 /// Request bodies in flight hold all of MAX_BODY_MEMORY_BYTES: like [`gateway_saturated`], an
 /// overload the client retries shortly.
-pub fn bodies_saturated() -> ApiError {
+pub(crate) fn bodies_saturated() -> ApiError {
     ApiError::new(
         Code::UpstreamOverloaded,
         "the gateway holds its maximum of request bodies in memory; retry shortly",
@@ -104,7 +98,7 @@ pub fn bodies_saturated() -> ApiError {
 
 /// The gateway itself has MAX_IN_FLIGHT requests: it cannot accept more work right now, which
 /// a client handles exactly like an overloaded upstream (503, retry shortly).
-pub fn gateway_saturated(max_in_flight: usize) -> ApiError {
+pub(crate) fn gateway_saturated(max_in_flight: usize) -> ApiError {
     ApiError::new(
         Code::UpstreamOverloaded,
         format!(
@@ -115,7 +109,7 @@ pub fn gateway_saturated(max_in_flight: usize) -> ApiError {
 }
 
 /// A stream cut by the shutdown drain: the work can be retried on another replica.
-pub fn shutting_down() -> ApiError {
+pub(crate) fn shutting_down() -> ApiError {
     ApiError::new(
         Code::UpstreamUnavailable,
         "the gateway is shutting down; retry the request",
@@ -123,7 +117,7 @@ pub fn shutting_down() -> ApiError {
 }
 
 /// A non-streamed upstream answer over UPSTREAM_MAX_BODY_BYTES (the rest is never read).
-pub fn answer_too_large(max: usize) -> ApiError {
+pub(crate) fn answer_too_large(max: usize) -> ApiError {
     ApiError::new(
         Code::UpstreamError,
         format!("the upstream's answer exceeds UPSTREAM_MAX_BODY_BYTES ({max} bytes)"),
@@ -131,7 +125,7 @@ pub fn answer_too_large(max: usize) -> ApiError {
 }
 
 /// One upstream SSE event over SSE_MAX_LINE_BYTES: the stream fails there.
-pub fn event_too_long(max: usize) -> ApiError {
+pub(crate) fn event_too_long(max: usize) -> ApiError {
     ApiError::new(
         Code::UpstreamError,
         format!("an upstream event exceeds SSE_MAX_LINE_BYTES ({max} bytes)"),
@@ -139,7 +133,7 @@ pub fn event_too_long(max: usize) -> ApiError {
 }
 
 /// The request's deadline passed before the upstream answered (a call or a streamed round).
-pub fn answer_timeout() -> ApiError {
+pub(crate) fn answer_timeout() -> ApiError {
     ApiError::new(
         Code::UpstreamTimeout,
         "the upstream did not answer within HTTP_TOTAL_TIMEOUT_SECS",
@@ -147,7 +141,7 @@ pub fn answer_timeout() -> ApiError {
 }
 
 /// The request's deadline passed during the upstream work (every round of the tool loop).
-pub fn work_timeout() -> ApiError {
+pub(crate) fn work_timeout() -> ApiError {
     ApiError::new(
         Code::UpstreamTimeout,
         "the upstream work did not finish within HTTP_TOTAL_TIMEOUT_SECS",
@@ -155,7 +149,7 @@ pub fn work_timeout() -> ApiError {
 }
 
 /// A 200 whose body is an error object (some servers answer so).
-pub fn error_in_success(msg: &str, upstream: &Upstream) -> ApiError {
+pub(crate) fn error_in_success(msg: &str, upstream: &Upstream) -> ApiError {
     ApiError::new(
         Code::UpstreamError,
         format!("upstream error: {}", sanitize(msg, upstream)),
@@ -163,7 +157,7 @@ pub fn error_in_success(msg: &str, upstream: &Upstream) -> ApiError {
 }
 
 /// A 200 whose body is not a chat completion (no `choices`, not JSON).
-pub fn not_a_completion() -> ApiError {
+pub(crate) fn not_a_completion() -> ApiError {
     ApiError::new(
         Code::UpstreamError,
         "the upstream returned a response that is not a chat completion",
@@ -171,7 +165,7 @@ pub fn not_a_completion() -> ApiError {
 }
 
 /// The metrics outcome label of a failed upstream call.
-pub fn outcome(err: &ApiError) -> &'static str {
+pub(crate) fn outcome(err: &ApiError) -> &'static str {
     match err.code {
         Code::UpstreamTimeout => "timeout",
         Code::UpstreamUnavailable => "unavailable",
@@ -210,7 +204,7 @@ pub(super) async fn error_from_response(
 }
 
 /// Which token-limit field the request sent, for `max_tokens_below_minimum`'s `param`.
-pub fn limit_param(body: &Map<String, Value>) -> Option<&'static str> {
+pub(crate) fn limit_param(body: &Map<String, Value>) -> Option<&'static str> {
     if body.contains_key("max_tokens") {
         Some("/max_tokens")
     } else if body.contains_key("max_completion_tokens") {
@@ -221,7 +215,7 @@ pub fn limit_param(body: &Map<String, Value>) -> Option<&'static str> {
 }
 
 /// The pure part of the mapping (unit-tested without sockets).
-pub fn map_status(
+pub(crate) fn map_status(
     state: &AppState,
     model: &Model,
     upstream: &Upstream,
@@ -410,7 +404,7 @@ fn not_ready(status: StatusCode, lower: &str) -> Option<Code> {
 
 /// The human message of any of the upstream error shapes (vLLM, LiteLLM, OpenRouter, OpenAI,
 /// FastAPI `detail`).
-pub fn extract_message(v: &Value) -> Option<String> {
+pub(crate) fn extract_message(v: &Value) -> Option<String> {
     let s = v
         .pointer("/error/message")
         .or_else(|| v.get("message"))

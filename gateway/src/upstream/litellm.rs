@@ -24,7 +24,7 @@ const ROUTER_TEXT: [&str; 3] = [
 
 /// The upstream's retry hint in whole seconds: `retry-after`, else LiteLLM's renamed
 /// `llm_provider-retry-after` (L1). Only delta-seconds are read; an HTTP date is ignored.
-pub fn retry_after(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
     ["retry-after", "llm_provider-retry-after"]
         .iter()
         .find_map(|name| {
@@ -51,7 +51,7 @@ fn is_class_prefix(word: &str) -> bool {
 /// `<Provider>Exception - ` marker and the router text removed; then the upstream model name
 /// the gateway sent (LiteLLM's model group) replaced by the caller's alias. A message without
 /// LiteLLM's shapes only gets the name replacement.
-pub fn upstream_sentence(msg: &str, upstream_model: &str, alias: &str) -> String {
+pub(crate) fn upstream_sentence(msg: &str, upstream_model: &str, alias: &str) -> String {
     let mut rest = msg.trim_start();
     let mut stripped = false;
     // `litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: `
@@ -102,15 +102,6 @@ fn replace_name(text: &str, from: &str, to: &str) -> String {
     }
     out.push_str(&text[last..]);
     out
-}
-
-/// Whether a LiteLLM 400 is its `ContextWindowExceededError` (L7): the class name, or vLLM's
-/// own "maximum context length" sentence that LiteLLM recognises.
-pub fn is_context_window(msg: &str) -> bool {
-    msg.contains("ContextWindowExceededError")
-        || msg
-            .to_ascii_lowercase()
-            .contains("this model's maximum context length is")
 }
 
 #[cfg(test)]
@@ -175,11 +166,5 @@ mod tests {
         assert_eq!(retry_after(&h), Some(7));
         h.insert("retry-after", "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(3));
-    }
-
-    #[test]
-    fn context_window_is_recognised() {
-        assert!(is_context_window(CONTEXT));
-        assert!(!is_context_window(POLICY));
     }
 }

@@ -84,7 +84,7 @@ impl serde::Serialize for Outbound<'_> {
 
 /// Sends one chat request upstream and returns the response once its headers arrived.
 /// `body` is the client's body (already validated); `model` is replaced by the upstream's.
-pub async fn send(
+pub(crate) async fn send(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
@@ -138,7 +138,7 @@ pub async fn send(
 /// Takes one of the alias's upstream in-flight slots (`max_in_flight`), waiting at most the
 /// upstream's `queue_wait_ms`; `None` when the upstream has no cap. Held for the whole request
 /// (every tool-loop round, a stream until it ends).
-pub async fn in_flight_slot(
+pub(crate) async fn in_flight_slot(
     state: &AppState,
     model: &Model,
 ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
@@ -153,7 +153,7 @@ pub async fn in_flight_slot(
     }
 }
 
-pub async fn chat(
+pub(crate) async fn chat(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
@@ -164,7 +164,7 @@ pub async fn chat(
 
 /// Non-streaming chat relayed as bytes (the /v1 route without server-side tools): the same
 /// checks and errors as [`chat`], without a `Value` round trip when the answer is ordinary.
-pub async fn chat_bytes(
+pub(crate) async fn chat_bytes(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
@@ -225,7 +225,7 @@ fn completion(
 }
 
 /// A body read with a byte ceiling.
-pub enum Capped {
+pub(crate) enum Capped {
     /// The whole body, within the cap.
     Whole(Vec<u8>),
     /// The first `max` bytes; the rest was never read (the connection is dropped).
@@ -235,7 +235,7 @@ pub enum Capped {
 /// Reads at most `max` bytes of `resp`: a declared Content-Length over the cap reads nothing,
 /// and a chunked body stops as soon as it passes the cap, so no more than `max` bytes (plus
 /// one network chunk, cut off) are ever held.
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     max: usize,
 ) -> Result<Capped, reqwest::Error> {
@@ -260,12 +260,12 @@ pub async fn read_capped(
 
 mod answer;
 mod errors;
-pub mod litellm;
+pub(crate) mod litellm;
 mod sanitize;
-pub mod sse;
+pub(crate) mod sse;
 
-pub use errors::*;
-pub use sanitize::{sanitize, SanitizeContext};
+pub(crate) use errors::*;
+pub(crate) use sanitize::sanitize;
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use crate::config::Upstream;
 
 /// What the sanitiser knows about the upstream the text came from.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SanitizeContext<'a> {
+pub(crate) struct SanitizeContext<'a> {
     /// The upstream's host (always removed, whatever its shape).
     pub host: &'a str,
     /// The gateway's own key for it (always removed).
@@ -121,7 +121,7 @@ fn is_secret(word: &str, ctx: &SanitizeContext<'_>) -> bool {
 /// The upstream's text for a caller: words that are (or contain) a URL, host, address,
 /// key-shaped token, a `Bearer` credential or a provider name are dropped; the rest of the
 /// sentence stays as written. Bounded to 500 bytes; never empty.
-pub fn sanitize<'a>(msg: &str, ctx: impl Into<SanitizeContext<'a>>) -> String {
+pub(crate) fn sanitize<'a>(msg: &str, ctx: impl Into<SanitizeContext<'a>>) -> String {
     let ctx = ctx.into();
     let mut kept: Vec<&str> = Vec::new();
     let mut len = 0usize;

@@ -287,7 +287,7 @@ pub fn sse_data(json: &str) -> Bytes {
     Bytes::from(s)
 }
 
-pub fn sse_event(name: &str, json: &str) -> Bytes {
+pub(crate) fn sse_event(name: &str, json: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
 
@@ -295,12 +295,12 @@ pub fn done() -> Bytes {
     Bytes::from_static(b"data: [DONE]\n\n")
 }
 
-pub fn error_event(e: &ApiError) -> Bytes {
+pub(crate) fn error_event(e: &ApiError) -> Bytes {
     sse_event(crate::contract::EVENT_ERROR, &e.body_json())
 }
 
 /// Whether a chunk is the usage-only chunk of `stream_options.include_usage`.
-pub fn is_usage_only(chunk: &Map<String, Value>) -> bool {
+pub(crate) fn is_usage_only(chunk: &Map<String, Value>) -> bool {
     chunk.get("usage").is_some_and(Value::is_object)
         && chunk
             .get("choices")
@@ -308,7 +308,7 @@ pub fn is_usage_only(chunk: &Map<String, Value>) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
-pub fn sse_response(body: Body) -> Response {
+pub(crate) fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
@@ -322,7 +322,7 @@ pub fn sse_response(body: Body) -> Response {
 
 /// Prepares a body for an upstream stream: always ask for the usage chunk (budgets count it);
 /// returns whether the caller itself asked for it.
-pub fn request_usage(body: &mut Map<String, Value>) -> bool {
+pub(crate) fn request_usage(body: &mut Map<String, Value>) -> bool {
     let wanted = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -353,8 +353,9 @@ pub struct Outcome {
     pub streamed_bytes: u64,
 }
 
-pub type FinishFuture = Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send>>;
-pub type Finish = Box<dyn FnOnce(Outcome) -> FinishFuture + Send>;
+pub(crate) type FinishFuture =
+    Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send>>;
+pub(crate) type Finish = Box<dyn FnOnce(Outcome) -> FinishFuture + Send>;
 
 /// Per-request additions to a relayed stream.
 #[derive(Default)]
@@ -424,14 +425,14 @@ impl Hooks {
 /// Reassembles a streamed round into one assistant message (content + tool calls whose
 /// `arguments` arrive split across deltas).
 #[derive(Debug, Default)]
-pub struct Assembler {
+pub(crate) struct Assembler {
     pub content: String,
     pub calls: Vec<(String, String, String)>,
     pub finish_reason: Option<String>,
 }
 
 impl Assembler {
-    pub fn add(&mut self, chunk: &Map<String, Value>) {
+    pub(crate) fn add(&mut self, chunk: &Map<String, Value>) {
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
             return;
         };
@@ -470,7 +471,7 @@ impl Assembler {
         }
     }
 
-    pub fn message(&self) -> Value {
+    pub(crate) fn message(&self) -> Value {
         let mut m = json!({"role": "assistant", "content": self.content});
         if !self.calls.is_empty() {
             m["tool_calls"] = Value::Array(

@@ -49,7 +49,7 @@ fn relay_type(status: u16) -> &'static str {
 pub(crate) struct Litellm;
 
 impl Litellm {
-    pub const DEFAULT: Litellm = Litellm;
+    pub(super) const DEFAULT: Litellm = Litellm;
 
     fn error_type(status: u16) -> &'static str {
         match status {

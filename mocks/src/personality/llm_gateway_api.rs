@@ -34,7 +34,7 @@ const HEALTH: &[HealthRoute] = &[HealthRoute {
 }];
 
 impl LlmGatewayApi {
-    pub const DEFAULT: LlmGatewayApi = LlmGatewayApi;
+    pub(super) const DEFAULT: LlmGatewayApi = LlmGatewayApi;
 
     fn detail(&self, status: u16, message: &str) -> ErrorReply {
         ErrorReply::json(self, status, &json!({ "detail": message }))

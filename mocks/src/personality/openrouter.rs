@@ -12,7 +12,7 @@ const PROVIDER: &str = "OpenAI";
 pub(crate) struct OpenRouter;
 
 impl OpenRouter {
-    pub const DEFAULT: OpenRouter = OpenRouter;
+    pub(super) const DEFAULT: OpenRouter = OpenRouter;
 }
 
 fn alnum20(a: u64, b: u64) -> String {

@@ -39,7 +39,7 @@ const HEALTH: &[HealthRoute] = &[HealthRoute {
 }];
 
 impl OwnLlm {
-    pub const DEFAULT: OwnLlm = OwnLlm;
+    pub(super) const DEFAULT: OwnLlm = OwnLlm;
 
     /// § Errors: "type is one of invalid_request_error, authentication_error,
     /// permission_error, rate_limit_exceeded, agent_unavailable, internal_error".

@@ -14,10 +14,10 @@ pub(crate) struct Vllm {
 }
 
 impl Vllm {
-    pub const DEFAULT: Vllm = Vllm {
+    pub(super) const DEFAULT: Vllm = Vllm {
         legacy_errors: false,
     };
-    pub const LEGACY: Vllm = Vllm {
+    pub(super) const LEGACY: Vllm = Vllm {
         legacy_errors: true,
     };
 

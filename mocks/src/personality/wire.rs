@@ -16,7 +16,7 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+    pub(crate) fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
         Usage {
             prompt_tokens,
             completion_tokens,
@@ -74,7 +74,7 @@ pub(crate) struct ErrorReply {
 
 impl ErrorReply {
     /// `body` serialised, with the dialect's error content type and no extra headers.
-    pub fn json(dialect: &dyn Dialect, status: u16, body: &Value) -> ErrorReply {
+    pub(crate) fn json(dialect: &dyn Dialect, status: u16, body: &Value) -> ErrorReply {
         ErrorReply {
             status,
             content_type: dialect.error_content_type(),
@@ -83,7 +83,11 @@ impl ErrorReply {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ErrorReply {
+    pub(crate) fn with_header(
+        mut self,
+        name: &'static str,
+        value: impl Into<String>,
+    ) -> ErrorReply {
         self.headers.push((name, value.into()));
         self
     }
@@ -108,7 +112,7 @@ pub(crate) struct Wire<'d> {
 }
 
 impl<'d> Wire<'d> {
-    pub fn new(dialect: &'d dyn Dialect, id: String, created: u64, model: &str) -> Wire<'d> {
+    pub(crate) fn new(dialect: &'d dyn Dialect, id: String, created: u64, model: &str) -> Wire<'d> {
         let head = dialect.chunk_head(&json_str(&id), created, &json_str(model));
         Wire {
             dialect,
@@ -121,12 +125,12 @@ impl<'d> Wire<'d> {
         }
     }
 
-    pub fn sse_prelude(&self) -> Option<Bytes> {
+    pub(crate) fn sse_prelude(&self) -> Option<Bytes> {
         self.dialect.sse_prelude().map(Bytes::from_static)
     }
 
     /// One `data: {chat.completion.chunk}\n\n` frame.
-    pub fn chunk(&self, mut delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
+    pub(crate) fn chunk(&self, mut delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
         if self.dialect.role_in_every_delta() && delta.role.is_none() {
             delta.role = Some("assistant");
         }
@@ -143,12 +147,12 @@ impl<'d> Wire<'d> {
         Bytes::from(buf)
     }
 
-    pub fn finish_delta(&self) -> Delta<'static> {
+    pub(crate) fn finish_delta(&self) -> Delta<'static> {
         self.dialect.finish_delta()
     }
 
     /// The trailing usage chunk sent when `stream_options.include_usage` is true.
-    pub fn usage_chunk(&self, usage: Usage) -> Bytes {
+    pub(crate) fn usage_chunk(&self, usage: Usage) -> Bytes {
         let mut buf = Vec::with_capacity(self.head.len() + 120);
         buf.extend_from_slice(b"data: ");
         buf.extend_from_slice(self.head.as_bytes());
@@ -158,12 +162,12 @@ impl<'d> Wire<'d> {
         Bytes::from(buf)
     }
 
-    pub fn done() -> Bytes {
+    pub(crate) fn done() -> Bytes {
         Bytes::from_static(b"data: [DONE]\n\n")
     }
 
     /// A non-streaming `chat.completion` body.
-    pub fn completion(
+    pub(crate) fn completion(
         &self,
         content: Option<&str>,
         tool_calls: &[ToolCallOut],
@@ -188,7 +192,7 @@ impl<'d> Wire<'d> {
     }
 
     /// An error object inside a 200 stream, the way the server emits one mid-stream.
-    pub fn stream_error(&self, status: u16, message: &str) -> Bytes {
+    pub(crate) fn stream_error(&self, status: u16, message: &str) -> Bytes {
         let obj = self.dialect.stream_error(&self.ids, status, message);
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(b"data: ");
