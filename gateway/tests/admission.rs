@@ -45,6 +45,10 @@ async fn simultaneous_requests_admit_exactly_the_burst() {
         rps: 0.001,
         burst: 30,
     };
+    // 300 simultaneous connections from one address: above the default per-IP cap (256),
+    // which would refuse some before the limiter is reached. This test is about the limiter.
+    cfg.limits.max_connections_per_ip = 1024;
+    cfg.limits.max_connections = cfg.limits.max_connections.max(1024);
     let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

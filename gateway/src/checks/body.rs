@@ -48,6 +48,7 @@ pub(crate) fn parse_chat(
 
 /// [`parse_chat`] of a byte slice on no memory budget (benches, tests and tools outside the
 /// request path).
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_object(bytes: &[u8]) -> Result<ChatBody, ApiError> {
     let unbudgeted = || ApiError::new(Code::InternalError, "no memory budget to be busy");
     parse_chat(

@@ -95,15 +95,6 @@ pub enum ParseError {
 }
 
 impl ChatBody {
-    /// A body built inside the gateway (or a test): no raw remainder, no budget.
-    pub fn from_map(known: Map<String, Value>) -> Self {
-        ChatBody {
-            known,
-            raw: Bytes::new(),
-            hold: std::sync::Arc::new(MemoryHold::none()),
-        }
-    }
-
     /// Splits `raw` as the module header says; `hold` already covers the raw bytes and grows
     /// by the cost of the known tree before it is built.
     pub fn parse(raw: Bytes, mut hold: MemoryHold) -> Result<ChatBody, ParseError> {
@@ -137,6 +128,7 @@ impl ChatBody {
     }
 
     /// Bytes of the memory budget this body holds.
+    #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
         self.hold.bytes()
     }

@@ -20,6 +20,7 @@ pub(crate) mod images;
 pub(crate) mod lazy;
 pub(crate) mod memory;
 
+#[cfg(any(test, feature = "testing"))]
 pub use body::parse_object;
 pub(crate) use body::{parse_chat, read_body};
 use fields::{content_checks, required_fields, types_and_ranges};
