@@ -75,18 +75,39 @@ Feature: Model budgets and upstream quotas
   # The token budget counts what the upstream reported in "usage", not what was reserved
   # (SPEC §3 "Budgets and limits hold under concurrency": reserve the prompt estimate plus the
   # output cap first, settle with the real usage after). The token_budget model allows 50
-  # tokens a day: one request's reservation (its prompt, some 30 tokens, plus max_tokens 1)
-  # fits, but once its reported usage is settled, the same request no longer fits and is
-  # refused without reaching the upstream.
+  # tokens a day. A short request with max_tokens 1 reserves far less than half of that, so two
+  # such reservations fit; but the upstream reports 46 tokens for the first answer, and once
+  # that is settled the second request no longer fits: it is refused without reaching the
+  # upstream.
   @needs-config @needs-mock
   Scenario: A token budget is settled with the usage the upstream reported
     Given I use the "token_budget" model
-    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
     And the request field "/max_tokens" is "1"
+    And the upstream answers with the text "Short.", reporting 40 prompt and 6 completion tokens
     When I send a chat request
     Then the response status is 200
-    And the body has the field "/usage/total_tokens"
+    And the body field "/usage/total_tokens" is "46"
     When I send a chat request
     Then the response is the error "model_quota_exhausted"
     And the response has a whole-seconds Retry-After
     And the upstream received 1 request
+
+  # The other direction, on the second tenant's own token budget (50 a day): a request the
+  # upstream failed produced no answer and reported no usage, so it is settled with nothing
+  # used, streamed or not. This request reserves more than half of the budget (a longer
+  # prompt), so had either failure kept its share, the last request would not fit.
+  @needs-config @needs-mock
+  Scenario: A request the upstream failed does not use up the token budget
+    Given I authenticate with the "second tenant" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "1"
+    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
+    And the upstream answers with the error status 500 and message "the engine crashed"
+    And the upstream answers with the error status 500 and message "the engine crashed"
+    When I send a streaming chat request
+    Then the response is the error "upstream_error"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    When I send a chat request
+    Then the response status is 200
+    And the upstream received 3 requests
