@@ -785,10 +785,10 @@ impl GatewayWorld {
             .unwrap_or(events.len());
         let got = events[..done]
             .iter()
+            .rev()
             .filter_map(Event::chunk)
             .filter_map(|mut c| c.get_mut("usage").map(Value::take))
-            .filter(Value::is_object)
-            .last()
+            .find(Value::is_object)
             .map(|u| u.get(field).and_then(Value::as_u64));
         match got {
             Some(Some(v)) if v == expected => Ok(()),
