@@ -75,18 +75,68 @@ Feature: Model budgets and upstream quotas
   # The token budget counts what the upstream reported in "usage", not what was reserved
   # (SPEC §3 "Budgets and limits hold under concurrency": reserve the prompt estimate plus the
   # output cap first, settle with the real usage after). The token_budget model allows 50
-  # tokens a day: one request's reservation (its prompt, some 30 tokens, plus max_tokens 1)
-  # fits, but once its reported usage is settled, the same request no longer fits and is
-  # refused without reaching the upstream.
+  # tokens a day. A short request with max_tokens 1 reserves far less than half of that, so two
+  # such reservations fit; but the upstream reports 46 tokens for the first answer, and once
+  # that is settled the second request no longer fits: it is refused without reaching the
+  # upstream.
   @needs-config @needs-mock
   Scenario: A token budget is settled with the usage the upstream reported
     Given I use the "token_budget" model
-    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
     And the request field "/max_tokens" is "1"
+    And the upstream answers with the text "Short.", reporting 40 prompt and 6 completion tokens
     When I send a chat request
     Then the response status is 200
-    And the body has the field "/usage/total_tokens"
+    And the body field "/usage/total_tokens" is "46"
     When I send a chat request
     Then the response is the error "model_quota_exhausted"
     And the response has a whole-seconds Retry-After
     And the upstream received 1 request
+
+  # The other direction, on the second tenant's own token budget (50 a day): a request the
+  # upstream failed produced no answer and reported no usage, so it is settled with nothing
+  # used, streamed or not. This request reserves more than half of the budget (a longer
+  # prompt), so had either failure kept its share, the last request would not fit.
+  @needs-config @needs-mock
+  Scenario: A request the upstream failed does not use up the token budget
+    Given I authenticate with the "second tenant" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "1"
+    And the request field "/messages/1" is '{"role": "user", "content": "Summarise the weather report for the northern coast in two short sentences, please."}'
+    And the upstream answers with the error status 500 and message "the engine crashed"
+    And the upstream answers with the error status 500 and message "the engine crashed"
+    When I send a streaming chat request
+    Then the response is the error "upstream_error"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    When I send a chat request
+    Then the response status is 200
+    And the upstream received 3 requests
+
+  # A request reserves its share before the upstream call (SPEC §3): its prompt (estimated from
+  # the text it sends) plus what it may produce (its max_tokens, else the model's output cap,
+  # 8192 on every embedded model). Either alone can be more than a whole day's budget of 50
+  # tokens; such a request is refused up front, whatever was spent before, and never reaches
+  # the upstream. (The fresh tenant's token budget only ever sees these refusals.)
+  @needs-config @needs-mock
+  Scenario Outline: A request whose share is larger than the whole token budget is refused before the upstream call (<what>)
+    Given I authenticate with the "fresh" token
+    And I use the "token_budget" model
+    And the request field "<where>" is '<message>'
+    And the request field "/max_tokens" is "<max_tokens>"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 0 requests
+
+    Examples:
+      | what                 | where       | max_tokens | message |
+      | a long text prompt   | /messages/1 | 1          | {"role": "user", "content": "Please read the attached field notes carefully and then summarise, in plain words, what the survey teams observed along the northern coast during the spring storms: wind speeds, wave heights, damage to the harbour walls, the state of the coastal path, and any changes to the dunes near the lighthouse since the report of the previous season was written."} |
+      | a long text part     | /messages/0 | 1          | {"role": "user", "content": [{"type": "text", "text": "Please read the attached field notes carefully and then summarise, in plain words, what the survey teams observed along the northern coast during the spring storms: wind speeds, wave heights, damage to the harbour walls, the state of the coastal path, and any changes to the dunes near the lighthouse since the report of the previous season was written."}]} |
+      | long tool arguments  | /messages/0 | 1          | {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup_weather", "arguments": "[100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198, 199]"}}]} |
+
+  @needs-config @needs-mock
+  Scenario: A request without max_tokens reserves the model's output cap and is refused by a small token budget
+    Given I authenticate with the "fresh" token
+    And I use the "token_budget" model
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 0 requests

@@ -124,6 +124,43 @@ Feature: The server-side tool loop
       And the upstream received 4 requests
       And upstream request 4 offered the tool "lookup_weather"
 
+  Rule: The usage of a tool-loop answer counts every upstream call
+
+    # The caller is billed for every round the gateway ran on its behalf, so the answer's
+    # "usage" is the sum over all upstream calls of the request (tool rounds and the synthesis
+    # call), not the last call's count (SPEC §4; OpenAI "usage" of a completion).
+    Scenario: The usage of an answer after a tool round is the sum of both calls
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 120 prompt and 7 completion tokens
+      And the upstream answers with the text "Oslo is cold.", reporting 150 prompt and 4 completion tokens
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "Oslo is cold."
+      And the body field "/usage/prompt_tokens" is "270"
+      And the body field "/usage/completion_tokens" is "11"
+      And the body field "/usage/total_tokens" is "281"
+
+    Scenario: The usage of a synthesised answer includes the synthesis call
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 100 prompt and 5 completion tokens
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 110 prompt and 6 completion tokens
+      And the upstream answers with the text "Oslo is cold, as the lookup said.", reporting 130 prompt and 9 completion tokens
+      When I send a chat request
+      Then the response is the tool-loop status "tool_loop_anti_loop_synthesised"
+      And the body field "/usage/prompt_tokens" is "340"
+      And the body field "/usage/completion_tokens" is "20"
+      And the body field "/usage/total_tokens" is "360"
+
+    Scenario: A streamed tool-loop answer reports the summed usage in its usage chunk
+      Given the request field "/stream_options" is '{"include_usage": true}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 120 prompt and 7 completion tokens
+      And the upstream answers with the text "Oslo is cold.", reporting 150 prompt and 4 completion tokens
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "Oslo is cold."
+      And the streamed usage has "prompt_tokens" = 270
+      And the streamed usage has "completion_tokens" = 11
+      And the streamed usage has "total_tokens" = 281
+      And the stream ends with the DONE marker
+
   Rule: Caller-defined tools are the caller's business
 
     Scenario: A call to a caller-defined tool is returned untouched with finish_reason tool_calls
@@ -157,6 +194,14 @@ Feature: The server-side tool loop
       Given the upstream answers every request with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
       When I send a chat request
       Then the caller got neither raw server-side tool calls nor an empty answer
+
+    Scenario: A model that keeps calling a tool even in the synthesis call does not leak it into a stream
+      Given the upstream answers every request with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream event "spass.tool-anti-loop" has the field "synth_called" = "true"
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the stream ends with the DONE marker
 
     Scenario: An empty synthesis answer is not passed on as an empty answer
       Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'

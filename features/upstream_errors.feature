@@ -95,6 +95,26 @@ Feature: Mapping of upstream failures
     Then the response is the error "upstream_unavailable"
     And the error message reveals no upstream details
 
+  # A 200 whose "choices" list is empty carries no answer at all: passing it on would hand the
+  # caller an empty answer (SPEC §4 "never ... an empty answer"), so it is the upstream's
+  # failure, upstream_error 502. Streamed, nothing but a usage chunk arrives before [DONE]:
+  # the failure comes before the first chunk, so it is an ordinary JSON error (SPEC §5).
+  @needs-mock
+  Scenario: An upstream completion without choices is upstream_error, not an empty answer
+    Given the upstream answers with a completion that has no choices
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message reveals no upstream details
+
+  @needs-mock
+  Scenario: An upstream stream without choices is upstream_error before any chunk
+    Given the upstream answers with a completion that has no choices
+    When I send a streaming chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the header "content-type" contains "application/json"
+
   @needs-mock
   Scenario: An upstream error carries the request id like every other response
     Given the upstream answers with the error status 500 and message "boom"

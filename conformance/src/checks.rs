@@ -776,6 +776,33 @@ impl GatewayWorld {
         }
     }
 
+    /// The last `usage` object streamed before `[DONE]` has `field` = `expected`.
+    pub fn stream_usage_field_is(&self, field: &str, expected: u64) -> Outcome {
+        let (events, r) = self.events()?;
+        let done = events
+            .iter()
+            .position(Event::is_done)
+            .unwrap_or(events.len());
+        let got = events[..done]
+            .iter()
+            .rev()
+            .filter_map(Event::chunk)
+            .filter_map(|mut c| c.get_mut("usage").map(Value::take))
+            .find(Value::is_object)
+            .map(|u| u.get(field).and_then(Value::as_u64));
+        match got {
+            Some(Some(v)) if v == expected => Ok(()),
+            Some(v) => Err(format!(
+                "expected the streamed usage `{field}` = {expected}, got {v:?}: {}",
+                r.describe()
+            )),
+            None => Err(format!(
+                "expected a chunk with a usage object before [DONE]: {}",
+                r.describe()
+            )),
+        }
+    }
+
     /// No buffering, judged on the mock's own clock: the mock spread its chunks at least
     /// `ms` apart, and the client had the first one before the mock sent the last. (Client
     /// arrival gaps alone shrink under load; this does not.)

@@ -17,7 +17,7 @@
 //! | text_only | chat-text-only | vLLM mock | capabilities: tools false, vision false |
 //! | small_window | chat-small-window | vLLM mock | context_window 512 |
 //! | capped | chat-capped | vLLM mock via `up-capped` | max_in_flight 1, queue_wait_ms 50 |
-//! | token_budget | chat-tokens | vLLM mock | primary tenant: 50 tokens/day (one reservation fits; with one answer's reported usage settled, a second does not) |
+//! | token_budget | chat-tokens | vLLM mock | primary, second and fresh tenant: 50 tokens/day each (one budget per scenario that spends one; the fresh tenant's only sees refusals) |
 //!
 //! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
 //! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2).
@@ -213,9 +213,9 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
     format!(
         "tenants:\n\
          \x20 - id: {primary_id}\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-budget, requests_per_day: 2 }}, {{ model: chat-tokens, tokens_per_day: 50 }}]\n\
-         \x20 - id: {second_id}\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n\
+         \x20 - id: {second_id}\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 1000, burst: 100000 }}\n    budgets: [{{ model: chat-tokens, tokens_per_day: 50 }}]\n\
          \x20 - id: tenant-limited\n    tokens: [{}]\n    allowed_models: {allowed}\n    rate_limit: {{ rps: 1, burst: 3 }}\n\
-         \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n{conditions}",
+         \x20 - id: tenant-fresh\n    tokens: [{}]\n    allowed_models: {allowed}\n    budgets: [{{ model: chat-tokens, tokens_per_day: 50 }}]\n{conditions}",
         list(std::slice::from_ref(&t.primary)),
         list(std::slice::from_ref(&t.second)),
         list(&t.limited),

@@ -11,6 +11,7 @@ use crate::personality::{
     Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage, Wire,
 };
 use crate::record::{Outcome, OutcomeGuard};
+use crate::script::StepUsage;
 use crate::server::RequestInfo;
 use crate::stream::{play, sleep_ms, Frame};
 use crate::MockConfig;
@@ -72,6 +73,8 @@ pub(crate) struct Exchange<'a> {
     pub config: &'a MockConfig,
     pub rng: SmallRng,
     pub info: &'a RequestInfo,
+    /// The step's scripted usage, reported instead of the estimate below.
+    pub usage: Option<StepUsage>,
 }
 
 impl Exchange<'_> {
@@ -89,7 +92,10 @@ impl Exchange<'_> {
     }
 
     fn usage(&self, completion_tokens: usize) -> Usage {
-        Usage::new(self.info.prompt_tokens, completion_tokens as u64)
+        match self.usage {
+            Some(u) => Usage::new(u.prompt_tokens, u.completion_tokens),
+            None => Usage::new(self.info.prompt_tokens, completion_tokens as u64),
+        }
     }
 
     /// Opening frames: OpenRouter's keep-alive comment and the role delta after TTFT.
@@ -336,6 +342,23 @@ impl Exchange<'_> {
         self.open(&mut frames);
         self.contents(&mut frames, &pieces, interval);
         self.close(&mut frames, "stop", chunks, false);
+        self.sse(frames, guard)
+    }
+
+    /// A 200 completion with nothing in it: `"choices": []` (streamed: the usage chunk alone).
+    pub(crate) async fn empty_choices(&mut self, mut guard: OutcomeGuard) -> Response {
+        sleep_ms(self.ttft()).await;
+        if !self.info.stream {
+            let body = self.wire.empty_completion(self.usage(0));
+            guard.finish(Outcome::Completed);
+            return json_response(200, body);
+        }
+        let mut frames = Vec::with_capacity(3);
+        if let Some(prelude) = self.wire.sse_prelude() {
+            frames.push(Frame::now(prelude));
+        }
+        frames.push(Frame::now(self.wire.usage_chunk(self.usage(0))));
+        frames.push(Frame::now(Wire::done()));
         self.sse(frames, guard)
     }
 

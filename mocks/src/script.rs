@@ -9,13 +9,24 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-/// One scripted answer. `delay_ms` is waited before any header is sent.
+/// One scripted answer. `delay_ms` is waited before any header is sent; `usage`, when set,
+/// is the token count the answer reports instead of the mock's own estimate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<StepUsage>,
     #[serde(flatten)]
     pub action: Action,
+}
+
+/// The `usage` a step reports (`total_tokens` is their sum), so that a test can tell what the
+/// gateway did with the counts (summed over tool rounds, settled against a token budget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -96,6 +107,9 @@ pub enum Action {
     Stall { after: usize, ms: u64 },
     /// Never send headers; wait until the client leaves.
     Hang,
+    /// A 200 answer whose `choices` list is empty (streamed: only a usage chunk, then
+    /// `[DONE]`): a completion with nothing in it.
+    EmptyChoices,
 }
 
 /// One tool call a `tool_calls` step makes.
@@ -127,6 +141,7 @@ impl From<Action> for Step {
     fn from(action: Action) -> Step {
         Step {
             delay_ms: 0,
+            usage: None,
             action,
         }
     }
@@ -242,6 +257,19 @@ impl Step {
 
     pub fn hang() -> Step {
         Action::Hang.into()
+    }
+
+    pub fn empty_choices() -> Step {
+        Action::EmptyChoices.into()
+    }
+
+    /// Report these token counts instead of the mock's estimate.
+    pub fn with_usage(mut self, prompt_tokens: u64, completion_tokens: u64) -> Step {
+        self.usage = Some(StepUsage {
+            prompt_tokens,
+            completion_tokens,
+        });
+        self
     }
 
     /// Wait `ms` before sending headers.
@@ -396,6 +424,7 @@ mod tests {
             Step::tool_call("f", "{}"),
             Step::hang(),
             Step::error_with_headers(429, "slow", [("retry-after", "7")]),
+            Step::empty_choices().with_usage(11, 3),
         ];
         let text = serde_json::to_string(&steps).unwrap_or_default();
         let back: Vec<Step> = serde_json::from_str(&text).unwrap_or_default();

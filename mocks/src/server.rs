@@ -404,6 +404,7 @@ async fn chat(
         config,
         rng,
         info: &info,
+        usage: step.and_then(|s| s.usage),
     };
 
     match step.map(|s| &s.action) {
@@ -505,6 +506,7 @@ async fn chat(
         }) => ex.stream_error(*after, *status, message, guard).await,
         Some(Action::NoDone { chunks }) => ex.no_done(*chunks, guard).await,
         Some(Action::Stall { after, ms }) => ex.stall(*after, *ms, guard).await,
+        Some(Action::EmptyChoices) => ex.empty_choices(guard).await,
         Some(Action::Hang) => {
             // Never answer; hyper drops this future when the client leaves, and the guard
             // records that. Shutdown ends the wait so the server can stop.

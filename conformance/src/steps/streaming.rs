@@ -73,6 +73,12 @@ fn usage_chunk(w: &mut GatewayWorld) -> Outcome {
     w.stream_has_usage()
 }
 
+#[then(expr = "the streamed usage has {string} = {int}")]
+fn stream_usage_field(w: &mut GatewayWorld, field: String, value: i64) -> Outcome {
+    let value = u64::try_from(value).map_err(|_| format!("expected a token count, got {value}"))?;
+    w.stream_usage_field_is(&s(field), value)
+}
+
 #[then(expr = "the first chunk arrived at least {int} ms before the last")]
 async fn chunks_spread(w: &mut GatewayWorld, ms: i64) -> Outcome {
     w.chunks_spread(n(ms)? as u64).await

@@ -1,6 +1,7 @@
 //! The mock upstream: scripted answers and failures, and what it received.
 
 use cucumber::{given, then};
+use mocks::Step;
 
 use super::{n, s, status};
 use crate::world::{GatewayWorld, Outcome};
@@ -8,6 +9,42 @@ use crate::world::{GatewayWorld, Outcome};
 #[given(expr = "the upstream answers with the text {string}")]
 async fn answers_text(w: &mut GatewayWorld, text: String) -> Outcome {
     w.script_text(&s(text)).await
+}
+
+#[given(
+    expr = "the upstream answers with the text {string}, reporting {int} prompt and {int} completion tokens"
+)]
+async fn answers_text_with_usage(
+    w: &mut GatewayWorld,
+    text: String,
+    prompt: i64,
+    completion: i64,
+) -> Outcome {
+    let step = Step::reply(s(text)).with_usage(tokens(prompt)?, tokens(completion)?);
+    w.script(step).await
+}
+
+#[given(
+    expr = "the upstream answers with the tool call {string} with arguments {string}, reporting {int} prompt and {int} completion tokens"
+)]
+async fn answers_tool_call_with_usage(
+    w: &mut GatewayWorld,
+    name: String,
+    args: String,
+    prompt: i64,
+    completion: i64,
+) -> Outcome {
+    let step = Step::tool_call(s(name), s(args)).with_usage(tokens(prompt)?, tokens(completion)?);
+    w.script(step).await
+}
+
+#[given("the upstream answers with a completion that has no choices")]
+async fn answers_empty_choices(w: &mut GatewayWorld) -> Outcome {
+    w.script(Step::empty_choices()).await
+}
+
+fn tokens(v: i64) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("expected a token count, got {v}"))
 }
 
 #[given(expr = "the upstream answers with the error status {int} and message {string}")]

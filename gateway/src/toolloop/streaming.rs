@@ -38,10 +38,20 @@ fn has_tool_calls(chunk: &Map<String, Value>) -> bool {
         .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
 }
 
-/// The one chunk that carries the fallback text when the final answer came back empty.
-fn fallback_chunk(model: &Model, text: String) -> Map<String, Value> {
+/// The one chunk that carries the fallback text when the final answer came back empty; it
+/// repeats the `id` and `created` of the stream's chunks (`last`), as every chunk must.
+fn fallback_chunk(
+    model: &Model,
+    text: String,
+    last: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
     let delta = json!({"index": 0, "delta": {"content": text}, "finish_reason": "stop"});
     let mut c = Map::new();
+    for key in ["id", "created"] {
+        if let Some(v) = last.and_then(|l| l.get(key)) {
+            c.insert(key.into(), v.clone());
+        }
+    }
     c.insert("object".into(), Value::from("chat.completion.chunk"));
     c.insert("model".into(), Value::String(model.alias.clone()));
     c.insert("choices".into(), Value::Array(vec![delta]));
@@ -209,7 +219,9 @@ async fn drive(
                 let mut finished = message.clone();
                 lp.finish_message(&mut finished);
                 if finished.get("content") != message.get("content") {
-                    out.chunk(&fallback_chunk(model, lp.fallback_text())).await;
+                    let text = lp.fallback_text();
+                    out.chunk(&fallback_chunk(model, text, last_chunk.as_ref()))
+                        .await;
                 }
                 final_message = finished;
                 break;
@@ -237,7 +249,8 @@ async fn drive(
                 }
                 let (finished, fallback) = lp.synthesised(Some(&message));
                 if let Some(text) = fallback {
-                    out.chunk(&fallback_chunk(model, text)).await;
+                    out.chunk(&fallback_chunk(model, text, last_chunk.as_ref()))
+                        .await;
                 }
                 final_message = finished;
                 break;
@@ -286,6 +299,9 @@ async fn stream_round(
     let mut last = None;
     // Some servers repeat cumulative usage on every chunk: the round's last report counts.
     let mut round_usage = Usage::default();
+    // A round that ends with no chunk but usage reports is no answer (empty `choices`): an
+    // upstream failure, before the 200 an ordinary error (SPEC §5), never an empty answer.
+    let mut answered = false;
     loop {
         match events.next().await {
             Piece::Chunk(c) => {
@@ -296,6 +312,7 @@ async fn stream_round(
                     last = Some(c);
                     continue;
                 }
+                answered = true;
                 asm.add(&c);
                 if !live && !tool_round {
                     if has_tool_calls(&c) {
@@ -314,7 +331,10 @@ async fn stream_round(
                         .and_then(|x| x.pointer("/0/finish_reason"))
                         .and_then(Value::as_str)
                         == Some("tool_calls");
-                if live && !(hold_tools && held) {
+                // Tool-call deltas are never relayed live, not even in the synthesis round
+                // (`hold_tools` false): a model that calls a server-side tool there anyway
+                // must not leak it (SPEC §4); that round's buffer is dropped.
+                if live && !held {
                     if !out.chunk(&c).await {
                         return Round::Over;
                     }
@@ -322,6 +342,12 @@ async fn stream_round(
                     buffered.push(c.clone());
                 }
                 last = Some(c);
+            }
+            Piece::Done if !answered => {
+                usage.add(round_usage);
+                let e = upstream::stream_failure(upstream::StreamFailure::EndedBeforeFirstChunk);
+                out.fail(e).await;
+                return Round::Over;
             }
             Piece::Done => break,
             Piece::Failed(e) => {

@@ -191,6 +191,17 @@ impl<'d> Wire<'d> {
         )
     }
 
+    /// A `chat.completion` body in the dialect's shape with an empty `choices` list.
+    pub fn empty_completion(&self, usage: Usage) -> Vec<u8> {
+        let mut body = self
+            .dialect
+            .completion(&self.ids, Some(""), Vec::new(), "stop", usage);
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("choices".into(), Value::Array(Vec::new()));
+        }
+        to_vec(&body)
+    }
+
     /// An error object inside a 200 stream, the way the server emits one mid-stream.
     pub(crate) fn stream_error(&self, status: u16, message: &str) -> Bytes {
         let obj = self.dialect.stream_error(&self.ids, status, message);
