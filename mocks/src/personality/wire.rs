@@ -192,7 +192,7 @@ impl<'d> Wire<'d> {
     }
 
     /// A `chat.completion` body in the dialect's shape with an empty `choices` list.
-    pub fn empty_completion(&self, usage: Usage) -> Vec<u8> {
+    pub(crate) fn empty_completion(&self, usage: Usage) -> Vec<u8> {
         let mut body = self
             .dialect
             .completion(&self.ids, Some(""), Vec::new(), "stop", usage);
