@@ -262,7 +262,9 @@ impl Store {
     }
 
     /// One page of a user's conversations, newest first: at most `limit`, after the
-    /// conversation `after` (the cursor: the last id of the previous page).
+    /// conversation `after` (the cursor: the last id of the previous page). A cursor that is
+    /// not one of this user's conversations gives an empty page, as an unknown id does: another
+    /// user's id must not work as a position (it would tell that the id exists).
     pub async fn list_page(
         &self,
         tenant: &str,
@@ -277,7 +279,8 @@ impl Store {
                         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
                  FROM conversations c WHERE c.tenant = ?1 AND c.user_id = ?2
                    AND (?3 IS NULL OR (c.updated_at, c.id) <
-                        (SELECT updated_at, id FROM conversations WHERE id = ?3))
+                        (SELECT updated_at, id FROM conversations
+                         WHERE id = ?3 AND tenant = ?1 AND user_id = ?2))
                  ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
             )?;
             let rows = stmt.query_map(params![tenant, user, after, limit], |r| {

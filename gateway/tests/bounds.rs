@@ -279,3 +279,29 @@ async fn the_conversation_list_pages_with_a_cursor() {
     seen.dedup();
     assert_eq!(seen.len(), 5, "pages overlap");
 }
+
+#[tokio::test]
+async fn another_users_conversation_is_no_cursor() {
+    let store = gateway::testing::Store::open(std::path::Path::new(":memory:")).unwrap();
+    let msg = || vec![json!({"role": "user", "content": "q"})];
+    let mine = "00000000-0000-0000-0000-000000000001";
+    let theirs = "00000000-0000-0000-0000-000000000002";
+    store.append("t", "u", mine, "small", msg()).await.unwrap();
+    store
+        .append("t", "other", theirs, "small", msg())
+        .await
+        .unwrap();
+    // The other user's newer conversation would sit before mine: as a position it would
+    // page to mine, telling that the id exists. It must answer like an unknown id.
+    let page = store
+        .list_page("t", "u", 10, Some(theirs.to_owned()))
+        .await
+        .unwrap();
+    assert!(page.is_empty(), "{page:?}");
+    let unknown = store
+        .list_page("t", "u", 10, Some("no-such-id".to_owned()))
+        .await
+        .unwrap();
+    assert!(unknown.is_empty());
+    assert_eq!(store.list_page("t", "u", 10, None).await.unwrap().len(), 1);
+}

@@ -41,6 +41,7 @@ mod exchange;
 mod gateway;
 mod personality;
 mod record;
+mod request;
 mod script;
 mod server;
 mod stream;

@@ -25,6 +25,7 @@ use crate::exchange::{error_response, json_response, split_text, Exchange};
 use crate::gateway::{self, Buckets};
 use crate::personality::{self, Dialect, ErrorReply, Fault, Invalid, ToolCallOut, Wire};
 use crate::record::{Outcome, OutcomeGuard, RecordStore, Recorded};
+pub(crate) use crate::request::RequestInfo;
 use crate::script::{find_marker, Action, ScriptStore, Step};
 use crate::stream::sleep_ms;
 use crate::{control, MockConfig, Personality};
@@ -224,69 +225,6 @@ fn check_auth<'h>(
             401,
             &dialect.unauthorized_for(raw),
         )),
-    }
-}
-
-/// What the mock needs from a chat request, pulled out before the body is moved into a record.
-pub(crate) struct RequestInfo {
-    pub stream: bool,
-    pub include_usage: bool,
-    model: Option<String>,
-    has_messages: bool,
-    /// Up to 60 chars of the last user message, echoed by the default reply.
-    echo: String,
-    pub prompt_tokens: u64,
-    max_tokens: Option<u64>,
-}
-
-impl RequestInfo {
-    fn extract(body: &Value) -> RequestInfo {
-        let messages = body.get("messages").and_then(Value::as_array);
-        let mut chars = 0usize;
-        let mut echo = String::new();
-        for message in messages.into_iter().flatten() {
-            let is_user = message.get("role").and_then(Value::as_str) == Some("user");
-            let mut text = String::new();
-            match message.get("content") {
-                Some(Value::String(s)) => {
-                    chars += s.chars().count();
-                    if is_user {
-                        text.push_str(s);
-                    }
-                }
-                Some(Value::Array(parts)) => {
-                    for t in parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    {
-                        chars += t.chars().count();
-                        if is_user {
-                            text.push_str(t);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if is_user {
-                echo = text.chars().take(60).collect();
-            }
-        }
-        RequestInfo {
-            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-            include_usage: body
-                .get("stream_options")
-                .and_then(|o| o.get("include_usage"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            model: body.get("model").and_then(Value::as_str).map(str::to_owned),
-            has_messages: messages.is_some(),
-            echo,
-            prompt_tokens: (chars as u64).div_ceil(4) + 1,
-            max_tokens: body
-                .get("max_completion_tokens")
-                .or_else(|| body.get("max_tokens"))
-                .and_then(Value::as_u64),
-        }
     }
 }
 
