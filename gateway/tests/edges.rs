@@ -4,11 +4,13 @@
 //! cached, a stalled Redis behind the breaker, and SIGTERM on the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{wait_for_line, Proc};
 use futures_util::StreamExt;
 use gateway::config::ServerLimits;
 use gateway::testing::{self, TOKEN};
@@ -357,29 +359,6 @@ async fn metrics_on_their_own_address_only_and_readyz_is_cached() {
     g.shutdown().await;
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_line(child: &mut Child, marker: &str) -> String {
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains(marker) {
-            std::thread::spawn(move || for _ in lines {});
-            return line;
-        }
-    }
-    panic!("process exited before printing `{marker}`");
-}
-
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -454,18 +433,9 @@ async fn sigterm_ends_open_streams_with_an_error_event_and_exits_within_the_grac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_trips_the_breaker_instead_of_slowing_every_request() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("redis.sock");
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("redis-server is required for this test (apt-get install redis-server)");
-    let mut redis = Proc(child);
-    wait_for_line(&mut redis.0, "eady to accept connections");
+    let (redis, redis_url) = common::start_redis(dir.path());
     let mut cfg = testing::config();
-    cfg.redis_url = Some(format!("redis+unix://{}", sock.display()));
+    cfg.redis_url = Some(redis_url);
     let g = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
