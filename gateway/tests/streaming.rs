@@ -135,6 +135,16 @@ async fn failures_before_the_first_chunk_are_plain_errors() {
     r.mock.script("hang", vec![Step::hang()]);
     let resp = r.post("hang", json!({"stream": true})).await;
     assert_eq!(resp.status(), 504);
+    // Only a usage chunk (empty `choices`), then [DONE]: no answer, an error before the 200.
+    for include_usage in [false, true] {
+        r.mock
+            .script("nochoice", vec![Step::empty_choices().with_usage(11, 3)]);
+        let body = json!({"stream": true, "stream_options": {"include_usage": include_usage}});
+        let resp = r.post("nochoice", body).await;
+        assert_eq!(resp.status(), 502, "include_usage {include_usage}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "upstream_error");
+    }
 }
 
 #[tokio::test]

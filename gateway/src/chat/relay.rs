@@ -36,17 +36,33 @@ pub(crate) async fn relay(
         }
     };
     let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
-    let first = match events.next().await {
-        Piece::Chunk(c) => c,
-        Piece::Done => {
-            hooks.abandon(Usage::default());
-            return Err(upstream::stream_failure(
-                upstream::StreamFailure::EndedBeforeFirstChunk,
-            ));
-        }
-        Piece::Failed(e) => {
-            hooks.abandon(Usage::default());
-            return Err(e);
+    // A usage report with empty `choices` before any choice is no answer yet: an upstream
+    // that ends with nothing else answered nothing, which is `upstream_error` before the 200
+    // (SPEC §5), never a 200 with only `[DONE]`. Only the last such report is kept (usage is
+    // cumulative), so a flood of them holds no memory.
+    let mut early: Option<Map<String, Value>> = None;
+    let first = loop {
+        let early_usage = || {
+            Usage::from_json(
+                early
+                    .as_ref()
+                    .and_then(|c| c.get("usage"))
+                    .filter(|u| u.is_object()),
+            )
+        };
+        match events.next().await {
+            Piece::Chunk(c) if is_usage_only(&c) => early = Some(c),
+            Piece::Chunk(c) => break c,
+            Piece::Done => {
+                hooks.abandon(early_usage());
+                return Err(upstream::stream_failure(
+                    upstream::StreamFailure::EndedBeforeFirstChunk,
+                ));
+            }
+            Piece::Failed(e) => {
+                hooks.abandon(early_usage());
+                return Err(e);
+            }
         }
     };
     let mut st = RelayState {
@@ -58,7 +74,13 @@ pub(crate) async fn relay(
         ended: false,
         streamed_bytes: 0,
     };
-    let first_bytes = st.forward(first);
+    let mut first_bytes = early.and_then(|c| st.forward(c)).map(BytesMut::from);
+    if let Some(b) = st.forward(first) {
+        first_bytes
+            .get_or_insert_with(BytesMut::new)
+            .extend_from_slice(&b);
+    }
+    let first_bytes = first_bytes.map(BytesMut::freeze);
     let coalesce = state.config.reads.relay_coalesce_bytes;
     let rest = futures_util::stream::unfold(st, move |mut st| async move {
         if st.ended {
