@@ -148,6 +148,9 @@ Feature: Mapping of upstream failures
       | provider SDK   | openai.APIError                         | openai                |
       | provider model | anthropic/claude                        | anthropic             |
       | provider proxy | LiteLLM                                 | LiteLLM               |
+      | bracketed key  | [sk-proj-4f3e2d1c0b9a8f7e]              | 4f3e2d1c0b9a8f7e      |
+      | bracketed host | [10.9.8.7]                              | 10.9.8.7              |
+      | IPv6 URL       | http://[fd00::17]:8000/v1               | fd00::17              |
 
   @needs-mock
   Scenario: An upstream message without secrets reaches the caller whole
