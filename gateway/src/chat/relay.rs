@@ -36,10 +36,9 @@ pub(crate) async fn relay(
         }
     };
     let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
-    // A usage report with empty `choices` before any choice is no answer yet: an upstream
-    // that ends with nothing else answered nothing, which is `upstream_error` before the 200
-    // (SPEC §5), never a 200 with only `[DONE]`. Only the last such report is kept (usage is
-    // cumulative), so a flood of them holds no memory.
+    // A usage report with empty `choices` is no answer yet: the 200 waits for a chunk with a
+    // choice (a stream that ends without one fails in `UpstreamEvents`, before the 200). Only
+    // the last such report is kept (usage is cumulative), so a flood of them holds no memory.
     let mut early: Option<Map<String, Value>> = None;
     let first = loop {
         let early_usage = || {

@@ -299,9 +299,6 @@ async fn stream_round(
     let mut last = None;
     // Some servers repeat cumulative usage on every chunk: the round's last report counts.
     let mut round_usage = Usage::default();
-    // A round that ends with no chunk but usage reports is no answer (empty `choices`): an
-    // upstream failure, before the 200 an ordinary error (SPEC §5), never an empty answer.
-    let mut answered = false;
     loop {
         match events.next().await {
             Piece::Chunk(c) => {
@@ -312,7 +309,6 @@ async fn stream_round(
                     last = Some(c);
                     continue;
                 }
-                answered = true;
                 asm.add(&c);
                 if !live && !tool_round {
                     if has_tool_calls(&c) {
@@ -342,12 +338,6 @@ async fn stream_round(
                     buffered.push(c.clone());
                 }
                 last = Some(c);
-            }
-            Piece::Done if !answered => {
-                usage.add(round_usage);
-                let e = upstream::stream_failure(upstream::StreamFailure::EndedBeforeFirstChunk);
-                out.fail(e).await;
-                return Round::Over;
             }
             Piece::Done => break,
             Piece::Failed(e) => {

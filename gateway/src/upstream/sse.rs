@@ -173,6 +173,9 @@ pub struct UpstreamEvents {
     model: Model,
     limit_param: Option<&'static str>,
     finished: bool,
+    /// A chunk with a choice arrived: `[DONE]` before one (only usage, or nothing) answered
+    /// nothing, an upstream failure (SPEC §5), decided here for relay and tool loop alike.
+    answered: bool,
 }
 
 impl UpstreamEvents {
@@ -193,6 +196,7 @@ impl UpstreamEvents {
             model: model.clone(),
             limit_param: upstream::limit_param(body),
             finished: false,
+            answered: false,
         }
     }
 
@@ -228,6 +232,9 @@ impl UpstreamEvents {
             }
             Ok(Some(Ok(data))) => self.parse(&data),
         };
+        if let Piece::Chunk(c) = &piece {
+            self.answered |= !is_usage_only(c);
+        }
         if !matches!(piece, Piece::Chunk(_)) {
             self.finished = true;
         }
@@ -261,7 +268,9 @@ impl UpstreamEvents {
     }
 
     fn parse(&self, data: &str) -> Piece {
-        if data.trim() == "[DONE]" {
+        if data.trim() == "[DONE]" && !self.answered {
+            return Piece::Failed(stream_failure(StreamFailure::EndedBeforeFirstChunk));
+        } else if data.trim() == "[DONE]" {
             return Piece::Done;
         }
         match serde_json::from_str::<Value>(data) {
