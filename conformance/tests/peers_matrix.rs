@@ -134,17 +134,7 @@ fn peers_matrix_opens_in_headless_chromium_with_every_catalog_code_and_the_three
         return;
     };
     let loaded = open_in_chromium(&browser, &page);
-    assert!(
-        loaded.console.is_empty(),
-        "console messages on {}: {:?}",
-        page.display(),
-        loaded.console
-    );
-    assert!(
-        loaded.dom.contains("data-ready=\"1\""),
-        "the page's script did not run to its end on {}",
-        page.display()
-    );
+    loaded.assert_clean(&page);
     let dangling = dangling_links(&loaded.dom);
     assert!(dangling.is_empty(), "links to nothing: {dangling:?}");
 

@@ -254,17 +254,7 @@ async fn conformance_html_pages_open_in_headless_chromium_with_every_catalog_cod
         (&matrix, vec![&embedded.name, &other.name]),
     ] {
         let loaded = open_in_chromium(&browser, page);
-        assert!(
-            loaded.console.is_empty(),
-            "console messages on {}: {:?}",
-            page.display(),
-            loaded.console
-        );
-        assert!(
-            loaded.dom.contains("data-ready=\"1\""),
-            "the page's script did not run to its end on {}",
-            page.display()
-        );
+        loaded.assert_clean(page);
         let missing: Vec<&String> = catalog
             .iter()
             .filter(|c| !loaded.dom.contains(&format!("data-row=\"{c}\"")))

@@ -30,6 +30,24 @@ pub struct Loaded {
     pub console: Vec<String>,
 }
 
+impl Loaded {
+    /// The checks every page of the harness must pass: no console message, and its script ran
+    /// to its end (it sets `data-ready="1"` last).
+    pub fn assert_clean(&self, page: &Path) {
+        assert!(
+            self.console.is_empty(),
+            "console messages on {}: {:?}",
+            page.display(),
+            self.console
+        );
+        assert!(
+            self.dom.contains("data-ready=\"1\""),
+            "the page's script did not run to its end on {}",
+            page.display()
+        );
+    }
+}
+
 /// Longest a page load may take.
 pub const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
 
