@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,26 +90,14 @@ fn start_gateway(dir: &std::path::Path, redis_url: &str) -> (common::Proc, Strin
         "upstreams:\n  - { name: local, kind: vllm, base_url: 'http://127.0.0.1:9/v1' }\nmodels:\n  - { alias: small, upstream: local, upstream_model: m }\n",
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.env_clear()
         .env("GATEWAY_CONFIG", &cfg)
         .env("RUST_API_BEARER", TOKEN)
         .env("RATE_LIMIT_BURST", "10")
         .env("RATE_LIMIT_RPS", "0.001")
-        .env("REDIS_URL", redis_url)
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env(
-            "SQLITE_PATH",
-            dir.join(format!("{}.sqlite3", uuid::Uuid::new_v4())),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut p = common::Proc(child);
-    let line = common::wait_for_line(&mut p.0, "listening on ");
-    let url = line.rsplit(' ').next().unwrap().to_owned();
-    (p, url)
+        .env("REDIS_URL", redis_url);
+    common::spawn_gateway(cmd, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

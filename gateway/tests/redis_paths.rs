@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -145,28 +145,16 @@ fn start_gateway(
     .unwrap();
     let tokens = dir.join("tokens.yaml");
     std::fs::write(&tokens, tokens_yaml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.env_clear()
         .env("GATEWAY_CONFIG", &cfg)
         .env("TOKENS_FILE", &tokens)
         .env("REDIS_URL", redis_url)
         .env(
             "HTTP_TOTAL_TIMEOUT_SECS",
             HTTP_TOTAL_TIMEOUT_SECS.to_string(),
-        )
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env(
-            "SQLITE_PATH",
-            dir.join(format!("{}.sqlite3", uuid::Uuid::new_v4())),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut p = common::Proc(child);
-    let line = common::wait_for_line(&mut p.0, "listening on ");
-    let url = line.rsplit(' ').next().unwrap().to_owned();
-    (p, url)
+        );
+    common::spawn_gateway(cmd, dir)
 }
 
 /// A stream's body; dropping it disconnects mid-stream.

@@ -33,6 +33,25 @@ pub fn wait_for_line(child: &mut Child, marker: &str) -> String {
     panic!("process exited before printing `{marker}`");
 }
 
+/// Starts the gateway binary with `cmd`'s settings plus a free loopback port, a SQLite file of
+/// its own in `dir` and `RUST_LOG=warn`; returns it with its base URL once it listens.
+pub fn spawn_gateway(mut cmd: Command, dir: &std::path::Path) -> (Proc, String) {
+    let child = cmd
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env(
+            "SQLITE_PATH",
+            dir.join(format!("{}.sqlite3", uuid::Uuid::new_v4())),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    let line = wait_for_line(&mut p.0, "listening on ");
+    let url = line.rsplit(' ').next().unwrap().to_owned();
+    (p, url)
+}
+
 pub fn start_redis(dir: &std::path::Path) -> (Proc, String) {
     let sock = dir.join("redis.sock");
     let child = Command::new("redis-server")
