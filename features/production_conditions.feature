@@ -39,6 +39,10 @@ Feature: Production conditions of seeds 003 and 004
       Then the response is the error "tenant_rate_limit_exceeded"
       And the response status is 429
       And the response has a whole-seconds Retry-After
+      # The tenant's bucket refills one request per 100 s (rps 0.01, burst 2): the refusal
+      # comes well within a second of the first request, so one request fits again in just
+      # under 100 s, and Retry-After (RFC 9110 §10.2.3, whole seconds) rounds that up.
+      And the header "Retry-After" is "100"
 
   Rule: Per-token concurrency: a stream counts until it ends (seed 003 concurrency_limit)
 

@@ -21,7 +21,10 @@ Feature: Model budgets and upstream quotas
     Then 2 of the responses had status 200
     And 3 of the responses had status 429
     And the upstream received 2 requests
-    When I send a chat request
+    # The budget is per day (requests_per_day): the clock passing into the next second
+    # gives nothing back; only 00:00 UTC does.
+    When 1100 ms have passed
+    And I send a chat request
     Then the response is the error "model_quota_exhausted"
     And the response has a whole-seconds Retry-After
     And the error message reveals no upstream details

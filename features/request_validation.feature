@@ -145,6 +145,29 @@ Feature: Request validation and check order
       When I send a chat request padded to 1000000 bytes
       Then the response status is 200
 
+    # "Over" MAX_BODY_BYTES is refused (SPEC §3 body_too_large), so a body of exactly
+    # MAX_BODY_BYTES (1048576 in the embedded configuration, /v1/info max_body_bytes) is not,
+    # however it is framed.
+    @needs-config
+    Scenario: A body of exactly MAX_BODY_BYTES is accepted
+      When I send a chat request padded to 1048576 bytes
+      Then the response status is 200
+
+    @needs-config
+    Scenario: A body of exactly MAX_BODY_BYTES without a Content-Length is accepted
+      Given the request body is sent with chunked encoding
+      When I send a chat request padded to 1048576 bytes
+      Then the response status is 200
+
+    # How a body is cut into chunks is the client's (or a proxy's) business: a body under
+    # MAX_BODY_BYTES that arrives in hundreds of small chunks is the same body (SPEC §3 names
+    # one bound, MAX_BODY_BYTES, for the bytes of a body).
+    @needs-config
+    Scenario: A body under MAX_BODY_BYTES that arrives in many small chunks is accepted
+      Given the request body is sent with chunked encoding in pieces of 2048 bytes
+      When I send a chat request padded to 1000000 bytes
+      Then the response status is 200
+
   Rule: One request, one answer: the first failing check in SPEC order wins
 
     Scenario: Unauthenticated and malformed gives missing_authorization

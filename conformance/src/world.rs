@@ -17,6 +17,9 @@ use crate::target::Target;
 use crate::text::{self, json_literal, pointer_remove, pointer_set};
 use crate::transcript::{Sent, Tape};
 
+/// The piece size of a chunked body by default, and how often a chunked body pauses.
+const PACE_BYTES: usize = 64 * 1024;
+
 /// Step results: the message says what was expected and what came instead.
 pub type Outcome = Result<(), String>;
 
@@ -90,7 +93,8 @@ pub(crate) struct Req {
     url: String,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
-    chunked: bool,
+    /// Send the body with chunked encoding in pieces of this many bytes (no Content-Length).
+    chunked: Option<usize>,
     disconnect_after: Option<usize>,
     /// The scenario's transcript for the reports.
     tape: Tape,
@@ -123,19 +127,27 @@ async fn send_and_read(http: &reqwest::Client, req: Req) -> Result<Resp, String>
         rb = rb.header(name.as_str(), value.as_str());
     }
     if let Some(body) = req.body {
-        rb = if req.chunked {
-            // A stream body has no Content-Length: hyper sends it chunked. The pieces are
-            // paced so that a server answering early (413 while reading) is heard before
-            // the next write meets its closed socket.
-            let parts: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-            let paced = futures_util::stream::unfold(parts.into_iter(), |mut rest| async move {
-                let part = rest.next()?;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                Some((Ok::<_, std::io::Error>(part), rest))
-            });
-            rb.body(reqwest::Body::wrap_stream(paced))
-        } else {
-            rb.body(body)
+        rb = match req.chunked {
+            // A stream body has no Content-Length: hyper sends it chunked, one chunk per
+            // piece. The pieces are paced (a pause per 64 KiB sent) so that a server answering
+            // early (413 while reading) is heard before the next write meets its closed socket.
+            Some(piece) => {
+                let piece = piece.max(1);
+                let pause_every = (PACE_BYTES / piece).max(1);
+                let parts: Vec<Vec<u8>> = body.chunks(piece).map(<[u8]>::to_vec).collect();
+                let paced = futures_util::stream::unfold(
+                    (parts.into_iter(), 0usize),
+                    move |(mut rest, i)| async move {
+                        let part = rest.next()?;
+                        if i % pause_every == 0 {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        Some((Ok::<_, std::io::Error>(part), (rest, i + 1)))
+                    },
+                );
+                rb.body(reqwest::Body::wrap_stream(paced))
+            }
+            None => rb.body(body),
         };
     }
     let sent_at = Instant::now();
@@ -209,7 +221,7 @@ pub struct GatewayWorld {
     auth: Option<String>,
     headers: Vec<(String, String)>,
     pub body: Value,
-    chunked: bool,
+    chunked: Option<usize>,
     /// A fault header for the next request only.
     fault_once: Option<&'static str>,
     /// Script steps per mock (by base URL), replayed whole each time one is added.
@@ -449,7 +461,24 @@ impl GatewayWorld {
     }
 
     pub fn chunked_encoding(&mut self) {
-        self.chunked = true;
+        self.chunked = Some(PACE_BYTES);
+    }
+
+    /// Chunked encoding in pieces of `piece` bytes: many small chunks, each arriving at the
+    /// gateway as its own body frame.
+    pub fn chunked_pieces(&mut self, piece: usize) -> Outcome {
+        if piece == 0 {
+            return Err("a chunk piece must hold at least one byte".into());
+        }
+        self.chunked = Some(piece);
+        Ok(())
+    }
+
+    /// Lets `ms` milliseconds of wall-clock time pass: for limits defined over time (a daily
+    /// budget must not reset when the second changes), not to wait for the gateway.
+    pub async fn let_time_pass(&mut self, ms: u64) -> Outcome {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(())
     }
 
     pub fn arm_panic(&mut self) {

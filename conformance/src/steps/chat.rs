@@ -21,6 +21,11 @@ fn chunked(w: &mut GatewayWorld) {
     w.chunked_encoding();
 }
 
+#[given(expr = "the request body is sent with chunked encoding in pieces of {int} bytes")]
+fn chunked_pieces(w: &mut GatewayWorld, piece: i64) -> Outcome {
+    w.chunked_pieces(n(piece)?)
+}
+
 #[given("the gateway will panic on the next request")]
 fn arm_panic(w: &mut GatewayWorld) {
     w.arm_panic();

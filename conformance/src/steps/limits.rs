@@ -15,6 +15,11 @@ async fn send_parallel(w: &mut GatewayWorld, count: i64) -> Outcome {
     w.send_many(n(count)?, true).await
 }
 
+#[when(expr = "{int} ms have passed")]
+async fn time_passes(w: &mut GatewayWorld, ms: i64) -> Outcome {
+    w.let_time_pass(n(ms)? as u64).await
+}
+
 #[when("I wait for the Retry-After period")]
 async fn wait_retry_after(w: &mut GatewayWorld) -> Outcome {
     w.wait_retry_after().await
