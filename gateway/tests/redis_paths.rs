@@ -586,3 +586,24 @@ async fn an_undo_that_runs_before_its_acquire_leaves_a_tombstone_the_acquire_hon
     shared.cancel_slot(&key, "real").await.unwrap();
     assert!(shared.acquire_slot(&key, 1, "next", long).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_released_while_redis_is_stalled_is_free_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (key, long) = ([9u8; 32], Duration::from_secs(60));
+    assert!(shared.acquire_slot(&key, 1, "held", long).await.unwrap());
+    // Redis stalls while the stream runs: another call times out (the breaker opens), then
+    // the stream ends and its slot is released.
+    signal(redis.0.id(), "-STOP");
+    let rate = gateway::config::RateLimit { rps: 1.0, burst: 5 };
+    assert!(shared.check(&[1u8; 32], rate).await.is_err());
+    // Written to the connection; unanswered until Redis resumes.
+    let released = shared.release_slot(&key, "held").await;
+    signal(redis.0.id(), "-CONT");
+    assert!(released.is_err(), "{released:?}");
+    until_answering(&shared).await;
+    // Dropped by the breaker, the release would leave the slot taken for its 60 s TTL.
+    assert!(shared.acquire_slot(&key, 1, "next", long).await.unwrap());
+}
