@@ -126,7 +126,11 @@ impl AppState {
         let limiters = Arc::new(LocalLimiters::new(config.rate_limit, overrides));
         let store = Store::open(&config.sqlite_path)?;
         let redis = match &config.redis_url {
-            Some(url) => Some(Arc::new(RedisShared::new(url, config.redis_fail_closed)?)),
+            Some(url) => Some(Arc::new(RedisShared::with_limits(
+                url,
+                config.redis_fail_closed,
+                config.redis_limits,
+            )?)),
             None => None,
         };
         let edge = Arc::new(crate::edge::serve::EdgeShared::new(&config.limits));

@@ -76,6 +76,7 @@ pub fn config_with_upstream(api_base: &str) -> Config {
         sqlite_path: ":memory:".into(),
         redis_url: None,
         redis_fail_closed: false,
+        redis_limits: Default::default(),
         log_json: false,
         fault_injection: true,
         accept_x_api_key: false,

@@ -118,6 +118,8 @@ async fn an_acquire_that_timed_out_but_ran_later_leaves_no_slot_behind() {
     let timed_out = shared.acquire_slot(&key, 1, "ghost", long).await;
     signal(redis.0.id(), "-CONT");
     assert!(timed_out.is_err(), "{timed_out:?}");
+    // The timeout opened the breaker; once the probe has closed it, the undo has run.
+    until_answering(&shared).await;
     // Nobody holds the ghost's slot, so the only slot must come free (bounded poll); without
     // the clean-up it stays taken until the ghost's TTL (60 s).
     let t0 = Instant::now();
@@ -348,4 +350,260 @@ async fn the_tenant_bucket_is_shared_by_its_tokens_across_two_processes() {
         (429, "tenant_rate_limit_exceeded".into())
     );
     assert_eq!(status_and_code(&client, &b, OTHER).await.0, 200);
+}
+
+/// Calls of Lua scripts Redis has run so far (`INFO commandstats`), read on a connection of
+/// its own: the proof that a call that timed out at the gateway did run in Redis later.
+async fn scripts_run(url: &str) -> u64 {
+    let mut c = redis_conn(url).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Waits (bounded) until `shared` reaches Redis again. Its commands share one connection, so
+/// once this returns, everything it wrote before (a late script, its undo) has run.
+async fn until_answering(shared: &RedisShared) {
+    let t0 = Instant::now();
+    while shared.ping().await.is_err() {
+        assert!(t0.elapsed() < POLL_BOUND, "Redis never answered again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One call made while `redis` is stopped: it is written, times out at the gateway, and runs
+/// in Redis once it resumes. Returns the call's result after Redis answers again, having
+/// checked that the script did run late.
+async fn stalled<T>(
+    redis: &common::Proc,
+    url: &str,
+    shared: &RedisShared,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    let before = scripts_run(url).await;
+    signal(redis.0.id(), "-STOP");
+    let out = call.await;
+    signal(redis.0.id(), "-CONT");
+    until_answering(shared).await;
+    assert!(
+        scripts_run(url).await > before,
+        "the timed-out script never ran in Redis: the test shows nothing"
+    );
+    out
+}
+
+fn budget_tenant(requests: u64, tokens: u64) -> gateway::config::Tenant {
+    gateway::config::Tenant {
+        id: "late".into(),
+        budgets: vec![gateway::config::Budget {
+            model: "*".into(),
+            requests_per_day: Some(requests),
+            tokens_per_day: Some(tokens),
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_check_that_timed_out_but_ran_later_consumes_no_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, true).unwrap();
+    // Burst 2 that does not refill within the test.
+    let rate = gateway::config::RateLimit {
+        rps: 0.001,
+        burst: 2,
+    };
+    let key = [6u8; 32];
+    // Connected, and the script cached, on another bucket.
+    assert!(shared.check(&[7u8; 32], rate).await.unwrap().allowed);
+    let late = stalled(&redis, &url, &shared, shared.check(&key, rate)).await;
+    assert!(late.is_err(), "{late:?}");
+    // The timed-out check was refused here (REDIS_FAIL_MODE=closed): it must not have taken
+    // one of the two. Without the undo the second check below is refused.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(shared.check(&key, rate).await.unwrap().allowed);
+    }
+    assert_eq!(got, [true, true, false]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_that_timed_out_but_ran_later_leaves_nothing_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (tenant, now) = (budget_tenant(5, 1_000), 10 * 86_400 + 5);
+    // Connected, and the script cached, on another tenant.
+    let warm = budget_tenant(5, 1_000);
+    let warm = gateway::config::Tenant {
+        id: "warm".into(),
+        ..warm
+    };
+    assert!(shared.reserve(&warm, "m", 1, now).await.unwrap().is_some());
+    let late = stalled(
+        &redis,
+        &url,
+        &shared,
+        shared.reserve(&tenant, "m", 600, now),
+    )
+    .await;
+    assert!(late.is_err(), "{late:?}");
+    // The request fell back to the local ledger; Redis must hold nothing for it. Without the
+    // undo 600 of 1,000 stay reserved until the day ends and the next 600 is refused.
+    let key = gateway::testing::budget_key("late", "*", now / 86_400);
+    let mut c = redis_conn(&url).await;
+    let counts: (Option<u64>, Option<u64>) = redis::pipe()
+        .get(format!("{key}:req"))
+        .get(format!("{key}:tok"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        (Some(0), Some(0)),
+        "requests, tokens still reserved"
+    );
+    let holds = shared.reserve(&tenant, "m", 600, now).await.unwrap();
+    assert!(holds.is_some(), "refused: the late reservation leaked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_while_redis_is_stalled_lands_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (tenant, now) = (budget_tenant(5, 1_000), 10 * 86_400 + 5);
+    let holds = shared
+        .reserve(&tenant, "m", 900, now)
+        .await
+        .unwrap()
+        .unwrap();
+    // Redis stalls while the request runs: a rate check times out (the breaker opens), then
+    // the request ends and settles 100 of its 900.
+    signal(redis.0.id(), "-STOP");
+    let rate = gateway::config::RateLimit { rps: 1.0, burst: 5 };
+    assert!(shared.check(&[1u8; 32], rate).await.is_err());
+    let t0 = Instant::now();
+    let settled = shared.settle(&holds, 100).await;
+    let took = t0.elapsed();
+    signal(redis.0.id(), "-CONT");
+    assert!(settled.is_ok(), "{settled:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "the settlement waited {took:?} on the stalled Redis"
+    );
+    until_answering(&shared).await;
+    // Without it the 900 stay reserved until the day ends and the next 900 is refused.
+    let key = gateway::testing::budget_key("late", "*", now / 86_400);
+    let mut c = redis_conn(&url).await;
+    let tok: u64 = redis::cmd("GET")
+        .arg(format!("{key}:tok"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(tok, 100);
+    assert!(shared
+        .reserve(&tenant, "m", 900, now)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_costs_one_timeout_then_fails_fast_until_it_answers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let rate = gateway::config::RateLimit {
+        rps: 1000.0,
+        burst: 1000,
+    };
+    assert!(shared.check(&[1u8; 32], rate).await.unwrap().allowed);
+    signal(redis.0.id(), "-STOP");
+    // 3 s of calls, several breaker retry intervals: only the first may wait for the
+    // timeout; every later one fails at once (the retry is a background probe).
+    let t0 = Instant::now();
+    let (mut calls, mut slow) = (0, Vec::new());
+    while t0.elapsed() < Duration::from_secs(3) {
+        let one = Instant::now();
+        assert!(shared.check(&[1u8; 32], rate).await.is_err());
+        if one.elapsed() >= Duration::from_millis(100) {
+            slow.push((calls, one.elapsed()));
+        }
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(redis.0.id(), "-CONT");
+    assert!(
+        slow.len() == 1 && slow[0].0 == 0,
+        "calls that waited on the stalled Redis (index, time): {slow:?} of {calls}"
+    );
+    // Once Redis answers, the probe closes the breaker (bounded poll).
+    let t1 = Instant::now();
+    while shared.check(&[1u8; 32], rate).await.is_err() {
+        assert!(t1.elapsed() < POLL_BOUND, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "stalled Redis: {calls} calls in 3 s, {} waited ({:?}); Redis used again {:?} after it resumed",
+        slow.len(),
+        slow.first().map(|s| s.1),
+        t1.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_that_runs_before_its_acquire_leaves_a_tombstone_the_acquire_honours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (key, long) = ([8u8; 32], Duration::from_secs(60));
+    assert!(shared.acquire_slot(&key, 1, "warm", long).await.unwrap());
+    shared.release_slot(&key, "warm").await.unwrap();
+    // The order a reconnect can produce: the undo lands first, the acquire after it.
+    shared.cancel_slot(&key, "ghost").await.unwrap();
+    assert!(
+        !shared.acquire_slot(&key, 1, "ghost", long).await.unwrap(),
+        "the acquire ran after its own undo and took the slot"
+    );
+    assert!(shared.acquire_slot(&key, 1, "real", long).await.unwrap());
+    // An undo after a taken slot frees it, and is idempotent.
+    shared.cancel_slot(&key, "real").await.unwrap();
+    shared.cancel_slot(&key, "real").await.unwrap();
+    assert!(shared.acquire_slot(&key, 1, "next", long).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_released_while_redis_is_stalled_is_free_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, url) = common::start_redis(dir.path());
+    let shared = RedisShared::new(&url, false).unwrap();
+    let (key, long) = ([9u8; 32], Duration::from_secs(60));
+    assert!(shared.acquire_slot(&key, 1, "held", long).await.unwrap());
+    // Redis stalls while the stream runs: another call times out (the breaker opens), then
+    // the stream ends and its slot is released.
+    signal(redis.0.id(), "-STOP");
+    let rate = gateway::config::RateLimit { rps: 1.0, burst: 5 };
+    assert!(shared.check(&[1u8; 32], rate).await.is_err());
+    // Written to the connection; unanswered until Redis resumes.
+    let released = shared.release_slot(&key, "held").await;
+    signal(redis.0.id(), "-CONT");
+    assert!(released.is_err(), "{released:?}");
+    until_answering(&shared).await;
+    // Dropped by the breaker, the release would leave the slot taken for its 60 s TTL.
+    assert!(shared.acquire_slot(&key, 1, "next", long).await.unwrap());
 }

@@ -11,6 +11,7 @@ pub(crate) mod concurrency;
 mod policy;
 pub(crate) mod rate;
 pub(crate) mod redis;
+mod redis_scripts;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

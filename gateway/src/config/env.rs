@@ -154,6 +154,7 @@ impl Config {
                     ))
                 }
             },
+            redis_limits: redis_limits(env)?,
             log_json: get(vars::LOG_FORMAT) == Some("json"),
             fault_injection: get(vars::FAULT_INJECTION) == Some("1"),
             accept_x_api_key: match get(vars::ACCEPT_X_API_KEY) {
@@ -279,5 +280,25 @@ fn server_limits(env: &HashMap<String, String>) -> Result<ServerLimits, ConfigEr
         shutdown_grace: secs(vars::SHUTDOWN_GRACE_SECS, d.shutdown_grace)?,
         readyz_cache: secs(vars::READYZ_CACHE_SECS, d.readyz_cache)?,
         metrics_bind,
+    })
+}
+
+fn redis_limits(env: &HashMap<String, String>) -> Result<RedisLimits, ConfigError> {
+    let get = |k: &str| env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let d = RedisLimits::default();
+    let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        let v: u64 = parse_var(get(name), name, &default.as_millis().to_string())?;
+        if !(1..=3_600_000).contains(&v) {
+            return Err(ConfigError::new(
+                "environment",
+                name,
+                "must be 1..=3600000 milliseconds",
+            ));
+        }
+        Ok(Duration::from_millis(v))
+    };
+    Ok(RedisLimits {
+        timeout: ms(vars::REDIS_TIMEOUT_MS, d.timeout)?,
+        retry: ms(vars::REDIS_RETRY_MS, d.retry)?,
     })
 }

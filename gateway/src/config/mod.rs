@@ -26,6 +26,10 @@ pub(crate) mod vars {
     pub(crate) const REDIS_URL: &str = "REDIS_URL";
     /// `open` (default): when Redis fails, fall back to per-process limits; `closed`: refuse.
     pub(crate) const REDIS_FAIL_MODE: &str = "REDIS_FAIL_MODE";
+    /// Bound of one Redis call (and of a connect): see [`super::RedisLimits`].
+    pub(crate) const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
+    /// While the Redis breaker is open, how often a background probe tries Redis again.
+    pub(crate) const REDIS_RETRY_MS: &str = "REDIS_RETRY_MS";
     pub(crate) const BIND_ADDR: &str = "BIND_ADDR";
     /// `json` for one JSON object per log line; anything else is human-readable.
     pub(crate) const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -71,6 +75,8 @@ pub(crate) mod vars {
         SQLITE_PATH,
         REDIS_URL,
         REDIS_FAIL_MODE,
+        REDIS_TIMEOUT_MS,
+        REDIS_RETRY_MS,
         BIND_ADDR,
         LOG_FORMAT,
         FAULT_INJECTION,
@@ -390,6 +396,24 @@ impl Default for ServerLimits {
     }
 }
 
+/// Bounds of the Redis paths (`admission::redis`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RedisLimits {
+    /// One call, or one connect; past it the call fails and the breaker opens.
+    pub timeout: Duration,
+    /// Breaker open: calls fail at once; a background probe tries Redis this often.
+    pub retry: Duration,
+}
+
+impl Default for RedisLimits {
+    fn default() -> Self {
+        RedisLimits {
+            timeout: Duration::from_millis(500),
+            retry: Duration::from_secs(1),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -401,6 +425,7 @@ pub struct Config {
     pub sqlite_path: PathBuf,
     pub redis_url: Option<String>,
     pub redis_fail_closed: bool,
+    pub redis_limits: RedisLimits,
     pub log_json: bool,
     pub fault_injection: bool,
     /// Accept the token in `X-API-Key` too (ACCEPT_X_API_KEY, default off).

@@ -191,3 +191,33 @@ fn edge_limits_come_from_the_environment_with_safe_defaults() {
         assert_eq!(e.path, k, "{e}");
     }
 }
+
+#[test]
+fn redis_bounds_come_from_the_environment_with_safe_defaults() {
+    let none = |_: &str| None;
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("RUST_API_BEARER".into(), "t".into());
+    let d = Config::from_vars(&env, &none).unwrap();
+    assert_eq!(
+        d.redis_limits,
+        RedisLimits {
+            timeout: Duration::from_millis(500),
+            retry: Duration::from_secs(1)
+        }
+    );
+    env.insert("REDIS_TIMEOUT_MS".into(), "120".into());
+    env.insert("REDIS_RETRY_MS".into(), "250".into());
+    let c = Config::from_vars(&env, &none).unwrap();
+    assert_eq!(c.redis_limits.timeout, Duration::from_millis(120));
+    assert_eq!(c.redis_limits.retry, Duration::from_millis(250));
+    for (k, v) in [
+        ("REDIS_TIMEOUT_MS", "0"),
+        ("REDIS_RETRY_MS", "soon"),
+        ("REDIS_TIMEOUT_MS", "3600001"),
+    ] {
+        let mut bad = env.clone();
+        bad.insert(k.into(), v.into());
+        let e = Config::from_vars(&bad, &none).unwrap_err();
+        assert_eq!(e.path, k, "{e}");
+    }
+}
