@@ -1,21 +1,16 @@
 //! Fault extraction (test-only, GATEWAY_FAULT_INJECTION=1): `x-gateway-fault` becomes a typed
 //! [`Fault`] in the request's extensions, read where the fault applies.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 
 use crate::contract::FAULT_HEADER;
 use crate::fault::Fault;
 use crate::state::AppState;
 
-/// Innermost layer of the bearer routes (after auth and admission): inserts the requested
-/// fault (if fault injection is on) and raises the injected panic.
-pub(crate) async fn extract(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The last step of the bearer routes' layer (after auth and admission,
+/// [`crate::admission::bearer`]): inserts the requested fault (if fault injection is on) and
+/// raises the injected panic.
+pub(crate) fn apply(state: &AppState, req: &mut Request) {
     let fault = state
         .config
         .fault_injection
@@ -28,5 +23,4 @@ pub(crate) async fn extract(
         }
         req.extensions_mut().insert(fault);
     }
-    next.run(req).await
 }
