@@ -24,7 +24,7 @@ pub(crate) use policy::Reservation;
 /// The ONE layer of the bearer routes, in SPEC §3 order: authenticate ([`auth::principal`]),
 /// then the tenant-wide bucket, the token's bucket, then the token's concurrency slot (held
 /// until the response, a stream included, has ended), then fault extraction
-/// ([`crate::edge::fault::apply`]); the token bucket's rate-limit headers go on whatever the
+/// ([`crate::fault::apply`]); the token bucket's rate-limit headers go on whatever the
 /// route answers. One layer rather than three: each `from_fn` layer clones and boxes the
 /// inner service and its future per request.
 pub(crate) async fn bearer(
@@ -72,7 +72,7 @@ pub(crate) async fn bearer(
         },
         None => None,
     };
-    crate::edge::fault::apply(&state, &mut req);
+    crate::fault::apply(&state, &mut req);
     let mut resp = next.run(req).await;
     decision.insert_headers(resp.headers_mut());
     match slot {

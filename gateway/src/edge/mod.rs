@@ -1,5 +1,5 @@
 //! The edge of the service: request ids, panic capture, access log and request metrics;
-//! fault extraction ([`fault`]), the route table ([`routes`]) and the connection edge
+//! the route table ([`routes`]) and the connection edge
 //! ([`serve`]: accept loop, timeouts, connection and in-flight caps, shutdown).
 
 use std::panic::AssertUnwindSafe;
@@ -15,7 +15,6 @@ use crate::catalog::Code;
 use crate::error::{ApiError, ErrorCause};
 use crate::state::AppState;
 
-pub(crate) mod fault;
 pub(crate) mod routes;
 pub(crate) mod serve;
 mod socket;
