@@ -25,3 +25,21 @@ impl Fault {
         }
     }
 }
+
+/// The last step of the bearer routes' layer (after auth and admission,
+/// [`crate::admission::bearer`]): inserts the requested fault (if fault injection is on) and
+/// raises the injected panic.
+pub(crate) fn apply(state: &crate::state::AppState, req: &mut axum::extract::Request) {
+    let fault = state
+        .config
+        .fault_injection
+        .then(|| req.headers().get(crate::contract::FAULT_HEADER))
+        .flatten()
+        .and_then(|v| Fault::from_header(v.as_bytes()));
+    if let Some(fault) = fault {
+        if fault == Fault::Panic {
+            panic!("fault injection requested a panic");
+        }
+        req.extensions_mut().insert(fault);
+    }
+}

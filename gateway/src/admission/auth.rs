@@ -114,30 +114,19 @@ pub(crate) fn standing(p: &Principal, tenants: &[Tenant], now_unix: u64) -> Resu
     Ok(())
 }
 
-/// Middleware for every bearer route: authenticate and hand the [`Principal`] on. Admission
-/// (rate limits) is the next stage, [`crate::admission::admit`].
-pub(crate) async fn require(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let found = authenticate_with(
-        req.headers(),
+/// Who is calling, and whether their token and tenant are in good standing: the first step of
+/// the bearer routes' one layer, [`crate::admission::bearer`].
+pub(crate) fn principal(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let p = authenticate_with(
+        headers,
         &state.config.tenants,
         state.config.accept_x_api_key,
-    )
-    .and_then(|p| {
-        standing(&p, &state.config.tenants, state.clock.now_unix())?;
-        Ok(p)
-    });
-    match found {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
+    )?;
+    standing(&p, &state.config.tenants, state.clock.now_unix())?;
+    Ok(p)
 }
 
 #[cfg(test)]

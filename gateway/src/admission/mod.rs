@@ -22,18 +22,22 @@ pub(crate) use auth::Principal;
 pub(crate) use concurrency::hold_while_streaming;
 pub(crate) use policy::Reservation;
 
-/// Middleware after [`auth::require`], in SPEC §3 order: the tenant-wide bucket, the token's
-/// bucket, then the token's concurrency slot (held until the response, a stream included,
-/// has ended); the token bucket's rate-limit headers go on whatever the route answers.
-pub(crate) async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(principal) = req.extensions().get::<Principal>().copied() else {
-        // Only reachable if the route table forgot `auth::require` before this stage.
-        return crate::error::ApiError::new(
-            crate::catalog::Code::InternalError,
-            "admission ran without an authenticated caller",
-        )
-        .into_response();
+/// The ONE layer of the bearer routes, in SPEC §3 order: authenticate ([`auth::principal`]),
+/// then the tenant-wide bucket, the token's bucket, then the token's concurrency slot (held
+/// until the response, a stream included, has ended), then fault extraction
+/// ([`crate::fault::apply`]); the token bucket's rate-limit headers go on whatever the
+/// route answers. One layer rather than three: each `from_fn` layer clones and boxes the
+/// inner service and its future per request.
+pub(crate) async fn bearer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let principal = match auth::principal(&state, req.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
+    req.extensions_mut().insert(principal);
     let tenant = &state.config.tenants[principal.tenant];
     if let Some(rate) = tenant.tenant_rate_limit {
         // One bucket for the whole tenant, keyed apart from every token's own bucket.
@@ -69,8 +73,9 @@ pub(crate) async fn admit(State(state): State<AppState>, req: Request, next: Nex
         },
         None => None,
     };
+    crate::fault::apply(&state, &mut req);
     let mut resp = next.run(req).await;
-    resp.headers_mut().extend(decision.headers());
+    decision.insert_headers(resp.headers_mut());
     match slot {
         Some(slot) => hold_while_streaming(resp, slot),
         None => resp,

@@ -34,6 +34,13 @@ pub struct Decision {
 impl Decision {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
+        self.insert_headers(&mut h);
+        h
+    }
+
+    /// The rate-limit headers, straight into `h` (a response's own map: no map built and
+    /// merged per request).
+    pub fn insert_headers(&self, h: &mut HeaderMap) {
         h.insert(
             crate::contract::RATELIMIT_LIMIT,
             HeaderValue::from(self.limit),
@@ -45,7 +52,6 @@ impl Decision {
         if let Ok(v) = HeaderValue::from_str(&format_duration(self.reset)) {
             h.insert(crate::contract::RATELIMIT_RESET, v);
         }
-        h
     }
 
     pub fn into_error(self) -> ApiError {

@@ -62,7 +62,7 @@ pub(crate) async fn v1(
     let mut obj = read_chat(&state, &headers, body, deadline).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
-    let checked = validate::check_chat(&mut obj, &config, tenant, Api::V1)?;
+    let checked = validate::check_chat(obj.checks_view(), &config, tenant, Api::V1)?;
     let (reservation, slot) = reserve_upstream(&state, tenant, checked.model, &obj).await?;
     let mut resp = if checked.stream {
         let hooks = Hooks {
@@ -218,7 +218,7 @@ pub(crate) async fn c1(
     let mut obj = read_chat(&state, &headers, body, deadline).await?;
     let config = state.config.clone();
     let tenant = &config.tenants[principal.tenant];
-    let checked = validate::check_chat(&mut obj, &config, tenant, Api::C1)?;
+    let checked = validate::check_chat(obj.checks_view(), &config, tenant, Api::C1)?;
     let user = obj
         .remove("user_id")
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -8,11 +8,16 @@
 //! taken from the process-wide body memory budget, so no body builds a tree the budget has not
 //! granted. The checks themselves run on the known tree exactly as before, with the same
 //! pointers: `ChatBody` dereferences to that map.
+//!
+//! The upstream request is the caller's bytes, entry by entry, with `model` spliced and the
+//! floor keys written from the tree ([`ChatBody::raw_outbound`]), as long as nothing else in
+//! the tree changed; a body changed through `DerefMut` (the stream options, /c1's history,
+//! the tool loop) is serialised from the tree instead.
 
 use std::ops::{Deref, DerefMut};
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -45,10 +50,6 @@ pub(crate) const KNOWN: &[&str] = &[
     "conversation_id",
 ];
 
-fn is_known(k: &str) -> bool {
-    KNOWN.contains(&k)
-}
-
 /// A request body: the known fields as a tree (what the checks see through `Deref`), the raw
 /// body the unknown fields are forwarded from, and the body's share of the memory budget.
 #[derive(Debug)]
@@ -56,7 +57,30 @@ pub struct ChatBody {
     known: Map<String, Value>,
     raw: Bytes,
     hold: std::sync::Arc<MemoryHold>,
+    /// Every top-level entry of `raw` in order: its key, and where its value lies in `raw`.
+    entries: std::sync::Arc<[Entry]>,
+    /// The raw bytes still say what the tree says (but for the floor keys, [`Self::checks_view`]):
+    /// false once the tree was changed through `DerefMut`, or when a known key is repeated.
+    pristine: bool,
 }
+
+/// One top-level entry of the raw body: a known key by its index in [`KNOWN`] (no
+/// allocation), any other by name; the value as a byte range of the raw body.
+#[derive(Debug)]
+struct Entry {
+    key: EntryKey,
+    value: std::ops::Range<usize>,
+}
+
+#[derive(Debug)]
+enum EntryKey {
+    Known(usize),
+    Other(String),
+}
+
+/// The keys [`super::floor`] may change, the only ones [`ChatBody::raw_outbound`] writes from
+/// the tree rather than from the raw bytes.
+const FLOOR_KEYS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
 
 impl Deref for ChatBody {
     type Target = Map<String, Value>;
@@ -66,7 +90,10 @@ impl Deref for ChatBody {
 }
 
 impl DerefMut for ChatBody {
+    /// A changed tree no longer matches the raw bytes: the upstream request is then
+    /// serialised from the tree ([`ChatBody::raw_outbound`] answers `None`).
     fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        self.pristine = false;
         &mut self.known
     }
 }
@@ -79,6 +106,8 @@ impl Clone for ChatBody {
             known: self.known.clone(),
             raw: self.raw.clone(),
             hold: self.hold.clone(),
+            entries: self.entries.clone(),
+            pristine: self.pristine,
         }
     }
 }
@@ -98,7 +127,11 @@ impl ChatBody {
     /// Splits `raw` as the module header says; `hold` already covers the raw bytes and grows
     /// by the cost of the known tree before it is built.
     pub fn parse(raw: Bytes, mut hold: MemoryHold) -> Result<ChatBody, ParseError> {
-        let known_raw = split(&raw)?;
+        let Split {
+            known: known_raw,
+            entries,
+            repeated,
+        } = split(&raw)?;
         let cost: u64 = known_raw
             .iter()
             .map(|(k, v)| {
@@ -118,13 +151,69 @@ impl ChatBody {
         for (k, v) in known_raw {
             let value: Value =
                 serde_json::from_str(v.get()).map_err(|e| ParseError::Syntax(e.to_string()))?;
-            known.insert(k, value);
+            known.insert(k.to_owned(), value);
         }
         Ok(ChatBody {
             known,
             raw,
             hold: std::sync::Arc::new(hold),
+            entries: entries.into(),
+            pristine: !repeated,
         })
+    }
+
+    /// The tree for [`super::check_chat`], which changes at most the floor keys
+    /// ([`FLOOR_KEYS`]): [`Self::raw_outbound`] takes those from the tree, so the body stays
+    /// pristine. Every other change goes through `DerefMut`.
+    pub(crate) fn checks_view(&mut self) -> &mut Map<String, Value> {
+        &mut self.known
+    }
+
+    /// The upstream request straight from the caller's bytes: every entry in the caller's
+    /// order and spelling, `model` replaced by `model`, the floor keys written from the tree
+    /// (the floor may have raised them). `None` when the tree was changed otherwise or a known
+    /// key was repeated: then the request is serialised from the tree.
+    pub(crate) fn raw_outbound(&self, model: &str) -> Option<Vec<u8>> {
+        if !self.pristine {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.raw.len() + model.len() + 16);
+        out.push(b'{');
+        let mut wrote_model = false;
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match &e.key {
+                EntryKey::Known(k) => {
+                    let name = KNOWN[*k];
+                    serde_json::to_writer(&mut out, name).ok()?;
+                    out.push(b':');
+                    if name == "model" {
+                        serde_json::to_writer(&mut out, model).ok()?;
+                        wrote_model = true;
+                    } else if FLOOR_KEYS.contains(&name) {
+                        serde_json::to_writer(&mut out, self.known.get(name)?).ok()?;
+                    } else {
+                        out.extend_from_slice(self.raw.get(e.value.clone())?);
+                    }
+                }
+                EntryKey::Other(name) => {
+                    serde_json::to_writer(&mut out, name).ok()?;
+                    out.push(b':');
+                    out.extend_from_slice(self.raw.get(e.value.clone())?);
+                }
+            }
+        }
+        if !wrote_model {
+            if !self.entries.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"model\":");
+            serde_json::to_writer(&mut out, model).ok()?;
+        }
+        out.push(b'}');
+        Some(out)
     }
 
     /// Bytes of the memory budget this body holds.
@@ -138,81 +227,133 @@ impl ChatBody {
         &self,
         out: &mut M,
     ) -> Result<(), M::Error> {
-        if self.raw.is_empty() {
-            return Ok(());
-        }
-        let mut de = serde_json::Deserializer::from_slice(&self.raw);
-        match de.deserialize_map(Unknown { out }) {
-            Ok(r) => r,
-            Err(e) => Err(serde::ser::Error::custom(e)),
-        }
-    }
-}
-
-/// First pass: one object, syntax checked end to end, known entries borrowed as raw text
-/// (a repeated key: the last one wins, as in a parsed `Map`).
-fn split(raw: &[u8]) -> Result<Vec<(String, &RawValue)>, ParseError> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let known = de.deserialize_map(Split).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
-            ParseError::NotObject
-        } else {
-            ParseError::Syntax(e.to_string())
-        }
-    })?;
-    de.end().map_err(|e| ParseError::Syntax(e.to_string()))?;
-    Ok(known)
-}
-
-struct Split;
-
-impl<'de> Visitor<'de> for Split {
-    type Value = Vec<(String, &'de RawValue)>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let mut known: Vec<(String, &'de RawValue)> = Vec::new();
-        while let Some(k) = a.next_key::<String>()? {
-            if is_known(&k) {
-                let v: &'de RawValue = a.next_value()?;
-                known.retain(|(x, _)| *x != k);
-                known.push((k, v));
-            } else {
-                // Syntax-checked, not kept: the raw bytes are the copy.
-                a.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(known)
-    }
-}
-
-/// Streams the unknown entries of the raw body into a map serializer.
-struct Unknown<'o, M> {
-    out: &'o mut M,
-}
-
-impl<'de, M: serde::ser::SerializeMap> Visitor<'de> for Unknown<'_, M> {
-    type Value = Result<(), M::Error>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while let Some(k) = a.next_key::<String>()? {
-            if is_known(&k) {
-                a.next_value::<IgnoredAny>()?;
+        for e in self.entries.iter() {
+            let EntryKey::Other(name) = &e.key else {
                 continue;
+            };
+            let text = self
+                .raw
+                .get(e.value.clone())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| serde::ser::Error::custom("entry outside the body"))?;
+            let v: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+            out.serialize_entry(name, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the first pass found: the known entries borrowed as raw text (a repeated key: the
+/// last one wins, as in a parsed `Map`), every entry's place, and whether a known key repeated.
+struct Split<'de> {
+    known: Vec<(&'static str, &'de RawValue)>,
+    entries: Vec<Entry>,
+    repeated: bool,
+}
+
+/// First pass: one object, syntax checked end to end.
+fn split(raw: &[u8]) -> Result<Split<'_>, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let found = de
+        .deserialize_map(SplitVisitor { base: raw })
+        .map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data {
+                ParseError::NotObject
+            } else {
+                ParseError::Syntax(e.to_string())
             }
+        })?;
+    de.end().map_err(|e| ParseError::Syntax(e.to_string()))?;
+    Ok(found)
+}
+
+struct SplitVisitor<'de> {
+    base: &'de [u8],
+}
+
+/// Where `v` lies in `base` (it is a sub-slice of it: serde_json borrows raw values from the
+/// input).
+fn range_in(base: &[u8], v: &RawValue) -> std::ops::Range<usize> {
+    let start = (v.get().as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    start..start + v.get().len()
+}
+
+impl<'de> Visitor<'de> for SplitVisitor<'de> {
+    type Value = Split<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Split {
+            known: Vec::new(),
+            entries: Vec::new(),
+            repeated: false,
+        };
+        while let Some(k) = a.next_key::<Key<'de>>()? {
+            // Syntax-checked by serde_json either way; an unknown value is never expanded.
             let v: &'de RawValue = a.next_value()?;
-            if let Err(e) = self.out.serialize_entry(&k, v) {
-                return Ok(Err(e));
+            let value = range_in(self.base, v);
+            match KNOWN.iter().position(|x| *x == k.as_str()) {
+                Some(i) => {
+                    let name = KNOWN[i];
+                    let before = out.known.len();
+                    out.known.retain(|(x, _)| *x != name);
+                    out.repeated |= out.known.len() != before;
+                    out.known.push((name, v));
+                    out.entries.push(Entry {
+                        key: EntryKey::Known(i),
+                        value,
+                    });
+                }
+                None => out.entries.push(Entry {
+                    key: EntryKey::Other(k.into_string()),
+                    value,
+                }),
             }
         }
-        Ok(Ok(()))
+        Ok(out)
+    }
+}
+
+/// A key, borrowed from the body unless it has escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+    fn into_string(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -316,81 +457,5 @@ impl<'de> Visitor<'de> for CostVisitor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::checks::memory::{MemoryBudget, Refused};
-
-    fn parse(s: &str) -> Result<ChatBody, ParseError> {
-        let b = MemoryBudget::new(1 << 30);
-        ChatBody::parse(Bytes::from(s.to_owned()), b.hold())
-    }
-
-    #[test]
-    fn unknown_fields_stay_raw_and_are_forwarded_verbatim() {
-        let body =
-            parse(r#"{"model":"m","x-extra":{"deep":[1, 2.50,"é"]},"messages":[],"n":1,"z":null}"#)
-                .unwrap();
-        assert_eq!(body.keys().collect::<Vec<_>>(), ["messages", "model", "n"]);
-        let mut out = Vec::new();
-        let mut ser = serde_json::Serializer::new(&mut out);
-        use serde::ser::{SerializeMap, Serializer};
-        let mut m = ser.serialize_map(None).unwrap();
-        body.serialize_unknown(&mut m).unwrap();
-        m.end().unwrap();
-        // Byte for byte: no re-formatting of numbers or escapes.
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"x-extra":{"deep":[1, 2.50,"é"]},"z":null}"#
-        );
-    }
-
-    #[test]
-    fn syntax_anywhere_and_object_shape_are_still_checked() {
-        assert!(matches!(
-            parse(r#"{"model":"m","junk":[1,}"#),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"model":"m"} x"#),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(parse("[0,0,0]"), Err(ParseError::NotObject)));
-        assert!(matches!(parse("12"), Err(ParseError::NotObject)));
-        assert!(matches!(parse("nope"), Err(ParseError::Syntax(_))));
-    }
-
-    #[test]
-    fn a_repeated_known_key_keeps_the_last_value() {
-        let body = parse(r#"{"model":"a","model":"b"}"#).unwrap();
-        assert_eq!(body["model"], "b");
-    }
-
-    #[test]
-    fn the_known_tree_is_paid_for_before_it_is_built() {
-        let parts = vec![r#"{"type":"text","text":"x"}"#; 1000].join(",");
-        let raw = format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{parts}]}}]}}"#);
-        let b = MemoryBudget::new(200_000);
-        let e = ChatBody::parse(Bytes::from(raw.clone()), b.hold()).unwrap_err();
-        assert!(matches!(e, ParseError::Memory(Refused::TooLarge)), "{e:?}");
-        assert_eq!(b.used(), 0, "a refused body holds nothing");
-        let b = MemoryBudget::new(10_000_000);
-        let body = ChatBody::parse(Bytes::from(raw), b.hold()).unwrap();
-        // 1000 objects of two entries: at least the leaf nodes.
-        assert!(body.held_bytes() > 1000 * 704, "{}", body.held_bytes());
-        assert_eq!(b.used(), body.held_bytes());
-        drop(body);
-        assert_eq!(b.used(), 0);
-    }
-
-    #[test]
-    fn a_huge_unknown_field_costs_nothing_beyond_its_bytes() {
-        let raw = format!(r#"{{"model":"m","junk":[{}0]}}"#, "0,".repeat(100_000));
-        let body = parse(&raw).unwrap();
-        assert!(
-            body.held_bytes() < 2 * raw.len() + 2_000,
-            "{} for {} raw bytes",
-            body.held_bytes(),
-            raw.len()
-        );
-    }
-}
+#[path = "lazy_tests.rs"]
+mod tests;

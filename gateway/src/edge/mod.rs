@@ -1,5 +1,5 @@
 //! The edge of the service: request ids, panic capture, access log and request metrics;
-//! fault extraction ([`fault`]), the route table ([`routes`]) and the connection edge
+//! the route table ([`routes`]) and the connection edge
 //! ([`serve`]: accept loop, timeouts, connection and in-flight caps, shutdown).
 
 use std::panic::AssertUnwindSafe;
@@ -15,7 +15,6 @@ use crate::catalog::Code;
 use crate::error::{ApiError, ErrorCause};
 use crate::state::AppState;
 
-pub(crate) mod fault;
 pub(crate) mod routes;
 pub(crate) mod serve;
 mod socket;
@@ -32,7 +31,24 @@ fn sane(id: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+/// The outer layer of the main router: request id, panic capture, access log and metrics,
+/// and the global in-flight cap ([`serve::in_flight`]) with its hold on the response body.
+/// One layer, not two: each `from_fn` layer clones and boxes the inner service and its
+/// future per request.
+pub(crate) async fn edge_guarded(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    edge_with(state, req, next, true).await
+}
+
+/// [`edge_guarded`] without the in-flight cap: the METRICS_BIND_ADDR listener.
 pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    edge_with(state, req, next, false).await
+}
+
+async fn edge_with(state: AppState, req: Request, next: Next, guard: bool) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -42,20 +58,34 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
     let method = req.method().clone();
     // Bounded label values for metrics and logs: a documented template, never the raw path.
     let route = routes::route_template(req.uri().path()).unwrap_or("unmatched");
-    let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-        Ok(resp) => resp,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(request_id = %id, panic = %what, "handler panicked");
-            ApiError::new(
-                Code::InternalError,
-                format!("internal error; quote request id {id} when reporting it"),
-            )
-            .into_response()
+    let permit = if guard {
+        serve::in_flight(&state, req.uri().path())
+    } else {
+        Ok(None)
+    };
+    let mut resp = match permit {
+        Err(saturated) => saturated.into_response(),
+        Ok(permit) => {
+            let resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+                Ok(resp) => resp,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(request_id = %id, panic = %what, "handler panicked");
+                    ApiError::new(
+                        Code::InternalError,
+                        format!("internal error; quote request id {id} when reporting it"),
+                    )
+                    .into_response()
+                }
+            };
+            match permit {
+                Some(permit) => serve::guarded(&state, resp, permit),
+                None => resp,
+            }
         }
     };
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -349,14 +349,9 @@ pub(crate) fn router(state: AppState) -> Router {
                 router.route(r.doc.path, (r.serve)())
             })
     };
-    // `route_layer`s run outermost last-added: auth, then admission, then fault extraction.
+    // One layer for the bearer routes: auth, admission, then fault extraction.
     let bearer = group(Access::Bearer)
-        .route_layer(from_fn_with_state(state.clone(), super::fault::extract))
-        .route_layer(from_fn_with_state(state.clone(), crate::admission::admit))
-        .route_layer(from_fn_with_state(
-            state.clone(),
-            crate::admission::auth::require,
-        ));
+        .route_layer(from_fn_with_state(state.clone(), crate::admission::bearer));
     let public = group(Access::Public).route_layer(from_fn_with_state(
         state.clone(),
         crate::admission::public_limit,
@@ -380,8 +375,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(ops_limited)
         .fallback(super::route_not_found)
         .method_not_allowed_fallback(super::route_not_found)
-        .layer(from_fn_with_state(state.clone(), super::serve::guard))
-        .layer(from_fn_with_state(state.clone(), super::edge))
+        .layer(from_fn_with_state(state.clone(), super::edge_guarded))
         .with_state(state)
 }
 

@@ -28,10 +28,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ConnectInfo;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,16 +79,25 @@ impl EdgeShared {
     }
 }
 
-/// Middleware inside [`super::edge`]: the global in-flight cap (every route but `/healthz`,
-/// which must answer while the gateway is saturated), and the shutdown end of SSE streams.
-pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
-        return next.run(req).await;
+/// The global in-flight cap, taken by [`super::edge`] on the main router (every route but
+/// `/healthz`, which must answer while the gateway is saturated): `Ok(None)` for
+/// `/healthz`, `Err` with the saturation answer when the cap is reached.
+pub(super) fn in_flight(
+    state: &AppState,
+    path: &str,
+) -> Result<Option<OwnedSemaphorePermit>, crate::error::ApiError> {
+    if path == "/healthz" {
+        return Ok(None);
     }
-    let Ok(permit) = state.edge.in_flight.clone().try_acquire_owned() else {
-        return crate::upstream::gateway_saturated(state.edge.max_in_flight).into_response();
-    };
-    let resp = next.run(req).await;
+    match state.edge.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => Ok(Some(permit)),
+        Err(_) => Err(crate::upstream::gateway_saturated(state.edge.max_in_flight)),
+    }
+}
+
+/// Holds the in-flight `permit` until the response body has ended, and gives SSE streams
+/// their shutdown end (`event: error` when the gateway stops).
+pub(super) fn guarded(state: &AppState, resp: Response, permit: OwnedSemaphorePermit) -> Response {
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)

@@ -90,11 +90,16 @@ pub(crate) async fn send(
     body: &ChatBody,
 ) -> Result<reqwest::Response, ApiError> {
     let upstream = &state.config.upstreams[model.upstream];
-    let outbound = serde_json::to_vec(&Outbound {
-        model: &model.upstream_model,
-        body,
-    })
-    .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?;
+    // The caller's bytes with `model` spliced when the tree still matches them; else the
+    // tree, serialised.
+    let outbound = match body.raw_outbound(&model.upstream_model) {
+        Some(bytes) => bytes,
+        None => serde_json::to_vec(&Outbound {
+            model: &model.upstream_model,
+            body,
+        })
+        .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?,
+    };
     let parsed = state.chat_urls.get(model.upstream).cloned().flatten();
     let req = match parsed {
         Some(url) => state.http.post(url),
