@@ -46,6 +46,22 @@ Feature: Stored conversations on /c1
       And conversation message 3 has role "user" and contains "Which word did I ask you to remember?"
       And conversation message 4 has role "assistant" and contains "The word was kumquat."
 
+    # A streamed turn is saved like any other (SPEC §2: the history is saved to the store):
+    # once its stream has ended with [DONE], the conversation holds the question and the
+    # streamed answer.
+    @needs-mock
+    Scenario: A streamed conversation turn is stored once its stream completes
+      Given the upstream streams "Noted: quince." in 3 chunks 0 ms apart
+      When I start a streamed conversation as user "alice" saying "Remember the word quince."
+      Then the response status is 200
+      And the stream ends with the DONE marker
+      And the header "x-conversation-id" is present
+      When I get the conversation as user "alice"
+      Then the response status is 200
+      And the conversation has 2 messages
+      And conversation message 1 has role "user" and contains "Remember the word quince."
+      And conversation message 2 has role "assistant" and contains "Noted: quince."
+
     Scenario: Listing shows only the user's own conversations
       When I start a conversation as user "bob" saying "bob's only conversation"
       And I start a conversation as user "alice" saying "first topic"

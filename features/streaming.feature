@@ -143,7 +143,7 @@ Feature: Streaming
         | {}                                                         | 2     |
         | {"filters": {"days": [1, 2, 3], "hourly": true}, "n": null} | 7     |
 
-    @needs-mock @needs-config
+    @needs-mock @needs-config @needs-server-tools
     Scenario: A split server-side tool call is executed and the answer is streamed
       Given the upstream streams the tool call "lookup_weather" with arguments '{"city": "Berlin"}' split into 3 parts
       And the upstream answers with the text "Sunny in Berlin."

@@ -115,6 +115,28 @@ Feature: Mapping of upstream failures
     And the response status is 502
     And the header "content-type" contains "application/json"
 
+  # `choices` must be a list (OpenAI's chat.completion schema, features/schemas): an object in
+  # its place is not a completion the caller can read, so it is the upstream's failure.
+  @needs-mock
+  Scenario: An upstream completion whose choices is not a list is upstream_error
+    Given the upstream answers with the text "Hello." in a choices object, not a list
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message reveals no upstream details
+
+  # The caller's answer is a chat.completion, which names its model (schema: `model` is
+  # required): an upstream that leaves `model` out still gives the caller one, the alias it
+  # asked for, and nothing else of the answer changes.
+  @needs-mock
+  Scenario: An upstream completion without a model still names the requested model
+    Given the upstream answers with the text "Hello." without a model field
+    When I send a chat request
+    Then the response status is 200
+    And the body matches the schema "chat_completion.json"
+    And the body names the requested model
+    And the body field "/choices/0/message/content" is "Hello."
+
   @needs-mock
   Scenario: An upstream error carries the request id like every other response
     Given the upstream answers with the error status 500 and message "boom"

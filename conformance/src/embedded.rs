@@ -24,6 +24,12 @@
 //!
 //! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
 //! the store calls of that request only (GATEWAY_FAULT_INJECTION is on).
+//!
+//! [`start_without_server_tools`] boots a second, otherwise identical gateway whose
+//! configuration has no `tools:` ([`NAME_NO_SERVER_TOOLS`]): a gateway without server-side
+//! tools relays the upstream's answer as bytes (only `model` is rewritten) and its stream
+//! chunk by chunk, a path the first gateway never takes; the runner runs the features that
+//! need no server-side tool against it too (runner::NO_SERVER_TOOLS_TAGS).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -39,6 +45,8 @@ use crate::target::{host_forms, Capabilities, Target, TargetParts};
 
 /// The embedded target's name in reports, the history and the matrix.
 pub const NAME: &str = "embedded reference gateway";
+/// The second embedded target: the same gateway and mocks, configured without `tools:`.
+pub const NAME_NO_SERVER_TOOLS: &str = "embedded reference gateway without server-side tools";
 /// Size of each pool of single-use tokens; more than the scenarios that take one.
 const POOL: usize = 64;
 /// How many loopback source addresses the World's clients rotate through.
@@ -117,6 +125,7 @@ fn gateway_yaml(
     openrouter: &str,
     offline: u16,
     tool: SocketAddr,
+    server_tools: bool,
 ) -> String {
     let model = |alias: &str, upstream: &str, min: u32, image: bool, fallbacks: &str| {
         format!(
@@ -165,6 +174,9 @@ fn gateway_yaml(
         "  - alias: chat-capped\n    upstream: up-capped\n    upstream_model: mock-capped\n",
     );
     y.push_str(&model("chat-tokens", "up-a", 1, false, ""));
+    if !server_tools {
+        return y;
+    }
     y.push_str("tools:\n");
     y.push_str(
         "  - name: lookup_weather\n    description: Current weather for a city (deterministic).\n    parameters: { type: object, properties: { city: { type: string }, unit: { type: string } } }\n    executor: { kind: builtin, name: lookup_weather }\n",
@@ -254,6 +266,15 @@ async fn start_gateway(
 
 /// Boots the mocks and the gateway and describes them as a [`Target`].
 pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
+    start_with(schemas, true).await
+}
+
+/// The same, but the gateway has no server-side tools ([`NAME_NO_SERVER_TOOLS`]).
+pub async fn start_without_server_tools(schemas: Arc<Schemas>) -> Result<Target, String> {
+    start_with(schemas, false).await
+}
+
+async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target, String> {
     let io = |e: std::io::Error| format!("cannot start a mock upstream: {e}");
     let vllm = Arc::new(MockServer::start(Personality::Vllm).await.map_err(io)?);
     let litellm = Arc::new(MockServer::start(Personality::Litellm).await.map_err(io)?);
@@ -287,6 +308,7 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
             &openrouter.api_base(),
             offline,
             tool_addr,
+            server_tools,
         ),
     )?;
     let tokens_file = write(
@@ -343,7 +365,12 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
         _dir: dir,
     };
     Target::assemble(TargetParts {
-        name: NAME.into(),
+        name: if server_tools {
+            NAME
+        } else {
+            NAME_NO_SERVER_TOOLS
+        }
+        .into(),
         base_url,
         primary_token: tokens.primary,
         second_token: Some(tokens.second),
@@ -362,7 +389,11 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
             config: true,
             fault_injection: true,
         },
-        server_side_tools: vec!["lookup_weather".into(), "slow_http_tool".into()],
+        server_side_tools: if server_tools {
+            vec!["lookup_weather".into(), "slow_http_tool".into()]
+        } else {
+            Vec::new()
+        },
         upstream_secrets: vec![OPENROUTER_KEY.into()],
         upstream_hosts,
         source_addrs: (2..2 + SOURCES)

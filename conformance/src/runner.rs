@@ -44,7 +44,19 @@ pub mod vars {
     pub const CONFORMANCE_REPORTS: &str = "CONFORMANCE_REPORTS";
     /// Scenarios run at once (default 32).
     pub const CONFORMANCE_CONCURRENCY: &str = "CONFORMANCE_CONCURRENCY";
+    /// `0`: the embedded run skips its second pass against the gateway without server-side
+    /// tools (default `1`).
+    pub const CONFORMANCE_NO_SERVER_TOOLS: &str = "CONFORMANCE_NO_SERVER_TOOLS";
 }
+
+/// The features the embedded run also runs against the gateway without server-side tools
+/// (`embedded::NAME_NO_SERVER_TOOLS`): every feature whose requests a plain relay answers.
+/// Validation-only features (request schema, auth, discovery) would add run time and no
+/// path; the tool-loop features need the server-side tools.
+pub const NO_SERVER_TOOLS_TAGS: &str = "(@baseline or @streaming or @upstream_errors or @max_tokens_floor or @conversations or @request_ids or @quotas) and not @needs-server-tools";
+
+/// Where the second pass writes its reports, under the run's own reports folder.
+pub const NO_SERVER_TOOLS_REPORTS: &str = "no-server-tools";
 
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -622,41 +634,100 @@ pub fn main_exit_code() -> i32 {
             }
             _ => None,
         };
-        match run(target, &opts).await {
-            Ok(report) => {
-                print_report(&report);
-                if let Some(exp) = expectations {
-                    let diffs = exp.compare(&report.profile, &report.scenarios);
-                    let _ = std::fs::write(
-                        opts.reports.join("expectations.actual.yaml"),
-                        crate::expectations::record(
-                            &report.profile,
-                            &exp.target,
-                            &report.scenarios,
-                        ),
-                    );
-                    if diffs.is_empty() {
-                        println!("conformance: every grade is as expected ({})", exp.target);
-                        return i32::from(report.parsing_errors > 0);
-                    }
-                    println!(
-                        "\nconformance: {} grade(s) differ from the expectations of {}:",
-                        diffs.len(),
-                        exp.target
-                    );
-                    for d in &diffs {
-                        println!("  - {d}");
-                    }
-                    return 1;
-                }
-                i32::from(report.failed || report.parsing_errors > 0)
-            }
-            Err(e) => {
-                eprintln!("conformance: the run failed: {e}");
-                2
-            }
+        let embedded = target._embedded.is_some();
+        let code = run_and_judge(target, &opts, expectations).await;
+        let second = std::env::var(vars::CONFORMANCE_NO_SERVER_TOOLS).as_deref() != Ok("0");
+        if !embedded || !second {
+            return code;
         }
+        code.max(no_server_tools_pass(&opts).await)
     })
+}
+
+/// The embedded run's second pass: [`NO_SERVER_TOOLS_TAGS`] against a second embedded gateway
+/// configured without `tools:`, so that the byte relay of `/v1` and the plain stream relay
+/// are under test as well (the first gateway always answers through its tool loop).
+async fn no_server_tools_pass(opts: &RunOptions) -> i32 {
+    let schemas = match Schemas::load(&opts.schemas_dir()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            return 2;
+        }
+    };
+    let profile = match profile_from_env(opts, &schemas) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            return 2;
+        }
+    };
+    let mut target = match crate::embedded::start_without_server_tools(schemas).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("conformance: cannot set up the target without server-side tools: {e}");
+            return 2;
+        }
+    };
+    target.profile = profile;
+    let target = Arc::new(target);
+    if let Err(e) = target.preflight().await {
+        eprintln!("conformance: {e}");
+        return 2;
+    }
+    let mut second = opts.clone();
+    second.reports = opts.reports.join(NO_SERVER_TOOLS_REPORTS);
+    second.tags = Some(match &opts.tags {
+        Some(t) => format!("({t}) and ({NO_SERVER_TOOLS_TAGS})"),
+        None => NO_SERVER_TOOLS_TAGS.to_owned(),
+    });
+    println!(
+        "\nconformance: running {} against {} (profile {}, {})",
+        second.tags.as_deref().unwrap_or_default(),
+        target.name,
+        target.profile.name,
+        target.profile.source.display()
+    );
+    run_and_judge(target, &second, None).await
+}
+
+/// One run and its exit code: 0 only when everything passed (and every grade is as
+/// expected, when expectations are given).
+async fn run_and_judge(
+    target: Arc<Target>,
+    opts: &RunOptions,
+    expectations: Option<crate::expectations::Expectations>,
+) -> i32 {
+    match run(target, opts).await {
+        Ok(report) => {
+            print_report(&report);
+            if let Some(exp) = expectations {
+                let diffs = exp.compare(&report.profile, &report.scenarios);
+                let _ = std::fs::write(
+                    opts.reports.join("expectations.actual.yaml"),
+                    crate::expectations::record(&report.profile, &exp.target, &report.scenarios),
+                );
+                if diffs.is_empty() {
+                    println!("conformance: every grade is as expected ({})", exp.target);
+                    return i32::from(report.parsing_errors > 0);
+                }
+                println!(
+                    "\nconformance: {} grade(s) differ from the expectations of {}:",
+                    diffs.len(),
+                    exp.target
+                );
+                for d in &diffs {
+                    println!("  - {d}");
+                }
+                return 1;
+            }
+            i32::from(report.failed || report.parsing_errors > 0)
+        }
+        Err(e) => {
+            eprintln!("conformance: the run failed: {e}");
+            2
+        }
+    }
 }
 
 fn xml_escape(s: &str) -> String {

@@ -501,6 +501,12 @@ impl Target {
                 "@expected-failure: the target's catalog does not have this code yet (set CONFORMANCE_RUN_EXPECTED_FAILURES=1 to run it)".to_owned(),
             );
         }
+        if has("needs-server-tools") && self.server_side_tools.is_empty() {
+            reasons.push(format!(
+                "@needs-server-tools: the target names no server-side tool (set {})",
+                vars::GATEWAY_SERVER_TOOLS
+            ));
+        }
         if has("needs-fault-injection") && !self.caps.fault_injection {
             reasons.push(format!(
                 "@needs-fault-injection: the target has no fault hooks (set {}=1 if it honours x-gateway-fault)",

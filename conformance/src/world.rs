@@ -689,6 +689,20 @@ impl GatewayWorld {
         Ok(())
     }
 
+    /// As [`Self::start_conversation`], streamed: the id comes from the `x-conversation-id`
+    /// header (a stream has no body object to carry it).
+    pub async fn start_streamed_conversation(&mut self, user: &str, text: &str) -> Outcome {
+        let mut body = self.c1_body(user, text, None);
+        body["stream"] = Value::Bool(true);
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let req = self.req(Method::POST, "/c1/chat/completions", Some(body))?;
+        self.send_one(req).await?;
+        if let Some(id) = self.last()?.header("x-conversation-id").map(str::to_owned) {
+            self.conversation_id = Some(id);
+        }
+        Ok(())
+    }
+
     fn remembered(&self) -> Result<String, String> {
         self.conversation_id.clone().ok_or_else(|| {
             "no conversation id was returned by an earlier `I start a conversation` step".to_owned()

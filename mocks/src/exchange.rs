@@ -11,7 +11,7 @@ use crate::personality::{
     Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage, Wire,
 };
 use crate::record::{Outcome, OutcomeGuard};
-use crate::script::StepUsage;
+use crate::script::{Shape, StepUsage};
 use crate::server::RequestInfo;
 use crate::stream::{play, sleep_ms, Frame};
 use crate::MockConfig;
@@ -360,6 +360,38 @@ impl Exchange<'_> {
         frames.push(Frame::now(self.wire.usage_chunk(self.usage(0))));
         frames.push(Frame::now(Wire::done()));
         self.sse(frames, guard)
+    }
+
+    /// A text completion with `shape` applied to its top level (always JSON: the shapes are
+    /// those of a complete answer).
+    pub(crate) async fn reshaped(
+        &mut self,
+        content: &str,
+        shape: Shape,
+        mut guard: OutcomeGuard,
+    ) -> Response {
+        sleep_ms(self.ttft()).await;
+        let body = self
+            .wire
+            .completion(Some(content), &[], "stop", self.usage(1));
+        let mut v: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => return json_response(500, b"{}".to_vec()),
+        };
+        if let Some(obj) = v.as_object_mut() {
+            match shape {
+                Shape::NoModel => {
+                    obj.remove("model");
+                }
+                Shape::ChoicesObject => {
+                    if let Some(first) = obj.get("choices").and_then(|c| c.get(0)).cloned() {
+                        obj.insert("choices".into(), first);
+                    }
+                }
+            }
+        }
+        guard.finish(Outcome::Completed);
+        json_response(200, serde_json::to_vec(&v).unwrap_or(body))
     }
 
     pub(crate) async fn stall(&mut self, after: usize, ms: u64, guard: OutcomeGuard) -> Response {

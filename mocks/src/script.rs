@@ -110,6 +110,19 @@ pub enum Action {
     /// A 200 answer whose `choices` list is empty (streamed: only a usage chunk, then
     /// `[DONE]`): a completion with nothing in it.
     EmptyChoices,
+    /// A 200 text completion with one top-level irregularity a real server can send, as JSON
+    /// even to a streaming request.
+    Reshaped { content: String, shape: Shape },
+}
+
+/// What a `reshaped` step changes in an ordinary text completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// No top-level `model` member (OpenAI's schema requires one; some servers omit it).
+    NoModel,
+    /// `choices` is the first choice object itself instead of a list holding it.
+    ChoicesObject,
 }
 
 /// One tool call a `tool_calls` step makes.
@@ -261,6 +274,14 @@ impl Step {
 
     pub fn empty_choices() -> Step {
         Action::EmptyChoices.into()
+    }
+
+    pub fn reshaped(content: impl Into<String>, shape: Shape) -> Step {
+        Action::Reshaped {
+            content: content.into(),
+            shape,
+        }
+        .into()
     }
 
     /// Report these token counts instead of the mock's estimate.

@@ -445,6 +445,7 @@ async fn chat(
         Some(Action::NoDone { chunks }) => ex.no_done(*chunks, guard).await,
         Some(Action::Stall { after, ms }) => ex.stall(*after, *ms, guard).await,
         Some(Action::EmptyChoices) => ex.empty_choices(guard).await,
+        Some(Action::Reshaped { content, shape }) => ex.reshaped(content, *shape, guard).await,
         Some(Action::Hang) => {
             // Never answer; hyper drops this future when the client leaves, and the guard
             // records that. Shutdown ends the wait so the server can stop.

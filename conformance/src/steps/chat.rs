@@ -141,6 +141,19 @@ fn body_field_is(w: &mut GatewayWorld, pointer: String, value: String) -> Outcom
     w.body_field_is(&s(pointer), &s(value))
 }
 
+/// The answer's `model` is the alias the request named (the caller asked for an alias; the
+/// upstream's name for it is an internal detail).
+#[then("the body names the requested model")]
+fn body_names_requested_model(w: &mut GatewayWorld) -> Outcome {
+    let alias = w
+        .body
+        .get("model")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or("the request named no model")?;
+    w.body_field_is("/model", &alias)
+}
+
 #[then(expr = "the body field {string} contains {string}")]
 fn body_field_contains(w: &mut GatewayWorld, pointer: String, value: String) -> Outcome {
     w.body_field_contains(&s(pointer), &s(value))

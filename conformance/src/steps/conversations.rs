@@ -15,6 +15,11 @@ async fn start(w: &mut GatewayWorld, user: String, text: String) -> Outcome {
     w.start_conversation(&s(user), &s(text)).await
 }
 
+#[when(expr = "I start a streamed conversation as user {string} saying {string}")]
+async fn start_streamed(w: &mut GatewayWorld, user: String, text: String) -> Outcome {
+    w.start_streamed_conversation(&s(user), &s(text)).await
+}
+
 #[when(expr = "I continue the conversation as user {string} saying {string}")]
 async fn continue_(w: &mut GatewayWorld, user: String, text: String) -> Outcome {
     w.continue_conversation(&s(user), &s(text)).await

@@ -1,7 +1,7 @@
 //! The mock upstream: scripted answers and failures, and what it received.
 
 use cucumber::{given, then};
-use mocks::Step;
+use mocks::{Shape, Step};
 
 use super::{n, s, status};
 use crate::world::{GatewayWorld, Outcome};
@@ -41,6 +41,17 @@ async fn answers_tool_call_with_usage(
 #[given("the upstream answers with a completion that has no choices")]
 async fn answers_empty_choices(w: &mut GatewayWorld) -> Outcome {
     w.script(Step::empty_choices()).await
+}
+
+#[given(expr = "the upstream answers with the text {string} without a model field")]
+async fn answers_without_model(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.script(Step::reshaped(s(text), Shape::NoModel)).await
+}
+
+#[given(expr = "the upstream answers with the text {string} in a choices object, not a list")]
+async fn answers_choices_object(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.script(Step::reshaped(s(text), Shape::ChoicesObject))
+        .await
 }
 
 fn tokens(v: i64) -> Result<u64, String> {
