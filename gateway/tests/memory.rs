@@ -398,3 +398,82 @@ async fn peak_rss_under_the_worst_bodies_and_answers_at_the_default_caps_stays_u
         }
     }
 }
+
+/// Issue 15 item 16: a /v1 stream keeps no copy of its content, so it runs within an answer
+/// budget smaller than the content; /c1 assembles the answer to store it, pays for it, and is
+/// refused (`event: error`, nothing stored) when it cannot. Both give every share back.
+#[tokio::test]
+async fn only_c1_pays_for_a_streams_assembled_content() {
+    use mocks::{MockServer, Personality, Step};
+    let mock = MockServer::start(Personality::Vllm).await.unwrap();
+    let mut cfg = gateway::testing::config_with_upstream(&mock.api_base());
+    // Room for what hyper queues of a /v1 stream (its write buffer, ~400 KB) but not for
+    // the whole content.
+    cfg.reads.max_answer_memory_bytes = 1 << 20;
+    let state = gateway::AppState::new(cfg).unwrap();
+    let gw = gateway::spawn(state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // 4 MiB of content in 1 KiB chunks: each chunk fits the budget, the whole does not.
+    let pieces: Vec<String> = (0..4096).map(|_| "z".repeat(1024)).collect();
+    mock.script(
+        "long",
+        vec![Step::stream(pieces.clone(), 0), Step::stream(pieces, 0)],
+    );
+    let http = reqwest::Client::new();
+    let post = |path: &str, extra: serde_json::Value| {
+        let mut body = serde_json::json!({"model": "small", "stream": true,
+            "messages": [{"role": "user", "content": "hi mock:long"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        http.post(format!("{}{path}", gw.base_url()))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let v1 = post("/v1/chat/completions", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(v1.status(), 200);
+    let text = v1.text().await.unwrap();
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert_eq!(
+        text.matches(&"z".repeat(1024)).count(),
+        4096,
+        "all content relayed"
+    );
+    let c1 = post("/c1/chat/completions", serde_json::json!({"user_id": "u1"}))
+        .await
+        .unwrap();
+    assert_eq!(c1.status(), 200);
+    let text = c1.text().await.unwrap();
+    assert!(!text.contains("[DONE]"));
+    let tail = text.rsplit("event: error\ndata: ").next().unwrap();
+    let v: serde_json::Value = serde_json::from_str(tail.trim()).unwrap();
+    // Past the whole budget (`upstream_error`), or past what the frames in flight left of it
+    // (`upstream_overloaded`): which one comes first depends on how much hyper has queued.
+    let code = v["error"]["code"].as_str().unwrap();
+    assert!(
+        code == "upstream_error" || code == "upstream_overloaded",
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_ANSWER_MEMORY_BYTES"),
+        "{v}"
+    );
+    // The server drops the stream's state once its last frame went out; the gateway runs on
+    // this test's (single) thread, so yielding lets it finish.
+    let until = Instant::now() + Duration::from_secs(5);
+    while state.answer_memory.used() != 0 && Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(state.answer_memory.used(), 0, "every share given back");
+}

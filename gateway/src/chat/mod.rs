@@ -285,6 +285,19 @@ pub(crate) async fn c1(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // The stored history and the copy of the new messages kept for the store are trees the
+    // body's share does not cover: paid for from the same budget, for as long as the exchange.
+    let mut kept = state.body_memory.hold();
+    let extra = history
+        .iter()
+        .chain(new_messages.iter())
+        .map(crate::checks::lazy::value_cost)
+        .fold(0u64, u64::saturating_add)
+        // And the history's bytes in the upstream request.
+        .saturating_mul(2);
+    let budget = kept.budget_max();
+    kept.grow(usize::try_from(extra).unwrap_or(usize::MAX))
+        .map_err(|r| crate::checks::body::memory_refusal(r, budget, upstream::bodies_saturated))?;
     let mut full = history;
     full.extend(new_messages.iter().cloned());
     obj.insert("messages".into(), Value::Array(full));
@@ -299,6 +312,7 @@ pub(crate) async fn c1(
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     let _guard = guard;
+                    let _kept = kept;
                     settle_stream(reservation, &o).await;
                     if !o.completed {
                         return Ok(());

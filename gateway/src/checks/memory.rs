@@ -126,15 +126,16 @@ impl MemoryHold {
 
     /// `data` as `Bytes` that carry this hold: it is given back when the last copy of them is
     /// dropped, i.e. once hyper has written them to the caller, not when the handler returns.
-    pub fn into_bytes(mut self, data: Vec<u8>) -> bytes::Bytes {
+    pub fn into_bytes(self, data: Vec<u8>) -> bytes::Bytes {
         // Only what stays alive is held from here on: the bytes themselves.
-        let _ = self.resize(data.len().min(self.bytes));
         self.attach(bytes::Bytes::from(data))
     }
 
-    /// `data` carrying this whole hold (shares of what was parsed to make it: an SSE frame)
-    /// until its last copy is dropped. Nothing is copied.
-    pub fn attach(self, data: bytes::Bytes) -> bytes::Bytes {
+    /// `data` carrying this hold (the shares of what was parsed to make it: an SSE frame) until
+    /// its last copy is dropped, shrunk to `data`'s size: the trees and texts it was made from
+    /// are gone by now. Nothing is copied.
+    pub fn attach(mut self, data: bytes::Bytes) -> bytes::Bytes {
+        let _ = self.resize(data.len().min(self.bytes));
         if self.bytes == 0 {
             return data;
         }

@@ -107,7 +107,7 @@ pub(crate) fn answer_memory_refusal(r: Refused, budget: usize) -> ApiError {
     match r {
         Refused::Busy => ApiError::new(
             Code::UpstreamOverloaded,
-            "the gateway holds its maximum of upstream answers in memory; retry shortly",
+            "the gateway holds its maximum of upstream answers in memory (MAX_ANSWER_MEMORY_BYTES); retry shortly",
         )
         .retry_after(1),
         Refused::TooLarge => ApiError::new(
