@@ -82,6 +82,8 @@ pub struct Shared {
     pub upstream_slots: Arc<Vec<Option<Arc<tokio::sync::Semaphore>>>>,
     /// What request bodies in flight hold in memory (`MAX_BODY_MEMORY_BYTES`).
     pub body_memory: Arc<crate::checks::memory::MemoryBudget>,
+    /// What upstream and tool answers in flight hold (`MAX_ANSWER_MEMORY_BYTES`).
+    pub answer_memory: Arc<crate::checks::memory::MemoryBudget>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -141,7 +143,10 @@ impl AppState {
             .collect();
         let body_memory =
             crate::checks::memory::MemoryBudget::new(config.reads.max_body_memory_bytes);
+        let answer_memory =
+            crate::checks::memory::MemoryBudget::new(config.reads.max_answer_memory_bytes);
         Ok(AppState(Arc::new(Shared {
+            answer_memory,
             chat_urls,
             edge,
             config: Arc::new(config),

@@ -5,8 +5,8 @@ use crate::checks::ChatBody;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::response::Response;
+use axum::Extension;
 use serde_json::{Map, Value};
 
 use crate::admission::budget::{prompt_estimate, tokens_of_bytes};
@@ -78,23 +78,20 @@ pub(crate) async fn v1(
         open_stream(&state, tenant, checked.model, obj, deadline, hooks).await?
     } else if state.config.tools.is_empty() {
         // Relayed as bytes: only `model` changes, so no Value tree is built and serialised.
-        let work = upstream::chat_bytes(&state, checked.model, &obj);
+        let mut hold = state.answer_memory.hold();
+        let work = upstream::chat_bytes(&state, checked.model, &obj, &mut hold);
         let result = tokio::time::timeout_at(deadline, work)
             .await
             .unwrap_or_else(|_| Err(upstream::work_timeout()));
         let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
         reservation.settle(used).await;
-        let mut r = Response::new(Body::from(result?.0));
-        r.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
+        json_response(hold.into_bytes(result?.0))
     } else {
         let result = complete(&state, tenant, checked.model, obj, deadline).await;
-        let used = result.as_ref().map_or(0, |(_, u)| u.total_tokens);
+        let used = result.as_ref().map_or(0, |(_, u, _)| u.total_tokens);
         reservation.settle(used).await;
-        Json(Value::Object(result?.0)).into_response()
+        let (obj, _, hold) = result?;
+        held_json(&obj, hold)?
     };
     applied_headers(resp.headers_mut(), checked.floored);
     Ok(crate::admission::hold_while_streaming(resp, slot))
@@ -159,18 +156,42 @@ fn call_budget(
     }
 }
 
+/// A JSON answer whose bytes carry their memory share until written.
+fn json_response(bytes: bytes::Bytes) -> Response {
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `obj` serialised as the answer; `hold` (its tree's share) then covers the bytes instead,
+/// until they are written.
+fn held_json(
+    obj: &Map<String, Value>,
+    hold: crate::checks::memory::MemoryHold,
+) -> Result<Response, ApiError> {
+    let out = serde_json::to_vec(obj)
+        .map_err(|_| ApiError::new(Code::InternalError, "the answer could not be serialised"))?;
+    Ok(json_response(hold.into_bytes(out)))
+}
+
 /// Non-streaming answer: through the tool loop when server-side tools are configured; the
-/// whole of it (every round) within the request's deadline.
+/// whole of it (every round) within the request's deadline. The third value is the answer's
+/// share of `MAX_ANSWER_MEMORY_BYTES`, kept as long as the answer lives.
 async fn complete(
     state: &AppState,
     tenant: &crate::config::Tenant,
     model: &Model,
     body: ChatBody,
     deadline: tokio::time::Instant,
-) -> Result<(Map<String, Value>, Usage), ApiError> {
+) -> Result<(Map<String, Value>, Usage, crate::checks::memory::MemoryHold), ApiError> {
     let work = async move {
         if state.config.tools.is_empty() {
-            upstream::chat(state, model, &body).await
+            let mut hold = state.answer_memory.hold();
+            let (obj, usage) = upstream::chat(state, model, &body, &mut hold).await?;
+            Ok((obj, usage, hold))
         } else {
             let budget = call_budget(tenant, model, &body);
             toolloop::run(state, model, body, budget).await
@@ -264,6 +285,19 @@ pub(crate) async fn c1(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // The stored history and the copy of the new messages kept for the store are trees the
+    // body's share does not cover: paid for from the same budget, for as long as the exchange.
+    let mut kept = state.body_memory.hold();
+    let extra = history
+        .iter()
+        .chain(new_messages.iter())
+        .map(crate::checks::lazy::value_cost)
+        .fold(0u64, u64::saturating_add)
+        // And the history's bytes in the upstream request.
+        .saturating_mul(2);
+    let budget = kept.budget_max();
+    kept.grow(usize::try_from(extra).unwrap_or(usize::MAX))
+        .map_err(|r| crate::checks::body::memory_refusal(r, budget, upstream::bodies_saturated))?;
     let mut full = history;
     full.extend(new_messages.iter().cloned());
     obj.insert("messages".into(), Value::Array(full));
@@ -278,6 +312,7 @@ pub(crate) async fn c1(
             finish: Some(Box::new(move |o: Outcome| {
                 Box::pin(async move {
                     let _guard = guard;
+                    let _kept = kept;
                     settle_stream(reservation, &o).await;
                     if !o.completed {
                         return Ok(());
@@ -298,9 +333,9 @@ pub(crate) async fn c1(
     } else {
         let result = complete(&state, tenant, checked.model, obj, deadline).await;
         reservation
-            .settle(result.as_ref().map_or(0, |(_, u)| u.total_tokens))
+            .settle(result.as_ref().map_or(0, |(_, u, _)| u.total_tokens))
             .await;
-        let (mut completion, _) = result?;
+        let (mut completion, _, hold) = result?;
         let answer = completion
             .get("choices")
             .and_then(|c| c.pointer("/0/message"))
@@ -315,7 +350,7 @@ pub(crate) async fn c1(
             .map_err(storage_error)?;
         drop(guard);
         completion.insert("conversation_id".into(), Value::String(id.clone()));
-        let mut r = Json(Value::Object(completion)).into_response();
+        let mut r = held_json(&completion, hold)?;
         if let Ok(v) = HeaderValue::from_str(&id) {
             r.headers_mut().insert(crate::contract::CONVERSATION_ID, v);
         }

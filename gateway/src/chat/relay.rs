@@ -40,6 +40,8 @@ pub(crate) async fn relay(
     // choice (a stream that ends without one fails in `UpstreamEvents`, before the 200). Only
     // the last such report is kept (usage is cumulative), so a flood of them holds no memory.
     let mut early: Option<Map<String, Value>> = None;
+    // The kept report's memory share (the replaced ones' shares are given back).
+    let mut early_share = events.take_share();
     let first = loop {
         let early_usage = || {
             Usage::from_json(
@@ -50,7 +52,10 @@ pub(crate) async fn relay(
             )
         };
         match events.next().await {
-            Piece::Chunk(c) if is_usage_only(&c) => early = Some(c),
+            Piece::Chunk(c) if is_usage_only(&c) => {
+                early = Some(c);
+                early_share = events.take_share();
+            }
             Piece::Chunk(c) => break c,
             Piece::Done => {
                 hooks.abandon(early_usage());
@@ -69,6 +74,8 @@ pub(crate) async fn relay(
         wants_usage,
         usage: Usage::default(),
         asm: hooks.keep_message.then(Assembler::default),
+        asm_hold: state.answer_memory.hold(),
+        refused: None,
         hooks,
         ended: false,
         streamed_bytes: 0,
@@ -79,7 +86,9 @@ pub(crate) async fn relay(
             .get_or_insert_with(BytesMut::new)
             .extend_from_slice(&b);
     }
-    let first_bytes = first_bytes.map(BytesMut::freeze);
+    let mut share = st.events.take_share();
+    share.absorb(&mut early_share);
+    let first_bytes = first_bytes.map(|b| share.attach(b.freeze()));
     let coalesce = state.config.reads.relay_coalesce_bytes;
     let rest = futures_util::stream::unfold(st, move |mut st| async move {
         if st.ended {
@@ -105,6 +114,10 @@ struct RelayState {
     usage: Usage,
     /// What the caller has received so far, for the /c1 store (`None` on /v1).
     asm: Option<Assembler>,
+    /// What the assembled message holds of the answer budget (/c1 keeps the whole answer).
+    asm_hold: crate::checks::memory::MemoryHold,
+    /// The answer budget refused the assembled message's growth: the stream ends with it.
+    refused: Option<ApiError>,
     hooks: Hooks,
     ended: bool,
     /// Content bytes forwarded (a counter, not a copy): an abandoned stream is charged them.
@@ -130,12 +143,20 @@ impl RelayState {
                     None => break,
                 }
             };
-            match piece {
+            let piece = match piece {
                 Piece::Chunk(c) => {
                     if let Some(b) = self.forward(c) {
                         out.extend_from_slice(&b);
                     }
+                    match self.refused.take() {
+                        Some(e) => Piece::Failed(e),
+                        None => continue,
+                    }
                 }
+                other => other,
+            };
+            match piece {
+                Piece::Chunk(_) => {}
                 Piece::Done => {
                     self.ended = true;
                     let message = self.asm.as_ref().map_or(Value::Null, Assembler::message);
@@ -159,7 +180,8 @@ impl RelayState {
                 }
             }
         }
-        out.freeze()
+        // The frame carries the memory shares of the chunks in it until hyper has written it.
+        self.events.take_share().attach(out.freeze())
     }
 
     /// The next piece if it is ready now or after at most [`RELAY_YIELDS`] yields; `None`
@@ -195,7 +217,9 @@ impl RelayState {
             });
         self.streamed_bytes = self.streamed_bytes.saturating_add(delta as u64);
         if let Some(asm) = &mut self.asm {
-            asm.add(&chunk);
+            if let Err(e) = asm.add_held(&chunk, &mut self.asm_hold) {
+                self.refused = Some(e);
+            }
         }
         self.hooks.chunk_bytes(&mut chunk)
     }

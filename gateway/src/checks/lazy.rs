@@ -216,6 +216,20 @@ impl ChatBody {
         Some(out)
     }
 
+    /// Moves the known fields into a new body on the same raw bytes and memory hold (the tool
+    /// loop's synthesis request); `self` is left without known fields.
+    pub fn take(&mut self) -> ChatBody {
+        self.pristine = false;
+        ChatBody {
+            known: std::mem::take(&mut self.known),
+            raw: self.raw.clone(),
+            hold: self.hold.clone(),
+            entries: self.entries.clone(),
+            // The synthesis body is rebuilt from the tree: its raw bytes no longer say what it says.
+            pristine: false,
+        }
+    }
+
     /// Bytes of the memory budget this body holds.
     #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
@@ -372,6 +386,28 @@ const STRING: u64 = 32;
 /// One object entry: its slot in a (half-full) BTreeMap node, and its key's allocation.
 fn entry_cost(key_len: usize) -> u64 {
     128 + STRING + key_len as u64
+}
+
+/// The heap cost of the tree `raw` would parse into, computed without building it (an upstream
+/// answer, an SSE chunk, a tool's answer); a syntax error is the parse's error.
+pub(crate) fn json_cost(raw: &[u8]) -> Result<u64, serde_json::Error> {
+    serde_json::from_slice::<Cost>(raw).map(|c| c.0)
+}
+
+/// The same cost for a tree the gateway built itself (what the tool loop appends).
+pub(crate) fn value_cost(v: &Value) -> u64 {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) if s.is_empty() => 0,
+        Value::String(s) => STRING + s.len() as u64,
+        Value::Array(a) => a.iter().fold(ARRAY, |t, e| {
+            t.saturating_add(ELEMENT).saturating_add(value_cost(e))
+        }),
+        Value::Object(m) => m.iter().fold(OBJECT, |t, (k, e)| {
+            t.saturating_add(entry_cost(k.len()))
+                .saturating_add(value_cost(e))
+        }),
+    }
 }
 
 /// The heap cost of the tree a JSON value would parse into, computed without building it.

@@ -110,3 +110,12 @@ fn a_huge_unknown_field_costs_nothing_beyond_its_bytes() {
         raw.len()
     );
 }
+
+#[test]
+fn a_built_tree_costs_what_its_text_would() {
+    let text = r#"{"role":"tool","content":"abc","x":[1,{"k":[null,"",true]}]}"#;
+    let v: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(value_cost(&v), json_cost(text.as_bytes()).unwrap());
+    assert!(value_cost(&v) > 2 * OBJECT);
+    assert!(json_cost(b"[0,").is_err());
+}

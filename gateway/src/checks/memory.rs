@@ -1,4 +1,5 @@
-//! The memory all request bodies in flight may hold together (`MAX_BODY_MEMORY_BYTES`).
+//! The memory all request bodies in flight may hold together (`MAX_BODY_MEMORY_BYTES`), and
+//! the same kind of budget for upstream and tool answers (`MAX_ANSWER_MEMORY_BYTES`).
 //!
 //! `MAX_BODY_BYTES` bounds one body and `MAX_IN_FLIGHT` the number of requests, but their
 //! product (32 MiB × 256 = 8 GiB raw, more once parsed) is no bound a host can live with. Each
@@ -14,6 +15,12 @@
 
 /// What a body holds per byte while it is read (see the module header).
 pub(crate) const READ_FACTOR: usize = 3;
+
+/// What an upstream answer holds per byte while it is read: its raw bytes and the copy the
+/// caller is sent (the alias swapped in). Parsing it into a tree takes that tree's cost more,
+/// before it is built. The answer's share is given back only once the caller's copy was
+/// written ([`MemoryHold::into_bytes`]), so a caller that reads slowly keeps paying for it.
+pub(crate) const ANSWER_READ_FACTOR: usize = 2;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -104,6 +111,37 @@ impl MemoryHold {
         Ok(())
     }
 
+    /// Moves `other`'s share into this hold (both on the same budget); `other` ends empty.
+    pub fn absorb(&mut self, other: &mut MemoryHold) {
+        let same = match (&self.budget, &other.budget) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            self.bytes += other.bytes;
+            other.bytes = 0;
+        }
+    }
+
+    /// `data` as `Bytes` that carry this hold: it is given back when the last copy of them is
+    /// dropped, i.e. once hyper has written them to the caller, not when the handler returns.
+    pub fn into_bytes(self, data: Vec<u8>) -> bytes::Bytes {
+        // Only what stays alive is held from here on: the bytes themselves.
+        self.attach(bytes::Bytes::from(data))
+    }
+
+    /// `data` carrying this hold (the shares of what was parsed to make it: an SSE frame) until
+    /// its last copy is dropped, shrunk to `data`'s size: the trees and texts it was made from
+    /// are gone by now. Nothing is copied.
+    pub fn attach(mut self, data: bytes::Bytes) -> bytes::Bytes {
+        let _ = self.resize(data.len().min(self.bytes));
+        if self.bytes == 0 {
+            return data;
+        }
+        bytes::Bytes::from_owner(Held { data, _hold: self })
+    }
+
     /// Takes `n` more bytes, or says why not (then the hold is unchanged).
     pub fn grow(&mut self, n: usize) -> Result<(), Refused> {
         let Some(b) = &self.budget else {
@@ -117,6 +155,18 @@ impl MemoryHold {
         }
         self.bytes += n;
         Ok(())
+    }
+}
+
+/// Bytes that keep their memory share until they are dropped.
+struct Held {
+    data: bytes::Bytes,
+    _hold: MemoryHold,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
     }
 }
 
@@ -154,5 +204,43 @@ mod tests {
         assert_eq!(b.used(), 10);
         drop(c);
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn bytes_keep_their_share_until_the_last_copy_is_dropped() {
+        let b = MemoryBudget::new(1000);
+        let mut h = b.hold();
+        assert_eq!(h.grow(600), Ok(()));
+        let bytes = h.into_bytes(vec![7u8; 100]);
+        assert_eq!(b.used(), 100, "shrunk to what stays alive");
+        let copy = bytes.clone();
+        drop(bytes);
+        assert_eq!(b.used(), 100, "a copy is still being written");
+        assert_eq!(&copy[..3], &[7, 7, 7]);
+        drop(copy);
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn absorb_moves_a_share_between_holds_of_one_budget() {
+        let b = MemoryBudget::new(1000);
+        let (mut x, mut y) = (b.hold(), b.hold());
+        assert_eq!(x.grow(10), Ok(()));
+        assert_eq!(y.grow(20), Ok(()));
+        x.absorb(&mut y);
+        assert_eq!((x.bytes(), y.bytes(), b.used()), (30, 0, 30));
+        drop(y);
+        assert_eq!(b.used(), 30);
+        drop(x);
+        assert_eq!(b.used(), 0);
+        let other = MemoryBudget::new(1000);
+        let (mut p, mut q) = (b.hold(), other.hold());
+        assert_eq!(q.grow(5), Ok(()));
+        p.absorb(&mut q);
+        assert_eq!(
+            (p.bytes(), q.bytes()),
+            (0, 5),
+            "another budget's share stays put"
+        );
     }
 }

@@ -86,6 +86,10 @@ impl Config {
                 vars::MAX_BODY_MEMORY_BYTES,
                 d.max_body_memory_bytes,
             )?,
+            max_answer_memory_bytes: byte_limit(
+                vars::MAX_ANSWER_MEMORY_BYTES,
+                d.max_answer_memory_bytes,
+            )?,
         };
         let read_factor = crate::checks::memory::READ_FACTOR;
         if reads.max_body_memory_bytes / read_factor < max_body_bytes {
@@ -95,6 +99,15 @@ impl Config {
                 "environment",
                 vars::MAX_BODY_MEMORY_BYTES,
                 "must be at least 3 × MAX_BODY_BYTES",
+            ));
+        }
+        let answer_factor = crate::checks::memory::ANSWER_READ_FACTOR;
+        if reads.max_answer_memory_bytes / answer_factor < reads.upstream_max_body_bytes {
+            // Likewise one answer at UPSTREAM_MAX_BODY_BYTES, and its copy for the caller.
+            return Err(ConfigError::new(
+                "environment",
+                vars::MAX_ANSWER_MEMORY_BYTES,
+                "must be at least 2 × UPSTREAM_MAX_BODY_BYTES",
             ));
         }
 

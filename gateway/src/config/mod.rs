@@ -63,6 +63,9 @@ pub(crate) mod vars {
     pub(crate) const RELAY_COALESCE_BYTES: &str = "RELAY_COALESCE_BYTES";
     /// Bytes all request bodies in flight may hold together, raw and parsed.
     pub(crate) const MAX_BODY_MEMORY_BYTES: &str = "MAX_BODY_MEMORY_BYTES";
+    /// Bytes all upstream and tool answers in flight may hold together, raw, parsed and
+    /// until sent.
+    pub(crate) const MAX_ANSWER_MEMORY_BYTES: &str = "MAX_ANSWER_MEMORY_BYTES";
     pub(crate) const ALL: &[&str] = &[
         RUST_API_BEARER,
         TOKENS_FILE,
@@ -99,6 +102,7 @@ pub(crate) mod vars {
         C1_MAX_HISTORY_BYTES,
         RELAY_COALESCE_BYTES,
         MAX_BODY_MEMORY_BYTES,
+        MAX_ANSWER_MEMORY_BYTES,
     ];
 }
 
@@ -124,6 +128,10 @@ pub struct Limits {
     /// Request bodies in flight, together: raw bytes plus the cost of their parsed tree
     /// (`checks::memory`). At least 3 × MAX_BODY_BYTES.
     pub max_body_memory_bytes: usize,
+    /// Upstream answers, tool answers and what the tool loop builds from them, together: raw
+    /// bytes, the cost of their parsed tree, and the answer until it was written
+    /// (`checks::memory`, second budget). At least 2 × UPSTREAM_MAX_BODY_BYTES.
+    pub max_answer_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -136,6 +144,7 @@ impl Default for Limits {
             c1_max_history_bytes: 8 * 1024 * 1024,
             relay_coalesce_bytes: 64 * 1024,
             max_body_memory_bytes: 256 * 1024 * 1024,
+            max_answer_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -12,6 +12,12 @@
 //! conversation) plus the output cap before it is sent, is refused with `model_quota_exhausted`
 //! when that does not fit, and settles with the call's reported usage ([`CallBudget`]). What
 //! the loop hands back to settle the request's reservation is the first call's usage only.
+//!
+//! Memory: each round's answer is paid for from `MAX_ANSWER_MEMORY_BYTES` while it lives (the
+//! final one until it was written), and so is everything the loop adds to the conversation
+//! (the assistant turns, the tool results, the collected results and the synthesis digest),
+//! on the loop's own hold. The synthesis request is the loop's body cut back to the caller's
+//! messages, not a copy of them. A refusal is the answer budget's (`answer_memory_refusal`).
 
 use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
@@ -21,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::catalog::Code;
+use crate::checks::memory::MemoryHold;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -41,6 +48,10 @@ pub(crate) struct CallBudget {
 struct Loop<'a> {
     state: &'a AppState,
     body: ChatBody,
+    /// How many of `body`'s messages are the caller's (the rest the loop appended).
+    original_len: usize,
+    /// What the loop built so far holds of the answer budget.
+    hold: MemoryHold,
     budget: CallBudget,
     /// Upstream calls begun so far.
     calls: u32,
@@ -59,6 +70,8 @@ enum Next {
     /// Server-side calls ran; call the model again.
     Again,
     Synthesise(Code),
+    /// The answer budget cannot take what this round added.
+    Refused(ApiError),
 }
 
 impl<'a> Loop<'a> {
@@ -94,9 +107,15 @@ impl<'a> Loop<'a> {
                 }),
         );
         body.insert("tools".into(), Value::Array(offered));
+        let original_len = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         Loop {
             state,
             body,
+            original_len,
+            hold: state.answer_memory.hold(),
             budget,
             calls: 0,
             settled: 0,
@@ -198,13 +217,29 @@ impl<'a> Loop<'a> {
             let out = match tool {
                 Some(t) => {
                     let max = self.state.config.reads.tool_max_answer_bytes;
-                    tools::execute(&self.state.http, t, &c.arguments, max).await
+                    let memory = &self.state.answer_memory;
+                    tools::execute(&self.state.http, t, &c.arguments, max, memory).await
                 }
                 None => json!({"error": "unknown tool"}).to_string(),
             };
             self.collected
                 .push((c.name.clone(), c.arguments.clone(), out.clone()));
             results.push(json!({"role": "tool", "tool_call_id": c.id, "content": out}));
+        }
+        // What stays: the turns appended to the body, and the collected copy of each result
+        // (name, arguments, answer).
+        let added = results
+            .iter()
+            .chain(std::iter::once(&assistant))
+            .map(crate::checks::lazy::value_cost)
+            .chain(
+                self.collected[self.collected.len() - server.len()..]
+                    .iter()
+                    .map(|(n, a, o)| (n.len() + a.len() + o.len()) as u64),
+            )
+            .fold(0u64, u64::saturating_add);
+        if let Err(r) = self.hold.grow(usize::try_from(added).unwrap_or(usize::MAX)) {
+            return Next::Refused(upstream::answer_memory_refusal(r, self.hold.budget_max()));
         }
         if let Some(Value::Array(msgs)) = self.body.get_mut("messages") {
             msgs.push(assistant);
@@ -219,8 +254,9 @@ impl<'a> Loop<'a> {
     }
 
     /// The synthesis request: the original conversation, the collected results, no tools.
-    fn synthesis_body(&self, original_messages: &[Value]) -> ChatBody {
-        let mut body = self.body.clone();
+    /// The loop's body is cut back to the caller's messages and moved into it (the loop makes
+    /// no further call with its own body); only the digest is new, paid for first.
+    fn synthesis_body(&mut self) -> Result<ChatBody, ApiError> {
         let mut digest = String::from(
             "Tool results collected so far (the tool loop was stopped; do not call tools):\n",
         );
@@ -228,13 +264,21 @@ impl<'a> Loop<'a> {
             digest.push_str(&format!("- {name}({args}) -> {out}\n"));
         }
         digest.push_str("Answer the user's request now, in prose, using these results.");
-        let mut msgs = original_messages.to_vec();
+        self.hold
+            .grow(digest.len())
+            .map_err(|r| upstream::answer_memory_refusal(r, self.hold.budget_max()))?;
+        let mut body = self.body.take();
+        let mut msgs = match body.remove("messages") {
+            Some(Value::Array(m)) => m,
+            _ => Vec::new(),
+        };
+        msgs.truncate(self.original_len);
         msgs.push(json!({"role": "user", "content": digest}));
         body.insert("messages".into(), Value::Array(msgs));
         body.insert("tools".into(), Value::Array(Vec::new()));
         body.remove("tool_choice");
         body.remove("parallel_tool_calls");
-        body
+        Ok(body)
     }
 
     /// Text the caller gets if even the synthesis call came back empty: never an empty answer.
@@ -316,23 +360,21 @@ pub(crate) fn event_name(code: Code) -> &'static str {
     }
 }
 
-/// Non-streaming loop: returns the completion to send (usage summed over every call) and the
-/// usage the request's reservation settles with ([`Loop::unsettled`]).
+/// Non-streaming loop: returns the completion to send (usage summed over every call), the
+/// usage the request's reservation settles with ([`Loop::unsettled`]) and the completion's
+/// share of the answer budget.
 pub(crate) async fn run(
     state: &AppState,
     model: &Model,
     body: ChatBody,
     budget: CallBudget,
-) -> Result<(Map<String, Value>, Usage), ApiError> {
-    let original: Vec<Value> = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+) -> Result<(Map<String, Value>, Usage, MemoryHold), ApiError> {
     let mut lp = Loop::new(state, body, budget);
     loop {
         let held = lp.reserve(None).await?;
-        let answer = upstream::chat(state, model, &lp.body).await;
+        // This round's answer: its share is given back when the next round starts.
+        let mut round = state.answer_memory.hold();
+        let answer = upstream::chat(state, model, &lp.body, &mut round).await;
         let (mut completion, usage) = lp.settled_answer(held, answer).await?;
         lp.usage.add(usage);
         let message = completion
@@ -342,6 +384,7 @@ pub(crate) async fn run(
             .unwrap_or(Value::Null);
         match lp.after_round(&message).await {
             Next::Again => continue,
+            Next::Refused(e) => return Err(e),
             Next::Final => {
                 if let Some(m) = completion
                     .get_mut("choices")
@@ -350,12 +393,16 @@ pub(crate) async fn run(
                     lp.finish_message(m);
                 }
                 completion.insert("usage".into(), lp.usage.to_json());
-                return Ok((completion, lp.unsettled()));
+                // The fallback text (if any) is a copy of the collected results.
+                round.absorb(&mut lp.hold);
+                return Ok((completion, lp.unsettled(), round));
             }
             Next::Synthesise(code) => {
-                let synth = lp.synthesis_body(&original);
+                drop(round);
+                let synth = lp.synthesis_body()?;
                 let held = lp.reserve(Some(&synth)).await?;
-                let answer = upstream::chat(state, model, &synth).await;
+                let mut round = state.answer_memory.hold();
+                let answer = upstream::chat(state, model, &synth, &mut round).await;
                 let (mut completion, usage) = lp.settled_answer(held, answer).await?;
                 lp.usage.add(usage);
                 let (message, _) = lp.synthesised(
@@ -369,7 +416,8 @@ pub(crate) async fn run(
                 );
                 completion.insert("usage".into(), lp.usage.to_json());
                 completion.insert("dgx_code".into(), Value::String(code.as_str().to_owned()));
-                return Ok((completion, lp.unsettled()));
+                round.absorb(&mut lp.hold);
+                return Ok((completion, lp.unsettled(), round));
             }
         }
     }

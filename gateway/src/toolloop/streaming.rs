@@ -2,6 +2,7 @@
 //! final answer relayed live.
 
 use super::*;
+use crate::checks::memory::MemoryHold;
 use crate::checks::ChatBody;
 use crate::upstream::sse::Assembler;
 
@@ -93,9 +94,15 @@ impl Out {
     }
 
     async fn chunk(&mut self, c: &Map<String, Value>) -> bool {
+        self.chunk_held(c, MemoryHold::none()).await
+    }
+
+    /// [`Self::chunk`] whose bytes carry `share` (the chunk's part of the answer budget) until
+    /// they are written: the channel to the caller holds up to 64 frames.
+    async fn chunk_held(&mut self, c: &Map<String, Value>, share: MemoryHold) -> bool {
         let mut c = c.clone();
         match self.hooks.chunk_bytes(&mut c) {
-            Some(b) => self.emit(b).await,
+            Some(b) => self.emit(share.attach(b)).await,
             None => true,
         }
     }
@@ -107,6 +114,8 @@ enum Round {
     Complete {
         message: Value,
         buffered: Vec<Map<String, Value>>,
+        /// What `buffered` and `last` hold of the answer budget.
+        kept: MemoryHold,
         last: Option<Map<String, Value>>,
     },
     /// Failure already reported, or the caller left.
@@ -175,11 +184,6 @@ async fn drive(
     seen: &parking_lot::Mutex<Usage>,
 ) {
     let wants_usage = sse::request_usage(&mut body);
-    let original: Vec<Value> = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let mut lp = Loop::new(state, body, budget);
     let mut last_chunk: Option<Map<String, Value>> = None;
     let final_message;
@@ -195,16 +199,20 @@ async fn drive(
         let Round::Complete {
             message,
             buffered,
+            kept,
             last,
         } = round
         else {
             return;
         };
+        // The buffered chunks stay paid for until they were sent (or dropped).
+        let _kept = kept;
         if last.is_some() {
             last_chunk = last;
         }
         match lp.after_round(&message).await {
             Next::Again => continue,
+            Next::Refused(e) => return out.fail(e).await,
             Next::Final => {
                 // Not relayed: the whole round is here. Relayed: only the held tool-call
                 // deltas are (calls to the caller's own tools after some content). Deltas of
@@ -231,7 +239,10 @@ async fn drive(
                 if !out.emit(sse::sse_event(event_name(code), &payload)).await {
                     return;
                 }
-                let synth = lp.synthesis_body(&original);
+                let synth = match lp.synthesis_body() {
+                    Ok(b) => b,
+                    Err(e) => return out.fail(e).await,
+                };
                 let held = match lp.reserve(Some(&synth)).await {
                     Ok(h) => h,
                     Err(e) => return out.fail(e).await,
@@ -296,20 +307,28 @@ async fn stream_round(
     let mut live = !hold_tools;
     let mut tool_round = false;
     let mut buffered = Vec::new();
-    let mut last = None;
+    // `last` keeps a chunk's fields but its choices (what the usage and fallback chunks copy).
+    let mut last: Option<Map<String, Value>> = None;
+    let mut kept = state.answer_memory.hold();
+    let mut last_share = MemoryHold::none();
     // Some servers repeat cumulative usage on every chunk: the round's last report counts.
     let mut round_usage = Usage::default();
     loop {
         match events.next().await {
             Piece::Chunk(c) => {
+                let mut share = events.take_share();
                 if let Some(u) = c.get("usage").filter(|u| u.is_object()) {
                     round_usage = Usage::from_json(Some(u));
                 }
                 if sse::is_usage_only(&c) {
                     last = Some(c);
+                    last_share = share;
                     continue;
                 }
-                asm.add(&c);
+                if let Err(e) = asm.add_held(&c, &mut kept) {
+                    out.fail(e).await;
+                    return Round::Over;
+                }
                 if !live && !tool_round {
                     if has_tool_calls(&c) {
                         tool_round = true;
@@ -330,14 +349,25 @@ async fn stream_round(
                 // Tool-call deltas are never relayed live, not even in the synthesis round
                 // (`hold_tools` false): a model that calls a server-side tool there anyway
                 // must not leak it (SPEC §4); that round's buffer is dropped.
+                let mut slim = c.clone();
+                slim.remove("choices");
+                let slim_cost = crate::checks::lazy::value_cost(&Value::Object(slim.clone()));
+                let mut slim_share = state.answer_memory.hold();
+                if let Err(r) = slim_share.grow(usize::try_from(slim_cost).unwrap_or(usize::MAX)) {
+                    out.fail(upstream::answer_memory_refusal(r, slim_share.budget_max()))
+                        .await;
+                    return Round::Over;
+                }
+                last = Some(slim);
+                last_share = slim_share;
                 if live && !held {
-                    if !out.chunk(&c).await {
+                    if !out.chunk_held(&c, share).await {
                         return Round::Over;
                     }
                 } else {
-                    buffered.push(c.clone());
+                    kept.absorb(&mut share);
+                    buffered.push(c);
                 }
-                last = Some(c);
             }
             Piece::Done => break,
             Piece::Failed(e) => {
@@ -348,9 +378,11 @@ async fn stream_round(
         }
     }
     usage.add(round_usage);
+    kept.absorb(&mut last_share);
     Round::Complete {
         message: asm.message(),
         buffered,
+        kept,
         last,
     }
 }

@@ -9,7 +9,6 @@
 //! object) takes the `Value` path instead, which decides the answer or the error as before.
 
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::Usage;
 
@@ -30,7 +29,9 @@ pub(super) fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> 
         }
     }
     let usage = match entries.iter().find(|(k, _)| *k == "usage") {
-        Some((_, raw)) => Usage::from_json(serde_json::from_str::<Value>(raw.get()).ok().as_ref()),
+        // Counted, never expanded: a huge `usage` must not cost a tree the answer budget did
+        // not grant.
+        Some((_, raw)) => Usage::from_raw(raw.get()),
         None => Usage::from_json(None),
     };
     let mut out = Vec::with_capacity(bytes.len() + alias.len());
@@ -85,7 +86,7 @@ impl<'de> serde::Deserialize<'de> for Entries<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn swapped(v: &Value) -> Option<(Value, Usage)> {
         let (b, u) = swap_model(v.to_string().as_bytes(), "alias")?;
@@ -121,5 +122,29 @@ mod tests {
         assert!(swap_model(br#"{"choices":[1],"choices":[2]}"#, "a").is_none());
         assert!(swap_model(br#"{"cho\u0069ces":[1]}"#, "a").is_none());
         assert!(swap_model(b"{\"choices\":[1]", "a").is_none());
+    }
+
+    #[test]
+    fn usage_is_counted_as_the_value_path_reads_it() {
+        for u in [
+            json!({"prompt_tokens": 2, "completion_tokens": 3}),
+            json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 9}),
+            json!({"prompt_tokens": -1, "completion_tokens": 2.5, "total_tokens": "7"}),
+            json!({"prompt_tokens": [1], "x": {"deep": [0, 0, 0]}, "total_tokens": {}}),
+            json!([1, 2]),
+            json!(null),
+            json!(4),
+        ] {
+            assert_eq!(
+                Usage::from_raw(&u.to_string()),
+                Usage::from_json(Some(&u)),
+                "{u}"
+            );
+        }
+        let last = Usage::from_raw(r#"{"total_tokens":1,"total_tokens":5}"#);
+        assert_eq!(
+            last.total_tokens, 5,
+            "the last of a repeated key, as in a map"
+        );
     }
 }

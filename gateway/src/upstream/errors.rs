@@ -96,6 +96,29 @@ pub(crate) fn bodies_saturated() -> ApiError {
     .retry_after(1)
 }
 
+/// An upstream or tool answer the answer budget (`MAX_ANSWER_MEMORY_BYTES`) cannot take.
+///
+/// Not now (other answers hold it): the same retryable overload as [`bodies_saturated`], a 503
+/// with `Retry-After` — the gateway's own capacity is full for a moment, and the same request
+/// a second later fits. Never (this one answer, parsed, would need more than the whole
+/// budget): the upstream sent something the gateway cannot relay, an `upstream_error` 502
+/// like an answer over UPSTREAM_MAX_BODY_BYTES ([`answer_too_large`]); retrying will not help.
+pub(crate) fn answer_memory_refusal(r: Refused, budget: usize) -> ApiError {
+    match r {
+        Refused::Busy => ApiError::new(
+            Code::UpstreamOverloaded,
+            "the gateway holds its maximum of upstream answers in memory (MAX_ANSWER_MEMORY_BYTES); retry shortly",
+        )
+        .retry_after(1),
+        Refused::TooLarge => ApiError::new(
+            Code::UpstreamError,
+            format!(
+                "the upstream's answer would need more than MAX_ANSWER_MEMORY_BYTES ({budget} bytes) once parsed"
+            ),
+        ),
+    }
+}
+
 /// The gateway itself has MAX_IN_FLIGHT requests: it cannot accept more work right now, which
 /// a client handles exactly like an overloaded upstream (503, retry shortly).
 pub(crate) fn gateway_saturated(max_in_flight: usize) -> ApiError {
@@ -185,7 +208,9 @@ pub(super) async fn error_from_response(
     // Bounded read: an error body is a diagnostic, not something worth megabytes. At most
     // UPSTREAM_MAX_ERROR_BYTES are read, then the connection is dropped.
     let max = state.config.reads.upstream_max_error_bytes;
-    let read = super::read_capped(resp, max);
+    // Paid for like any answer (refused: mapped from the status alone, without its text).
+    let mut hold = state.answer_memory.hold();
+    let read = super::read_capped(resp, max, &mut hold, 1);
     let text = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(super::Capped::Whole(b) | super::Capped::Cut(b))) => {
             String::from_utf8_lossy(&b).into_owned()

@@ -5,6 +5,7 @@
 //! OpenRouter-specific code for pinned aliases), 5xx/garbage is `upstream_error`, and transport
 //! failures are `upstream_timeout` / `upstream_unavailable`. Messages are sanitised here.
 
+use crate::checks::memory::{MemoryHold, Refused, ANSWER_READ_FACTOR};
 use crate::checks::ChatBody;
 use std::time::Instant;
 
@@ -36,6 +37,88 @@ impl Usage {
         let total = v
             .and_then(|u| u.get("total_tokens"))
             .and_then(Value::as_u64);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
+        }
+    }
+
+    /// [`Usage::from_json`] of a `usage` value's text, without building its tree: only the
+    /// three counts are read (the last of a repeated key, as in a parsed map); everything
+    /// else, however large, is skipped.
+    pub fn from_raw(raw: &str) -> Usage {
+        use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+        struct Counts;
+        impl<'de> Visitor<'de> for Counts {
+            type Value = [Option<u64>; 3];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a usage object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut counts = [None; 3];
+                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = ["prompt_tokens", "completion_tokens", "total_tokens"]
+                        .iter()
+                        .position(|n| *n == k);
+                    match slot {
+                        Some(i) => counts[i] = a.next_value::<Count>()?.0,
+                        None => {
+                            a.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(counts)
+            }
+        }
+        /// A count as `Value::as_u64` reads it: a non-negative integer, else none.
+        struct Count(Option<u64>);
+        impl<'de> serde::Deserialize<'de> for Count {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Count;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("any value")
+                    }
+                    fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                        Ok(Count(Some(n)))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                        Ok(Count(None))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                        Ok(Count(None))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                        Ok(Count(None))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                        Ok(Count(None))
+                    }
+                    fn visit_unit<E>(self) -> Result<Count, E> {
+                        Ok(Count(None))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut a: A,
+                    ) -> Result<Count, A::Error> {
+                        while a.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(Count(None))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        Ok(Count(None))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let Ok([prompt, completion, total]) = de.deserialize_map(Counts) else {
+            return Usage::from_json(None);
+        };
+        let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -139,7 +222,6 @@ pub(crate) async fn send(
     }
 }
 
-/// Non-streaming chat: the upstream's `chat.completion` object and its usage.
 /// Takes one of the alias's upstream in-flight slots (`max_in_flight`), waiting at most the
 /// upstream's `queue_wait_ms`; `None` when the upstream has no cap. Held for the whole request
 /// (every tool-loop round, a stream until it ends).
@@ -158,54 +240,72 @@ pub(crate) async fn in_flight_slot(
     }
 }
 
+/// Non-streaming chat: the upstream's `chat.completion` object and its usage. `hold` (on the
+/// answer budget, `MAX_ANSWER_MEMORY_BYTES`) pays for the answer's bytes while they arrive and
+/// for its tree before it is built; the caller keeps it as long as the tree lives.
 pub(crate) async fn chat(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
+    hold: &mut MemoryHold,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
-    let bytes = answer_bytes(state, model, body).await?;
-    completion(state, model, &bytes)
+    let bytes = answer_bytes(state, model, body, hold).await?;
+    completion(state, model, &bytes, hold)
 }
 
 /// Non-streaming chat relayed as bytes (the /v1 route without server-side tools): the same
 /// checks and errors as [`chat`], without a `Value` round trip when the answer is ordinary.
+/// `hold` covers the raw answer and the copy returned; see [`MemoryHold::into_bytes`].
 pub(crate) async fn chat_bytes(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
+    hold: &mut MemoryHold,
 ) -> Result<(Vec<u8>, Usage), ApiError> {
-    let bytes = answer_bytes(state, model, body).await?;
+    let bytes = answer_bytes(state, model, body, hold).await?;
     if let Some(done) = answer::swap_model(&bytes, &model.alias) {
         return Ok(done);
     }
-    let (obj, usage) = completion(state, model, &bytes)?;
+    let (obj, usage) = completion(state, model, &bytes, hold)?;
     let out = serde_json::to_vec(&obj)
         .map_err(|_| ApiError::new(Code::InternalError, "the answer could not be serialised"))?;
     Ok((out, usage))
 }
 
-/// The upstream's successful answer, read within UPSTREAM_MAX_BODY_BYTES.
+/// The upstream's successful answer, read within UPSTREAM_MAX_BODY_BYTES and paid for from
+/// the answer budget ([`ANSWER_READ_FACTOR`] × its bytes) as it arrives.
 async fn answer_bytes(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
+    hold: &mut MemoryHold,
 ) -> Result<Vec<u8>, ApiError> {
     let resp = send(state, model, body).await?;
     let max = state.config.reads.upstream_max_body_bytes;
-    match read_capped(resp, max).await {
+    match read_capped(resp, max, hold, ANSWER_READ_FACTOR).await {
         Ok(Capped::Whole(b)) => Ok(b),
         Ok(Capped::Cut(_)) => Err(errors::answer_too_large(max)),
-        Err(e) => Err(transport_error(e)),
+        Err(ReadFail::Memory(r)) => Err(errors::answer_memory_refusal(r, hold.budget_max())),
+        Err(ReadFail::Transport(e)) => Err(transport_error(e)),
     }
 }
 
 /// A successful answer's body as a `chat.completion` (model swapped for the alias), or the
-/// error it stands for.
+/// error it stands for. The tree is costed first and `hold` grows by twice that (the tree,
+/// and what is copied out of it: /c1's stored message, the serialised answer) before it is
+/// built; an answer that is not JSON is never parsed into a tree at all.
 fn completion(
     state: &AppState,
     model: &Model,
     bytes: &[u8],
+    hold: &mut MemoryHold,
 ) -> Result<(Map<String, Value>, Usage), ApiError> {
+    let cost = match crate::checks::lazy::json_cost(bytes) {
+        Ok(c) => usize::try_from(c).unwrap_or(usize::MAX),
+        Err(e) => return Err(not_a_completion().caused_by(e)),
+    };
+    hold.grow(cost.saturating_mul(2))
+        .map_err(|r| errors::answer_memory_refusal(r, hold.budget_max()))?;
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(mut obj))
             if obj
@@ -237,23 +337,39 @@ pub(crate) enum Capped {
     Cut(Vec<u8>),
 }
 
+/// Why a capped read failed.
+#[derive(Debug)]
+pub(crate) enum ReadFail {
+    Transport(reqwest::Error),
+    /// The memory budget could not take the next bytes (nothing more is read).
+    Memory(Refused),
+}
+
 /// Reads at most `max` bytes of `resp`: a declared Content-Length over the cap reads nothing,
 /// and a chunked body stops as soon as it passes the cap, so no more than `max` bytes (plus
-/// one network chunk, cut off) are ever held.
+/// one network chunk, cut off) are ever held. Every byte kept is first taken from `hold`,
+/// `factor` times (a declared length at once, else chunk by chunk).
 pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     max: usize,
-) -> Result<Capped, reqwest::Error> {
+    hold: &mut MemoryHold,
+    factor: usize,
+) -> Result<Capped, ReadFail> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Ok(Capped::Cut(Vec::new()));
     }
-    let mut buf = Vec::with_capacity(
-        resp.content_length()
-            .map_or(8 * 1024, |n| n as usize)
-            .min(max),
-    );
-    while let Some(chunk) = resp.chunk().await? {
+    let declared = resp.content_length().map_or(0, |n| n as usize);
+    hold.grow(declared.saturating_mul(factor))
+        .map_err(ReadFail::Memory)?;
+    let mut paid = declared;
+    let mut buf = Vec::with_capacity(declared.max(8 * 1024).min(max));
+    while let Some(chunk) = resp.chunk().await.map_err(ReadFail::Transport)? {
         let room = max - buf.len();
+        let keep = chunk.len().min(room);
+        let beyond = (buf.len() + keep).saturating_sub(paid);
+        hold.grow(beyond.saturating_mul(factor))
+            .map_err(ReadFail::Memory)?;
+        paid += beyond;
         if chunk.len() > room {
             buf.extend_from_slice(&chunk[..room]);
             return Ok(Capped::Cut(buf));

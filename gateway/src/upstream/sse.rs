@@ -16,11 +16,11 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::checks::memory::MemoryHold;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::{self, stream_failure, StreamFailure, Usage};
-use serde_json::json;
 
 type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
@@ -173,6 +173,9 @@ pub struct UpstreamEvents {
     model: Model,
     limit_param: Option<&'static str>,
     finished: bool,
+    /// The answer-budget shares of the chunks parsed and not yet handed on with the bytes made
+    /// from them ([`Self::take_share`]).
+    pending: MemoryHold,
     /// A chunk with a choice arrived: `[DONE]` before one (only usage, or nothing) answered
     /// nothing, an upstream failure (SPEC §5), decided here for relay and tool loop alike.
     answered: bool,
@@ -196,8 +199,16 @@ impl UpstreamEvents {
             model: model.clone(),
             limit_param: upstream::limit_param(body),
             finished: false,
+            pending: state.answer_memory.hold(),
             answered: false,
         }
+    }
+
+    /// The shares of the chunks returned since the last call: whoever sends the bytes made from
+    /// them attaches this ([`MemoryHold::attach`]), so they are paid for until written.
+    pub fn take_share(&mut self) -> MemoryHold {
+        let fresh = self.state.answer_memory.hold();
+        std::mem::replace(&mut self.pending, fresh)
     }
 
     /// The next piece; after `Done` or `Failed` it keeps returning `Done`.
@@ -267,12 +278,26 @@ impl UpstreamEvents {
         )
     }
 
-    fn parse(&self, data: &str) -> Piece {
+    /// A chunk is paid for before it is built: its tree's cost, its text and the bytes
+    /// serialised from it (`MAX_ANSWER_MEMORY_BYTES`; one event is at most SSE_MAX_LINE_BYTES,
+    /// but its tree can be 30 times that).
+    fn parse(&mut self, data: &str) -> Piece {
         if data.trim() == "[DONE]" && !self.answered {
             return Piece::Failed(stream_failure(StreamFailure::EndedBeforeFirstChunk));
         } else if data.trim() == "[DONE]" {
             return Piece::Done;
         }
+        let Ok(cost) = crate::checks::lazy::json_cost(data.as_bytes()) else {
+            return Piece::Failed(stream_failure(StreamFailure::ChunkNotObject));
+        };
+        let need = usize::try_from(cost)
+            .unwrap_or(usize::MAX)
+            .saturating_add(2 * data.len());
+        let mut share = self.state.answer_memory.hold();
+        if let Err(r) = share.grow(need) {
+            return Piece::Failed(upstream::answer_memory_refusal(r, share.budget_max()));
+        }
+        self.pending.absorb(&mut share);
         match serde_json::from_str::<Value>(data) {
             Ok(Value::Object(mut obj)) => {
                 if let Some(err) = obj.get("error") {
@@ -431,68 +456,9 @@ impl Hooks {
     }
 }
 
-/// Reassembles a streamed round into one assistant message (content + tool calls whose
-/// `arguments` arrive split across deltas).
-#[derive(Debug, Default)]
-pub(crate) struct Assembler {
-    pub content: String,
-    pub calls: Vec<(String, String, String)>,
-    pub finish_reason: Option<String>,
-}
-
-impl Assembler {
-    pub(crate) fn add(&mut self, chunk: &Map<String, Value>) {
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return;
-        };
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(f.to_owned());
-        }
-        let Some(delta) = choice.get("delta") else {
-            return;
-        };
-        if let Some(t) = delta.get("content").and_then(Value::as_str) {
-            self.content.push_str(t);
-        }
-        for tc in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-            if idx > 128 {
-                continue;
-            }
-            while self.calls.len() <= idx {
-                self.calls.push(Default::default());
-            }
-            let slot = &mut self.calls[idx];
-            if let Some(id) = tc.get("id").and_then(Value::as_str) {
-                slot.0 = id.to_owned();
-            }
-            if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-                slot.1.push_str(n);
-            }
-            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-                slot.2.push_str(a);
-            }
-        }
-    }
-
-    pub(crate) fn message(&self) -> Value {
-        let mut m = json!({"role": "assistant", "content": self.content});
-        if !self.calls.is_empty() {
-            m["tool_calls"] = Value::Array(
-                self.calls
-                    .iter()
-                    .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
-                    .collect(),
-            );
-        }
-        m
-    }
-}
+#[path = "assembler.rs"]
+mod assembler;
+pub(crate) use assembler::Assembler;
 
 #[cfg(test)]
 #[path = "sse_tests.rs"]

@@ -54,3 +54,68 @@ async fn a_line_over_the_cap_fails_before_more_is_buffered() {
     let r = reader(&[&line, &line, &line, "\n"], 1000);
     assert_eq!(all(r).await, vec![Err("TooLong".to_owned())]);
 }
+
+/// Events over `text` on a state whose answer budget is `budget` bytes.
+fn events(text: &str, budget: usize) -> (AppState, UpstreamEvents) {
+    let mut cfg = crate::testing::config();
+    cfg.reads.max_answer_memory_bytes = budget;
+    let state = AppState::new(cfg).unwrap();
+    let model = state.config.models[0].clone();
+    let resp = reqwest::Response::from(axum::http::Response::new(text.to_owned()));
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let ev = UpstreamEvents::new(resp, deadline, &state, &model, &Map::new());
+    (state, ev)
+}
+
+const CHUNK: &str = r#"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#;
+
+#[tokio::test]
+async fn each_event_is_paid_for_until_its_share_is_handed_on_and_dropped() {
+    let text = format!("data: {CHUNK}\n\ndata: {CHUNK}\n\ndata: [DONE]\n\n");
+    let (state, mut ev) = events(&text, 1 << 20);
+    assert!(matches!(ev.next().await, Piece::Chunk(_)));
+    let one = state.answer_memory.used();
+    assert!(one > 2 * CHUNK.len(), "text × 2 and the tree: {one}");
+    assert!(matches!(ev.next().await, Piece::Chunk(_)));
+    assert_eq!(
+        state.answer_memory.used(),
+        2 * one,
+        "not handed on yet: both held"
+    );
+    let share = ev.take_share();
+    assert_eq!(share.bytes(), 2 * one);
+    let frame = share.attach(Bytes::from_static(b"frame"));
+    assert!(matches!(ev.next().await, Piece::Done));
+    assert_eq!(
+        state.answer_memory.used(),
+        5,
+        "shrunk to the frame, which is not written yet"
+    );
+    drop(frame);
+    assert_eq!(state.answer_memory.used(), 0);
+}
+
+#[tokio::test]
+async fn an_event_the_budget_cannot_take_fails_the_stream() {
+    // 20,000 elements: a tree of over 1 MB from a 40 KB line.
+    let big = format!(
+        r#"{{"choices":[{{"index":0,"delta":{{"content":"x"}}}}],"junk":[{}0]}}"#,
+        "0,".repeat(20_000)
+    );
+    let (state, mut ev) = events(&format!("data: {big}\n\n"), 1 << 20);
+    match ev.next().await {
+        Piece::Failed(e) => assert_eq!(e.code, crate::catalog::Code::UpstreamError),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(state.answer_memory.used(), 0);
+    let (state, mut ev) = events(&format!("data: {CHUNK}\n\n"), 1 << 20);
+    let mut others = state.answer_memory.hold();
+    others.grow((1 << 20) - 10).unwrap();
+    match ev.next().await {
+        Piece::Failed(e) => {
+            assert_eq!(e.code, crate::catalog::Code::UpstreamOverloaded);
+            assert_eq!(e.retry_after, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -222,3 +222,116 @@ fn loading_and_overloaded_answers() {
         Code::UpstreamError
     );
 }
+
+/// A loopback upstream answering every chat call with `body`; the state's answer budget is
+/// `budget` bytes.
+async fn answering(body: String, budget: usize) -> AppState {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move { ([("content-type", "application/json")], body) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = testing::config_with_upstream(&format!("http://{addr}/v1"));
+    cfg.reads.max_answer_memory_bytes = budget;
+    AppState::new(cfg).unwrap()
+}
+
+fn small_request(state: &AppState) -> ChatBody {
+    let alias = &state.config.models[0].alias;
+    crate::checks::parse_object(
+        format!(r#"{{"model":"{alias}","messages":[{{"role":"user","content":"hi"}}]}}"#)
+            .as_bytes(),
+    )
+    .unwrap()
+}
+
+const CHOICE: &str = r#"{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"#;
+
+#[tokio::test]
+async fn an_answer_holds_twice_its_bytes_until_the_callers_copy_is_dropped() {
+    let answer = format!(r#"{CHOICE}"junk":[{}0]}}"#, "0,".repeat(50_000));
+    let n = answer.len();
+    let state = answering(answer, 1 << 20).await;
+    let model = state.config.models[0].clone();
+    let body = small_request(&state);
+    let mut hold = state.answer_memory.hold();
+    let (out, _) = chat_bytes(&state, &model, &body, &mut hold).await.unwrap();
+    assert_eq!(hold.bytes(), 2 * n, "raw bytes and the caller's copy");
+    assert_eq!(state.answer_memory.used(), 2 * n);
+    let bytes = hold.into_bytes(out);
+    assert_eq!(
+        state.answer_memory.used(),
+        bytes.len(),
+        "only the copy stays"
+    );
+    drop(bytes);
+    assert_eq!(state.answer_memory.used(), 0);
+}
+
+#[tokio::test]
+async fn an_answer_the_budget_cannot_take_now_is_a_retryable_overload() {
+    let answer = format!(r#"{CHOICE}"junk":[{}0]}}"#, "0,".repeat(50_000));
+    let state = answering(answer, 1 << 20).await;
+    let model = state.config.models[0].clone();
+    let body = small_request(&state);
+    let mut others = state.answer_memory.hold();
+    others.grow(1_000_000).unwrap();
+    let mut hold = state.answer_memory.hold();
+    let e = chat_bytes(&state, &model, &body, &mut hold)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::UpstreamOverloaded, "{}", e.message);
+    assert_eq!(e.retry_after, Some(1));
+    drop(hold);
+    assert_eq!(
+        state.answer_memory.used(),
+        1_000_000,
+        "a refused read holds nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_whose_tree_could_never_fit_is_an_upstream_error_before_it_is_parsed() {
+    // An escaped key: not the bytes path, so the answer would be parsed into a tree of
+    // 100,000 elements (over 6 MB) — more than the whole 1 MiB budget.
+    let answer = format!(r#"{CHOICE}"j\u0075nk":[{}0]}}"#, "0,".repeat(100_000));
+    let state = answering(answer, 1 << 20).await;
+    let model = state.config.models[0].clone();
+    let body = small_request(&state);
+    let mut hold = state.answer_memory.hold();
+    let e = chat(&state, &model, &body, &mut hold).await.unwrap_err();
+    assert_eq!(e.code, Code::UpstreamError);
+    assert!(
+        e.message.contains("MAX_ANSWER_MEMORY_BYTES"),
+        "{}",
+        e.message
+    );
+    drop(hold);
+    let mut hold = state.answer_memory.hold();
+    let e = chat_bytes(&state, &model, &body, &mut hold)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        Code::UpstreamError,
+        "the bytes path falls back alike"
+    );
+    drop(hold);
+    assert_eq!(state.answer_memory.used(), 0);
+    // The same answer within a budget that holds its tree is served.
+    let answer = format!(r#"{CHOICE}"j\u0075nk":[{}0]}}"#, "0,".repeat(100_000));
+    let state = answering(answer, 32 << 20).await;
+    let mut hold = state.answer_memory.hold();
+    let (obj, _) = chat(&state, &model, &small_request(&state), &mut hold)
+        .await
+        .unwrap();
+    assert_eq!(obj["junk"].as_array().map(Vec::len), Some(100_001));
+    assert!(
+        hold.bytes() > 100_000 * 64,
+        "the tree is paid for: {}",
+        hold.bytes()
+    );
+}
