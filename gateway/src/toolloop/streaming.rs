@@ -66,6 +66,9 @@ struct Out {
     tx: mpsc::Sender<Bytes>,
     start: Option<oneshot::Sender<Result<(), ApiError>>>,
     hooks: sse::Hooks,
+    /// Content bytes handed to the caller (a counter, not a copy): a caller that hangs up
+    /// is charged them, as in the plain relay (issue 15 item 3).
+    streamed_bytes: u64,
 }
 
 impl Out {
@@ -95,7 +98,13 @@ impl Out {
     async fn chunk(&mut self, c: &Map<String, Value>) -> bool {
         let mut c = c.clone();
         match self.hooks.chunk_bytes(&mut c) {
-            Some(b) => self.emit(b).await,
+            Some(b) => {
+                let sent = self.emit(b).await;
+                if sent {
+                    self.streamed_bytes = self.streamed_bytes.saturating_add(sse::delta_bytes(&c));
+                }
+                sent
+            }
             None => true,
         }
     }
@@ -132,6 +141,7 @@ pub(crate) async fn stream(
             tx,
             start: Some(start_tx),
             hooks,
+            streamed_bytes: 0,
         };
         let usage = std::sync::Arc::new(parking_lot::Mutex::new(Usage::default()));
         let seen = usage.clone();
@@ -143,7 +153,7 @@ pub(crate) async fn stream(
         // Settles a reservation when the stream did not complete (no-op after completion).
         let used = *usage.lock();
         if left {
-            out.hooks.caller_left(used, 0);
+            out.hooks.caller_left(used, out.streamed_bytes);
         } else {
             out.hooks.abandon(used);
         }
