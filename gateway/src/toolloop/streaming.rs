@@ -117,6 +117,8 @@ enum Round {
         message: Value,
         buffered: Vec<Map<String, Value>>,
         last: Option<Map<String, Value>>,
+        /// The message's text is not whole (see [`Assembler::capped`]).
+        content_cut: bool,
     },
     /// Failure already reported, or the caller left.
     Over,
@@ -206,10 +208,16 @@ async fn drive(
             message,
             buffered,
             last,
+            content_cut,
         } = round
         else {
             return;
         };
+        // A tool round's text goes upstream again with the tool results: only whole.
+        if content_cut && !lp.server_indices(&message).is_empty() {
+            let e = upstream::stream_failure(upstream::StreamFailure::RoundTooLarge);
+            return out.fail(e).await;
+        }
         if last.is_some() {
             last_chunk = last;
         }
@@ -302,7 +310,12 @@ async fn stream_round(
         }
     };
     let mut events = UpstreamEvents::new(resp, deadline, state, model, body);
-    let mut asm = Assembler::default();
+    // /c1 stores the whole message; /v1 keeps the text only as far as a tool round needs it.
+    let mut asm = if out.hooks.keep_message {
+        Assembler::default()
+    } else {
+        Assembler::capped(state.config.reads.upstream_max_body_bytes)
+    };
     let mut live = !hold_tools;
     let mut tool_round = false;
     let mut buffered = Vec::new();
@@ -362,5 +375,6 @@ async fn stream_round(
         message: asm.message(),
         buffered,
         last,
+        content_cut: asm.content_cut,
     }
 }
