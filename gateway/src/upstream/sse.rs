@@ -20,7 +20,6 @@ use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::{self, stream_failure, StreamFailure, Usage};
-use serde_json::json;
 
 type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
@@ -444,101 +443,7 @@ impl Hooks {
     }
 }
 
-/// Reassembles a streamed round into one assistant message (content + tool calls whose
-/// `arguments` arrive split across deltas).
-#[derive(Debug, Default)]
-pub(crate) struct Assembler {
-    pub content: String,
-    pub calls: Vec<(String, String, String)>,
-    pub finish_reason: Option<String>,
-    /// At most this many content bytes are kept (`None`: all). A /v1 stream through the tool
-    /// loop stores nothing, and needs a round's text only when the round turns out to be a
-    /// tool round (it goes upstream again): kept up to UPSTREAM_MAX_BODY_BYTES, the bound of a
-    /// non-streamed answer, never the whole stream (issue 15 item 16).
-    content_cap: Option<usize>,
-    /// Content arrived beyond `content_cap` and was not kept.
-    pub content_cut: bool,
-}
-
-impl Assembler {
-    /// An assembler that keeps at most `max` bytes of content (tool calls whole).
-    pub(crate) fn capped(max: usize) -> Self {
-        Assembler {
-            content_cap: Some(max),
-            ..Assembler::default()
-        }
-    }
-
-    fn push_content(&mut self, t: &str) {
-        if self.content_cut {
-            // Kept text stays one prefix of what arrived, never a patchwork.
-            return;
-        }
-        match self.content_cap {
-            Some(cap) if self.content.len().saturating_add(t.len()) > cap => {
-                self.content_cut = true;
-                let mut end = cap.saturating_sub(self.content.len()).min(t.len());
-                while !t.is_char_boundary(end) {
-                    end -= 1;
-                }
-                self.content.push_str(&t[..end]);
-            }
-            _ => self.content.push_str(t),
-        }
-    }
-
-    pub(crate) fn add(&mut self, chunk: &Map<String, Value>) {
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return;
-        };
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(f.to_owned());
-        }
-        let Some(delta) = choice.get("delta") else {
-            return;
-        };
-        if let Some(t) = delta.get("content").and_then(Value::as_str) {
-            self.push_content(t);
-        }
-        for tc in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-            if idx > 128 {
-                continue;
-            }
-            while self.calls.len() <= idx {
-                self.calls.push(Default::default());
-            }
-            let slot = &mut self.calls[idx];
-            if let Some(id) = tc.get("id").and_then(Value::as_str) {
-                slot.0 = id.to_owned();
-            }
-            if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-                slot.1.push_str(n);
-            }
-            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-                slot.2.push_str(a);
-            }
-        }
-    }
-
-    pub(crate) fn message(&self) -> Value {
-        let mut m = json!({"role": "assistant", "content": self.content});
-        if !self.calls.is_empty() {
-            m["tool_calls"] = Value::Array(
-                self.calls
-                    .iter()
-                    .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
-                    .collect(),
-            );
-        }
-        m
-    }
-}
+pub(crate) use super::assembler::Assembler;
 
 #[cfg(test)]
 #[path = "sse_tests.rs"]
