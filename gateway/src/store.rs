@@ -470,4 +470,17 @@ mod tests {
         }
         assert!(full.check_writable().await.is_err());
     }
+    /// Issue 15 "also from reading": WAL with `synchronous=FULL` (2), so an acknowledged /c1
+    /// exchange survives power loss, not only a process crash.
+    #[tokio::test]
+    async fn the_store_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("w.sqlite3")).unwrap();
+        let c = s.conn.lock();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
 }

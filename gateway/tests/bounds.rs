@@ -2,7 +2,7 @@
 //! upstream read (success body, error body, one SSE line), the gateway's own revoked key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gateway::config::Limits;
+use gateway::config::{Builtin, Executor, Limits, Tool};
 use gateway::testing::{self, TOKEN};
 use gateway::AppState;
 use mocks::{MockServer, Personality, Step};
@@ -15,9 +15,14 @@ struct Rig {
 }
 
 async fn rig(limits: Limits) -> Rig {
+    rig_with(limits, Vec::new()).await
+}
+
+async fn rig_with(limits: Limits, tools: Vec<Tool>) -> Rig {
     let mock = MockServer::start(Personality::Vllm).await.unwrap();
     let mut cfg = testing::config_with_upstream(&mock.api_base());
     cfg.reads = limits;
+    cfg.tools = tools;
     let gw = gateway::spawn(AppState::new(cfg).unwrap(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -129,6 +134,52 @@ async fn a_huge_error_body_is_read_only_to_the_cap() {
     let msg = v["error"]["message"].as_str().unwrap();
     // 8 KiB read of a JSON body cut mid-string is not JSON: its text is shown, bounded.
     assert!(msg.len() < 1024, "{}", msg.len());
+}
+
+/// Item 16 with server-side tools configured: a /v1 stream goes through the tool loop's
+/// driver, which kept the whole text of every round (the audit's re-attack: a 256 MiB stream
+/// peaked at 534 MiB RSS). Now it keeps at most UPSTREAM_MAX_BODY_BYTES of it (what a tool
+/// round would send upstream again), and the caller still gets every byte.
+#[tokio::test]
+async fn a_v1_stream_through_the_tool_loop_is_relayed_whole_past_the_body_cap() {
+    let weather = Tool {
+        name: "lookup_weather".into(),
+        description: "weather of a city".into(),
+        parameters: json!({"type": "object"}),
+        executor: Executor::Builtin(Builtin::LookupWeather),
+    };
+    let r = rig_with(small_caps(), vec![weather]).await;
+    // 1 MiB of content in 64 KiB - 1 KiB chunks (each under SSE_MAX_LINE_BYTES), 4 × the cap.
+    let piece = "v".repeat(63 * 1024);
+    let chunks: Vec<String> = (0..17).map(|_| piece.clone()).collect();
+    r.mock.script("fatstream", vec![Step::stream(chunks, 0)]);
+    let resp = r
+        .http
+        .post(format!("{}/v1/chat/completions", r.gw.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"model": "small", "stream": true,
+            "messages": [{"role": "user", "content": "hi mock:fatstream"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    let content: usize = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .map(str::len)
+        })
+        .sum();
+    assert_eq!(content, 17 * 63 * 1024);
 }
 
 #[tokio::test]

@@ -78,18 +78,23 @@ async fn twenty_parallel_prompt_heavy_requests_admit_only_what_fits() {
 
 /// Opens `n` streams of 52 chunks, reads 45 content chunks of each, hangs up; returns the
 /// tokens charged once every reservation settled (read by `charged`).
-async fn hang_up_after_45_of_52(redis: Option<(String, String)>) -> u64 {
+/// With `tools`, the gateway has a server-side tool, so the stream goes through the tool
+/// loop's streaming driver instead of the plain relay.
+async fn hang_up_after_45_of_52(redis: Option<(String, String)>, tools: bool) -> u64 {
     let mock = MockServer::start(Personality::Vllm).await.unwrap();
     let chunks: Vec<String> = (0..52).map(|i| format!("w{i:02} ")).collect();
-    mock.script("hangup", vec![Step::stream(chunks, 5); 10]);
+    // The tool loop's driver writes into a 64-frame channel, so all 52 chunks fit in it: at
+    // 5 ms apart the driver could finish before the hang-up is seen, and the test would
+    // measure a completed stream. 20 ms leaves the last 7 chunks 140 ms to arrive after it.
+    let interval = if tools { 20 } else { 5 };
+    mock.script("hangup", vec![Step::stream(chunks, interval); 10]);
     let limit = 1_000_000;
-    let (state, gw) = gateway_with_budget(
-        &mock,
-        limit,
-        redis.as_ref().map(|r| r.0.clone()),
-        Duration::from_secs(10),
-    )
-    .await;
+    let redis_url = redis.as_ref().map(|r| r.0.clone());
+    let (state, gw) = if tools {
+        tool_loop_gateway(&mock, limit, redis_url).await
+    } else {
+        gateway_with_budget(&mock, limit, redis_url, Duration::from_secs(10)).await
+    };
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gw.base_url());
     let body = json!({"model": "small", "max_tokens": 500, "stream": true,
@@ -159,7 +164,7 @@ fn expected_charge() -> u64 {
 
 #[tokio::test]
 async fn streams_hung_up_mid_way_are_charged_in_process() {
-    let charged = hang_up_after_45_of_52(None).await;
+    let charged = hang_up_after_45_of_52(None, false).await;
     assert!(charged > 0);
     // The relay may have forwarded a chunk or two more than the caller read.
     let want = expected_charge();
@@ -196,11 +201,39 @@ async fn streams_hung_up_mid_way_are_charged_in_redis() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let url = format!("redis+unix://{}", sock.display());
-    let charged = hang_up_after_45_of_52(Some((url, sock.display().to_string()))).await;
+    let charged = hang_up_after_45_of_52(Some((url, sock.display().to_string())), false).await;
     assert!(charged > 0);
     let want = expected_charge();
     assert!(
         (want..=want + 10 * 5).contains(&charged),
+        "{charged} vs {want}"
+    );
+}
+
+/// The audit's re-attack of item 3 on the binary (scripts/attack15 a3_hangup): with a
+/// server-side tool configured, the stream runs through the tool loop's driver, which charged a
+/// caller who hung up its prompt estimate only (90 tokens for the ten streams), not what it
+/// had been streamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_hung_up_mid_way_in_the_tool_loop_are_charged_in_process() {
+    let charged = hang_up_after_45_of_52(None, true).await;
+    let want = expected_charge();
+    // Exclusive at the top: 590 is what ten streams that ran to their end report (7 + 52
+    // each), i.e. a hang-up that was never seen.
+    assert!(
+        (want..want + 10 * 5).contains(&charged),
+        "{charged} vs {want}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_hung_up_mid_way_in_the_tool_loop_are_charged_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, url, sock) = start_redis(dir.path()).await;
+    let charged = hang_up_after_45_of_52(Some((url, sock)), true).await;
+    let want = expected_charge();
+    assert!(
+        (want..want + 10 * 5).contains(&charged),
         "{charged} vs {want}"
     );
 }

@@ -207,15 +207,9 @@ impl RelayState {
         if is_usage_only(&chunk) && !self.wants_usage {
             return None;
         }
-        let delta = chunk
-            .get("choices")
-            .and_then(|c| c.pointer("/0/delta"))
-            .map_or(0, |d| {
-                let text = d.get("content").and_then(Value::as_str).map_or(0, str::len);
-                let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
-                text + args
-            });
-        self.streamed_bytes = self.streamed_bytes.saturating_add(delta as u64);
+        self.streamed_bytes = self
+            .streamed_bytes
+            .saturating_add(upstream::sse::delta_bytes(&chunk));
         if let Some(asm) = &mut self.asm {
             if let Err(e) = asm.add_held(&chunk, &mut self.asm_hold) {
                 self.refused = Some(e);

@@ -67,6 +67,9 @@ struct Out {
     tx: mpsc::Sender<Bytes>,
     start: Option<oneshot::Sender<Result<(), ApiError>>>,
     hooks: sse::Hooks,
+    /// Content bytes handed to the caller (a counter, not a copy): a caller that hangs up
+    /// is charged them, as in the plain relay (issue 15 item 3).
+    streamed_bytes: u64,
 }
 
 impl Out {
@@ -102,7 +105,13 @@ impl Out {
     async fn chunk_held(&mut self, c: &Map<String, Value>, share: MemoryHold) -> bool {
         let mut c = c.clone();
         match self.hooks.chunk_bytes(&mut c) {
-            Some(b) => self.emit(share.attach(b)).await,
+            Some(b) => {
+                let sent = self.emit(share.attach(b)).await;
+                if sent {
+                    self.streamed_bytes = self.streamed_bytes.saturating_add(sse::delta_bytes(&c));
+                }
+                sent
+            }
             None => true,
         }
     }
@@ -117,6 +126,8 @@ enum Round {
         /// What `buffered` and `last` hold of the answer budget.
         kept: MemoryHold,
         last: Option<Map<String, Value>>,
+        /// The message's text is not whole (see [`Assembler::capped`]).
+        content_cut: bool,
     },
     /// Failure already reported, or the caller left.
     Over,
@@ -141,6 +152,7 @@ pub(crate) async fn stream(
             tx,
             start: Some(start_tx),
             hooks,
+            streamed_bytes: 0,
         };
         let usage = std::sync::Arc::new(parking_lot::Mutex::new(Usage::default()));
         let seen = usage.clone();
@@ -152,7 +164,7 @@ pub(crate) async fn stream(
         // Settles a reservation when the stream did not complete (no-op after completion).
         let used = *usage.lock();
         if left {
-            out.hooks.caller_left(used, 0);
+            out.hooks.caller_left(used, out.streamed_bytes);
         } else {
             out.hooks.abandon(used);
         }
@@ -201,12 +213,18 @@ async fn drive(
             buffered,
             kept,
             last,
+            content_cut,
         } = round
         else {
             return;
         };
         // The buffered chunks stay paid for until they were sent (or dropped).
         let _kept = kept;
+        // A tool round's text goes upstream again with the tool results: only whole.
+        if content_cut && !lp.server_indices(&message).is_empty() {
+            let e = upstream::stream_failure(upstream::StreamFailure::RoundTooLarge);
+            return out.fail(e).await;
+        }
         if last.is_some() {
             last_chunk = last;
         }
@@ -303,7 +321,12 @@ async fn stream_round(
         }
     };
     let mut events = UpstreamEvents::new(resp, deadline, state, model, body);
-    let mut asm = Assembler::default();
+    // /c1 stores the whole message; /v1 keeps the text only as far as a tool round needs it.
+    let mut asm = if out.hooks.keep_message {
+        Assembler::default()
+    } else {
+        Assembler::capped(state.config.reads.upstream_max_body_bytes)
+    };
     let mut live = !hold_tools;
     let mut tool_round = false;
     let mut buffered = Vec::new();
@@ -384,5 +407,6 @@ async fn stream_round(
         buffered,
         kept,
         last,
+        content_cut: asm.content_cut,
     }
 }

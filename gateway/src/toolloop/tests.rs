@@ -43,3 +43,26 @@ fn assembler_joins_split_arguments_exactly() {
     assert_eq!(m["tool_calls"][0]["id"], "call_1");
     assert_eq!(asm.finish_reason.as_deref(), Some("tool_calls"));
 }
+
+#[test]
+fn a_capped_assembler_keeps_its_cap_and_says_it_cut() {
+    let chunk = |t: &str| {
+        json!({"choices": [{"index": 0, "delta": {"content": t}}]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut asm = Assembler::capped(9);
+    asm.add(&chunk("héllo "));
+    assert!(!asm.content_cut);
+    // "wörld!": the cap (9) falls inside the two bytes of 'ö'; the cut is at a char boundary.
+    asm.add(&chunk("wörld!"));
+    asm.add(&chunk("more and more"));
+    assert!(asm.content_cut);
+    assert_eq!(asm.content, "héllo w");
+    assert!(asm.content.len() <= 9);
+    let mut whole = Assembler::default();
+    whole.add(&chunk(&"x".repeat(1 << 20)));
+    assert!(!whole.content_cut);
+    assert_eq!(whole.content.len(), 1 << 20);
+}

@@ -1,5 +1,5 @@
-//! The [`Assembler`]: one assistant message rebuilt from a stream's deltas, its text paid
-//! for from the answer budget where it is kept.
+//! The [`Assembler`]: one assistant message rebuilt from a stream's deltas, its text kept
+//! whole or up to a cap, and paid for from the answer budget where it is kept.
 
 use serde_json::{json, Map, Value};
 
@@ -14,9 +14,42 @@ pub(crate) struct Assembler {
     pub content: String,
     pub calls: Vec<(String, String, String)>,
     pub finish_reason: Option<String>,
+    /// At most this many content bytes are kept (`None`: all). A /v1 stream through the tool
+    /// loop stores nothing, and needs a round's text only when the round turns out to be a
+    /// tool round (it goes upstream again): kept up to UPSTREAM_MAX_BODY_BYTES, the bound of a
+    /// non-streamed answer, never the whole stream (issue 15 item 16).
+    content_cap: Option<usize>,
+    /// Content arrived beyond `content_cap` and was not kept.
+    pub content_cut: bool,
 }
 
 impl Assembler {
+    /// An assembler that keeps at most `max` bytes of content (tool calls whole).
+    pub(crate) fn capped(max: usize) -> Self {
+        Assembler {
+            content_cap: Some(max),
+            ..Assembler::default()
+        }
+    }
+
+    fn push_content(&mut self, t: &str) {
+        if self.content_cut {
+            // Kept text stays one prefix of what arrived, never a patchwork.
+            return;
+        }
+        match self.content_cap {
+            Some(cap) if self.content.len().saturating_add(t.len()) > cap => {
+                self.content_cut = true;
+                let mut end = cap.saturating_sub(self.content.len()).min(t.len());
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.content.push_str(&t[..end]);
+            }
+            _ => self.content.push_str(t),
+        }
+    }
+
     pub(crate) fn add(&mut self, chunk: &Map<String, Value>) {
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
             return;
@@ -28,7 +61,7 @@ impl Assembler {
             return;
         };
         if let Some(t) = delta.get("content").and_then(Value::as_str) {
-            self.content.push_str(t);
+            self.push_content(t);
         }
         for tc in delta
             .get("tool_calls")

@@ -44,6 +44,9 @@ pub(crate) enum StreamFailure {
     Malformed,
     /// An event's data was not a JSON object.
     ChunkNotObject,
+    /// A streamed tool round's text, needed for the next round, passed
+    /// UPSTREAM_MAX_BODY_BYTES (the bound of a non-streamed answer).
+    RoundTooLarge,
 }
 
 /// The error of a failed upstream event stream.
@@ -69,6 +72,10 @@ pub(crate) fn stream_failure(kind: StreamFailure) -> ApiError {
         StreamFailure::ChunkNotObject => (
             Code::UpstreamError,
             "the upstream sent a chunk that is not a JSON object",
+        ),
+        StreamFailure::RoundTooLarge => (
+            Code::UpstreamError,
+            "the upstream's answer before its tool calls exceeds UPSTREAM_MAX_BODY_BYTES",
         ),
     };
     ApiError::new(code, message)

@@ -380,6 +380,7 @@ pub(crate) async fn read_capped(
 }
 
 mod answer;
+mod assembler;
 mod errors;
 pub(crate) mod litellm;
 mod sanitize;

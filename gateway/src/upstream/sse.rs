@@ -333,6 +333,19 @@ pub(crate) fn error_event(e: &ApiError) -> Bytes {
     sse_event(crate::contract::EVENT_ERROR, &e.body_json())
 }
 
+/// Content bytes a chunk carries to the caller (text plus tool-call deltas): what an abandoned
+/// stream is charged for, counted rather than copied (the plain relay and the tool loop alike).
+pub(crate) fn delta_bytes(chunk: &Map<String, Value>) -> u64 {
+    chunk
+        .get("choices")
+        .and_then(|c| c.pointer("/0/delta"))
+        .map_or(0, |d| {
+            let text = d.get("content").and_then(Value::as_str).map_or(0, str::len);
+            let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
+            (text + args) as u64
+        })
+}
+
 /// Whether a chunk is the usage-only chunk of `stream_options.include_usage`.
 pub(crate) fn is_usage_only(chunk: &Map<String, Value>) -> bool {
     chunk.get("usage").is_some_and(Value::is_object)
@@ -456,9 +469,7 @@ impl Hooks {
     }
 }
 
-#[path = "assembler.rs"]
-mod assembler;
-pub(crate) use assembler::Assembler;
+pub(crate) use super::assembler::Assembler;
 
 #[cfg(test)]
 #[path = "sse_tests.rs"]
