@@ -284,7 +284,7 @@ async fn a_caller_that_stops_reading_releases_the_upstream_at_the_send_timeout()
     let chunk = "x".repeat(32 * 1024);
     mock.script(
         "flood",
-        vec![Step::stream((0..400).map(|_| chunk.clone()), 0)],
+        vec![Step::stream((0..2000).map(|_| chunk.clone()), 0)],
     );
     let g = gw_with(
         ServerLimits {
@@ -298,7 +298,9 @@ async fn a_caller_that_stops_reading_releases_the_upstream_at_the_send_timeout()
     let mut s = TcpStream::connect(g.addr).await.unwrap();
     let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await.unwrap();
-    // Never read: the gateway's writes block, and the send timeout must drop the relay.
+    // Never read: the gateway's writes block, and the send timeout must drop the relay. The
+    // stream (64 MiB) is far more than loopback's socket buffers, the relay channel and hyper
+    // can hold together (~10-15 MiB), so the mock cannot finish before the gateway stops reading.
     let deadline = Instant::now() + secs(10.0);
     loop {
         let rec = mock.records("flood");
