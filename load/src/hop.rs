@@ -717,6 +717,11 @@ struct Peer {
     headers: Vec<(String, String)>,
 }
 
+/// The master key of the hop run's LiteLLM: 1.106.2 refuses to start without one
+/// (`UnsafeMasterKeyError` in `proxy/auth/master_key_boot_check.py`: each worker dies at start
+/// and the uvicorn parent stops), so a key-less config gave no LiteLLM row at all.
+const LITELLM_HOP_KEY: &str = "sk-litellm-hop";
+
 /// LiteLLM and Portkey: the command from the flag/env, else from the `scripts/peers` install
 /// directory, else a skip reason.
 fn peers(opts: &HopOpts, dir: &Path, mock_api: &str) -> Vec<Peer> {
@@ -726,11 +731,11 @@ fn peers(opts: &HopOpts, dir: &Path, mock_api: &str) -> Vec<Peer> {
         let _ = std::fs::write(
             &litellm_cfg,
             format!(
-                "model_list:\n  - model_name: small\n    litellm_params:\n      model: openai/upstream-small\n      api_base: {mock_api}\n      api_key: sk-mock\n"
+                "model_list:\n  - model_name: small\n    litellm_params:\n      model: openai/upstream-small\n      api_base: {mock_api}\n      api_key: sk-mock\ngeneral_settings:\n  master_key: {LITELLM_HOP_KEY}\n"
             ),
         );
         format!(
-            "{} --config {} --host 127.0.0.1 --port {{port}} --num_workers 2",
+            "env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY=False {} --config {} --host 127.0.0.1 --port {{port}} --num_workers 2",
             venv.display(),
             litellm_cfg.display()
         )
@@ -754,7 +759,7 @@ fn peers(opts: &HopOpts, dir: &Path, mock_api: &str) -> Vec<Peer> {
             cmd: opts.litellm_cmd.clone().or(litellm_default),
             why: why("litellm", "--litellm-cmd"),
             model: "small",
-            headers: vec![("Authorization".into(), "Bearer sk-none".into())],
+            headers: vec![("Authorization".into(), format!("Bearer {LITELLM_HOP_KEY}"))],
         },
         Peer {
             name: "portkey",
