@@ -12,151 +12,30 @@ use std::pin::Pin;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::upstream::sse_reader::{ReadError, SseReader};
+use crate::upstream::sse_splice::RawChunk;
 use crate::upstream::{self, stream_failure, StreamFailure, Usage};
 use serde_json::json;
-
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
-
-/// Why an upstream event could not be read.
-#[derive(Debug)]
-enum ReadError {
-    Transport(reqwest::Error),
-    /// One line (or one event's data) passed SSE_MAX_LINE_BYTES.
-    TooLong,
-    /// A line that is not UTF-8.
-    Malformed,
-}
-
-/// A bounded SSE reader (the `data` of each event, per the WHATWG event-stream rules the
-/// gateway needs: `data:` lines joined by LF, comments and other fields ignored, a blank line
-/// dispatches). It replaces `eventsource-stream` on the upstream side because that parser
-/// re-scans its whole buffer for every network chunk (quadratic in a long line) and has no
-/// cap: here every byte is scanned once, and a line or an event's data over `max_line` fails
-/// the stream before more is buffered.
-struct SseReader {
-    body: ByteStream,
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
-    start: usize,
-    /// Bytes of `buf` from `start` already searched for a line end.
-    scanned: usize,
-    data: String,
-    has_data: bool,
-    max_line: usize,
-}
-
-impl SseReader {
-    fn new(body: ByteStream, max_line: usize) -> Self {
-        SseReader {
-            body,
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
-            data: String::new(),
-            has_data: false,
-            max_line,
-        }
-    }
-
-    /// The data of the next event; `None` at the end of the body (an unfinished event is
-    /// dropped, as the SSE rules say).
-    async fn next_data(&mut self) -> Option<Result<String, ReadError>> {
-        loop {
-            while let Some(pos) = self.buf[self.start + self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let end = self.start + self.scanned + pos;
-                let mut line = &self.buf[self.start..end];
-                if let [rest @ .., b'\r'] = line {
-                    line = rest;
-                }
-                let event = EventData {
-                    data: &mut self.data,
-                    has_data: &mut self.has_data,
-                    max_line: self.max_line,
-                };
-                let dispatched = match event.take_line(line) {
-                    Ok(d) => d,
-                    Err(e) => return Some(Err(e)),
-                };
-                self.start = end + 1;
-                self.scanned = 0;
-                if let Some(data) = dispatched {
-                    return Some(Ok(data));
-                }
-            }
-            self.scanned = self.buf.len() - self.start;
-            if self.scanned > self.max_line {
-                return Some(Err(ReadError::TooLong));
-            }
-            match self.body.next().await {
-                None => return None,
-                Some(Err(e)) => return Some(Err(ReadError::Transport(e))),
-                Some(Ok(chunk)) => {
-                    // Compact once per network chunk, not once per line.
-                    self.buf.drain(..self.start);
-                    self.start = 0;
-                    self.buf.extend_from_slice(&chunk);
-                }
-            }
-        }
-    }
-}
-
-/// The event being built (borrowed apart from the buffer its lines come from).
-struct EventData<'a> {
-    data: &'a mut String,
-    has_data: &'a mut bool,
-    max_line: usize,
-}
-
-impl EventData<'_> {
-    /// Applies one line; returns an event's data when the line dispatches one.
-    fn take_line(self, line: &[u8]) -> Result<Option<String>, ReadError> {
-        if line.is_empty() {
-            if !*self.has_data {
-                return Ok(None);
-            }
-            *self.has_data = false;
-            let mut data = std::mem::take(self.data);
-            if data.ends_with('\n') {
-                data.pop();
-            }
-            return Ok(Some(data));
-        }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(0) => return Ok(None), // a comment (`: OPENROUTER PROCESSING`)
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
-        if field != b"data" {
-            return Ok(None);
-        }
-        let value = std::str::from_utf8(value).map_err(|_| ReadError::Malformed)?;
-        if self.data.len() + value.len() + 1 > self.max_line {
-            return Err(ReadError::TooLong);
-        }
-        self.data.push_str(value);
-        self.data.push('\n');
-        *self.has_data = true;
-        Ok(None)
-    }
-}
 
 /// One parsed item of an upstream stream.
 #[derive(Debug)]
 pub enum Piece {
+    Chunk(Map<String, Value>),
+    Done,
+    Failed(ApiError),
+}
+
+/// One item for the plain relay ([`UpstreamEvents::next_relayed`]): a chunk as bytes where
+/// the fast path decides, else as a `Value` map, like [`Piece`].
+#[derive(Debug)]
+pub enum Relayed {
+    Raw(RawChunk),
     Chunk(Map<String, Value>),
     Done,
     Failed(ApiError),
@@ -173,6 +52,9 @@ pub struct UpstreamEvents {
     model: Model,
     limit_param: Option<&'static str>,
     finished: bool,
+    /// Chunks may come as [`RawChunk`] from `next_relayed` (set by a relay that changes
+    /// nothing but `model`).
+    as_bytes: bool,
     /// A chunk with a choice arrived: `[DONE]` before one (only usage, or nothing) answered
     /// nothing, an upstream failure (SPEC §5), decided here for relay and tool loop alike.
     answered: bool,
@@ -196,14 +78,54 @@ impl UpstreamEvents {
             model: model.clone(),
             limit_param: upstream::limit_param(body),
             finished: false,
+            as_bytes: false,
             answered: false,
         }
     }
 
+    /// Lets [`Self::next_relayed`] hand out chunks as bytes with `model` spliced: for a relay
+    /// that adds no field and keeps no copy of the message.
+    pub fn relay_as_bytes(mut self) -> Self {
+        self.as_bytes = true;
+        self
+    }
+
     /// The next piece; after `Done` or `Failed` it keeps returning `Done`.
     pub async fn next(&mut self) -> Piece {
+        let data = match self.next_data().await {
+            Ok(data) => data,
+            Err(end) => return end,
+        };
+        self.parsed(&data)
+    }
+
+    /// As [`Self::next`], for the plain relay: after [`Self::relay_as_bytes`] an ordinary
+    /// chunk comes as [`Relayed::Raw`]; whatever the fast path does not decide is parsed and
+    /// decided by the `Value` path as in `next`. Cancel-safe like `next`.
+    pub async fn next_relayed(&mut self) -> Relayed {
+        let data = match self.next_data().await {
+            Ok(data) => data,
+            Err(end) => return Relayed::from(end),
+        };
+        let data = if self.as_bytes && !is_done(&data) {
+            match RawChunk::parse(data) {
+                Ok(raw) => {
+                    self.answered |= !raw.usage_only;
+                    return Relayed::Raw(raw);
+                }
+                Err(data) => data,
+            }
+        } else {
+            data
+        };
+        Relayed::from(self.parsed(&data))
+    }
+
+    /// The next event's data; `Err` with the piece that ends the stream (every later call
+    /// returns `Done`).
+    async fn next_data(&mut self) -> Result<String, Piece> {
         if self.finished {
-            return Piece::Done;
+            return Err(Piece::Done);
         }
         let raced = {
             let (inner, deadline) = (&mut self.inner, &mut self.deadline);
@@ -218,24 +140,24 @@ impl UpstreamEvents {
             })
             .await
         };
-        let piece = match raced {
-            Err(()) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
-            Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
-            Ok(Some(Err(ReadError::Transport(e)))) => {
-                Piece::Failed(upstream::stream_transport_error(e))
-            }
-            Ok(Some(Err(ReadError::TooLong))) => {
-                Piece::Failed(upstream::event_too_long(self.inner.max_line))
-            }
-            Ok(Some(Err(ReadError::Malformed))) => {
-                Piece::Failed(stream_failure(StreamFailure::Malformed))
-            }
-            Ok(Some(Ok(data))) => self.parse(&data),
+        let failure = match raced {
+            Ok(Some(Ok(data))) => return Ok(data),
+            Err(()) => stream_failure(StreamFailure::Stalled),
+            Ok(None) => stream_failure(StreamFailure::EndedWithoutDone),
+            Ok(Some(Err(ReadError::Transport(e)))) => upstream::stream_transport_error(e),
+            Ok(Some(Err(ReadError::TooLong))) => upstream::event_too_long(self.inner.max_line),
+            Ok(Some(Err(ReadError::Malformed))) => stream_failure(StreamFailure::Malformed),
         };
+        self.finished = true;
+        Err(Piece::Failed(failure))
+    }
+
+    /// An event's data through the `Value` path, with the stream's bookkeeping.
+    fn parsed(&mut self, data: &str) -> Piece {
+        let piece = self.parse(data);
         if let Piece::Chunk(c) = &piece {
             self.answered |= !is_usage_only(c);
-        }
-        if !matches!(piece, Piece::Chunk(_)) {
+        } else {
             self.finished = true;
         }
         piece
@@ -268,9 +190,9 @@ impl UpstreamEvents {
     }
 
     fn parse(&self, data: &str) -> Piece {
-        if data.trim() == "[DONE]" && !self.answered {
+        if is_done(data) && !self.answered {
             return Piece::Failed(stream_failure(StreamFailure::EndedBeforeFirstChunk));
-        } else if data.trim() == "[DONE]" {
+        } else if is_done(data) {
             return Piece::Done;
         }
         match serde_json::from_str::<Value>(data) {
@@ -284,6 +206,20 @@ impl UpstreamEvents {
                 Piece::Chunk(obj)
             }
             _ => Piece::Failed(stream_failure(StreamFailure::ChunkNotObject)),
+        }
+    }
+}
+
+fn is_done(data: &str) -> bool {
+    data.trim() == "[DONE]"
+}
+
+impl From<Piece> for Relayed {
+    fn from(p: Piece) -> Self {
+        match p {
+            Piece::Chunk(c) => Relayed::Chunk(c),
+            Piece::Done => Relayed::Done,
+            Piece::Failed(e) => Relayed::Failed(e),
         }
     }
 }
@@ -315,6 +251,19 @@ pub(crate) fn is_usage_only(chunk: &Map<String, Value>) -> bool {
             .get("choices")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty)
+}
+
+/// Content bytes of `choices[0].delta` (content and serialised `tool_calls`), the `Value`
+/// path's count (the raw path counts the same, `sse_splice::delta_bytes`).
+pub(crate) fn value_delta_bytes(chunk: &Map<String, Value>) -> u64 {
+    chunk
+        .get("choices")
+        .and_then(|c| c.pointer("/0/delta"))
+        .map_or(0, |d| {
+            let text = d.get("content").and_then(Value::as_str).map_or(0, str::len);
+            let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
+            (text + args) as u64
+        })
 }
 
 pub(crate) fn sse_response(body: Body) -> Response {
@@ -384,7 +333,12 @@ impl Hooks {
         if let Some((k, v)) = &self.field {
             chunk.insert(k.clone(), v.clone());
         }
-        serde_json::to_string(chunk).ok().map(|s| sse_data(&s))
+        // Serialised in place after the `data: ` prefix (no second copy of the JSON).
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"data: ");
+        serde_json::to_writer(&mut out, chunk).ok()?;
+        out.extend_from_slice(b"\n\n");
+        Some(Bytes::from(out))
     }
 
     /// Settles a stream the upstream failed, without blocking the caller.
@@ -493,7 +447,3 @@ impl Assembler {
         m
     }
 }
-
-#[cfg(test)]
-#[path = "sse_tests.rs"]
-mod tests;
