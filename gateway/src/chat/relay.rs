@@ -20,9 +20,9 @@ use crate::upstream::sse::{
 use crate::upstream::sse_splice::RawChunk;
 use crate::upstream::{self, Usage};
 
-/// Plain relay (no server-side tools): waits for the first chunk, sends it, then forwards the
-/// rest as they arrive, joining the events already there into one frame
-/// (`RELAY_COALESCE_BYTES`).
+/// Plain relay (no server-side tools): waits for the first chunk, sends it with the events
+/// already behind it, then forwards the rest as they arrive, joining the events already there
+/// into one frame (`RELAY_COALESCE_BYTES`).
 pub(crate) async fn relay(
     state: &crate::state::AppState,
     model: &Model,
@@ -79,22 +79,30 @@ pub(crate) async fn relay(
         ended: false,
         streamed_bytes: 0,
     };
-    let mut first_bytes = BytesMut::new();
+    let mut first_bytes = BytesMut::with_capacity(FRAME_CAPACITY);
     if let Some(c) = early {
         st.forward(c, &mut first_bytes);
     }
     st.forward(first, &mut first_bytes);
-    let first_bytes = (!first_bytes.is_empty()).then(|| first_bytes.freeze());
     let coalesce = state.config.reads.relay_coalesce_bytes;
+    // The first frame takes what has already arrived too (at most RELAY_YIELDS scheduler
+    // turns per event, never a network wait), so that a short answer that came in one go
+    // leaves in one write with the header, as nginx sends what it read.
+    let first_frame = if first_bytes.is_empty() {
+        None
+    } else {
+        Some(st.next_frame(first_bytes, coalesce).await)
+    };
     let rest = futures_util::stream::unfold(st, move |mut st| async move {
         if st.ended {
             return None;
         }
-        let frame = st.next_frame(coalesce).await;
+        let frame = st
+            .next_frame(BytesMut::with_capacity(FRAME_CAPACITY), coalesce)
+            .await;
         Some((Ok::<Bytes, std::io::Error>(frame), st))
     });
-    // The first chunk goes out alone and at once: TTFT never waits for a yield.
-    let head = futures_util::stream::iter(first_bytes.map(Ok));
+    let head = futures_util::stream::iter(first_frame.map(Ok));
     Ok(sse_response(Body::from_stream(head.chain(rest))))
 }
 
@@ -150,13 +158,12 @@ struct RelayState {
 }
 
 impl RelayState {
-    /// The next body frame: the next event (waited for), then every event that has already
-    /// arrived, joined, up to `coalesce` bytes. Each event is still parsed, checked and
+    /// The next body frame: `out` as given, or the next event (waited for) when it is empty,
+    /// then every event that has already arrived, joined, up to `coalesce` bytes. Each event is still parsed, checked and
     /// alias-swapped on its own; only the write is shared (one syscall instead of one per
     /// event, as nginx writes what it read). Ends with `[DONE]` / `event: error` when the
     /// stream does.
-    async fn next_frame(&mut self, coalesce: usize) -> Bytes {
-        let mut out = BytesMut::with_capacity(FRAME_CAPACITY);
+    async fn next_frame(&mut self, mut out: BytesMut, coalesce: usize) -> Bytes {
         loop {
             let piece = if out.is_empty() {
                 self.events.next_relayed().await
