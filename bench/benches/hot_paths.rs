@@ -16,7 +16,8 @@ use bench::{image_chat_body, png_data_uri, typical_chat_body, upstream_sse_event
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gateway::catalog::Code;
 use gateway::testing::{
-    check_chat, parse_object, Api, ApiError, Hooks, LocalLimiters, Piece, UpstreamEvents,
+    check_chat, parse_object, Api, ApiError, Hooks, LocalLimiters, Piece, RawChunk, Relayed,
+    UpstreamEvents,
 };
 
 fn limiter(c: &mut Criterion) {
@@ -101,7 +102,10 @@ fn validation(c: &mut Criterion) {
     g.finish();
 }
 
-/// The relay's work per upstream event: SSE parse, JSON parse, alias swap, re-serialise.
+/// The relay's work per upstream event: SSE parse, then (as the /v1 relay does now) the fast
+/// path's validating read, raw members, `model` spliced into the upstream's bytes; and, for
+/// comparison, the `Value` path (JSON parse, alias swap, re-serialise) that /c1, the tool
+/// loop and every unusual event take.
 fn sse_relay(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,21 +116,47 @@ fn sse_relay(c: &mut Criterion) {
     let bytes: u64 = events.iter().map(|e| e.len() as u64).sum();
     let state = &gateway::AppState::new(gateway::testing::config()).unwrap();
     let model = &state.config.models[0];
+    let alias_json = serde_json::to_string(&model.alias).unwrap();
+    let alias = alias_json.as_str();
     let request = &serde_json::Map::new();
+    let response = || {
+        let body =
+            futures_util::stream::iter(events.clone().into_iter().map(Ok::<_, std::io::Error>));
+        let resp = axum::http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(reqwest::Body::wrap_stream(body))
+            .unwrap();
+        reqwest::Response::from(resp)
+    };
     let mut g = c.benchmark_group("sse_relay");
     g.throughput(Throughput::Elements(n));
     g.bench_function(format!("{n}_events"), |b| {
         b.to_async(&rt).iter_batched(
-            || {
-                let body = futures_util::stream::iter(
-                    events.clone().into_iter().map(Ok::<_, std::io::Error>),
-                );
-                let resp = axum::http::Response::builder()
-                    .header("content-type", "text/event-stream")
-                    .body(reqwest::Body::wrap_stream(body))
-                    .unwrap();
-                reqwest::Response::from(resp)
+            response,
+            |resp| async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut up =
+                    UpstreamEvents::new(resp, deadline, state, model, request).relay_as_bytes();
+                let hooks = Hooks::default();
+                let mut out = bytes::BytesMut::new();
+                loop {
+                    match up.next_relayed().await {
+                        Relayed::Raw(c) => c.write_sse(alias, &mut out),
+                        Relayed::Chunk(mut c) => {
+                            out.extend_from_slice(&hooks.chunk_bytes(&mut c).unwrap())
+                        }
+                        Relayed::Done => break,
+                        Relayed::Failed(e) => panic!("relay failed: {e}"),
+                    }
+                }
+                black_box(out.len())
             },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function(format!("{n}_events_value"), |b| {
+        b.to_async(&rt).iter_batched(
+            response,
             |resp| async move {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
                 let mut up = UpstreamEvents::new(resp, deadline, state, model, request);
@@ -147,12 +177,16 @@ fn sse_relay(c: &mut Criterion) {
         )
     });
     g.throughput(Throughput::Bytes(bytes));
+    let datas: Vec<String> = events
+        .iter()
+        .map(|e| std::str::from_utf8(&e[6..e.len() - 2]).unwrap().to_owned())
+        .filter(|d| d != "[DONE]")
+        .collect();
     g.bench_function(format!("{n}_events_bytes"), |b| {
         b.iter(|| {
-            // Parse + re-serialise only (no stream machinery), to split the cost.
+            // Value parse + re-serialise only (no stream machinery), to split the cost.
             let mut out = 0usize;
-            for e in &events {
-                let data = std::str::from_utf8(&e[6..e.len() - 2]).unwrap();
+            for data in &datas {
                 if let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(data) {
                     m.insert("model".into(), serde_json::Value::String("small".into()));
                     out += gateway::testing::sse_data(&serde_json::to_string(&m).unwrap()).len();
@@ -160,6 +194,22 @@ fn sse_relay(c: &mut Criterion) {
             }
             black_box(out)
         })
+    });
+    g.bench_function(format!("{n}_events_splice"), |b| {
+        b.iter_batched(
+            || datas.clone(),
+            |datas| {
+                // The fast path's read + splice only, the same split.
+                let mut out = bytes::BytesMut::new();
+                for data in datas {
+                    if let Ok(c) = RawChunk::parse(data) {
+                        c.write_sse(alias, &mut out);
+                    }
+                }
+                black_box(out.len())
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

@@ -20,7 +20,8 @@ pub use crate::error::ApiError;
 pub use crate::routes::discovery::{docs_html, errors_json};
 pub use crate::state::FixedClock;
 pub use crate::store::Store;
-pub use crate::upstream::sse::{done, sse_data, Hooks, Piece, UpstreamEvents};
+pub use crate::upstream::sse::{done, sse_data, Hooks, Piece, Relayed, UpstreamEvents};
+pub use crate::upstream::sse_splice::RawChunk;
 
 pub const TOKEN: &str = "tok-primary";
 pub const OTHER_TOKEN: &str = "tok-other";

@@ -1,5 +1,7 @@
 //! Plain SSE relay (no server-side tools): upstream chunks forwarded as they arrive, the ones
-//! that arrived together in one write.
+//! that arrived together in one write. On /v1 an ordinary chunk is relayed as the upstream's
+//! bytes with `model` spliced (`upstream/sse_splice.rs`); /c1 (which adds `conversation_id`
+//! and stores the message) and anything unusual take the `Value` path.
 
 use crate::checks::ChatBody;
 use axum::body::{Body, Bytes};
@@ -12,14 +14,15 @@ use tokio::time::Instant;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::upstream::sse::{
-    error_event, is_usage_only, request_usage, sse_response, Assembler, Hooks, Piece,
+    error_event, is_usage_only, request_usage, sse_response, Assembler, Hooks, Relayed,
     UpstreamEvents,
 };
+use crate::upstream::sse_splice::RawChunk;
 use crate::upstream::{self, Usage};
 
-/// Plain relay (no server-side tools): waits for the first chunk, sends it, then forwards the
-/// rest as they arrive, joining the events already there into one frame
-/// (`RELAY_COALESCE_BYTES`).
+/// Plain relay (no server-side tools): waits for the first chunk, sends it with the events
+/// already behind it, then forwards the rest as they arrive, joining the events already there
+/// into one frame (`RELAY_COALESCE_BYTES`).
 pub(crate) async fn relay(
     state: &crate::state::AppState,
     model: &Model,
@@ -36,41 +39,42 @@ pub(crate) async fn relay(
         }
     };
     let mut events = UpstreamEvents::new(resp, deadline, state, model, &body);
+    // Bytes only where nothing but `model` changes: no field added, no copy kept.
+    if hooks.field.is_none() && !hooks.keep_message {
+        events = events.relay_as_bytes();
+    }
     // A usage report with empty `choices` is no answer yet: the 200 waits for a chunk with a
     // choice (a stream that ends without one fails in `UpstreamEvents`, before the 200). Only
     // the last such report is kept (usage is cumulative), so a flood of them holds no memory.
-    let mut early: Option<Map<String, Value>> = None;
+    let mut early: Option<Chunk> = None;
     // The kept report's memory share (the replaced ones' shares are given back).
     let mut early_share = events.take_share();
     let first = loop {
-        let early_usage = || {
-            Usage::from_json(
-                early
-                    .as_ref()
-                    .and_then(|c| c.get("usage"))
-                    .filter(|u| u.is_object()),
-            )
-        };
-        match events.next().await {
-            Piece::Chunk(c) if is_usage_only(&c) => {
-                early = Some(c);
-                early_share = events.take_share();
-            }
-            Piece::Chunk(c) => break c,
-            Piece::Done => {
+        let early_usage = || early.as_ref().and_then(Chunk::usage).unwrap_or_default();
+        let chunk = match events.next_relayed().await {
+            Relayed::Raw(c) => Chunk::Raw(c),
+            Relayed::Chunk(c) => Chunk::Value(c),
+            Relayed::Done => {
                 hooks.abandon(early_usage());
                 return Err(upstream::stream_failure(
                     upstream::StreamFailure::EndedBeforeFirstChunk,
                 ));
             }
-            Piece::Failed(e) => {
+            Relayed::Failed(e) => {
                 hooks.abandon(early_usage());
                 return Err(e);
             }
+        };
+        if chunk.usage_only() {
+            early = Some(chunk);
+            early_share = events.take_share();
+        } else {
+            break chunk;
         }
     };
     let mut st = RelayState {
         events,
+        alias_json: serde_json::to_string(&model.alias).unwrap_or_else(|_| "\"\"".into()),
         wants_usage,
         usage: Usage::default(),
         asm: hooks.keep_message.then(Assembler::default),
@@ -80,25 +84,32 @@ pub(crate) async fn relay(
         ended: false,
         streamed_bytes: 0,
     };
-    let mut first_bytes = early.and_then(|c| st.forward(c)).map(BytesMut::from);
-    if let Some(b) = st.forward(first) {
-        first_bytes
-            .get_or_insert_with(BytesMut::new)
-            .extend_from_slice(&b);
+    let mut first_bytes = BytesMut::with_capacity(FRAME_CAPACITY);
+    if let Some(c) = early {
+        st.forward(c, &mut first_bytes);
     }
-    let mut share = st.events.take_share();
-    share.absorb(&mut early_share);
-    let first_bytes = first_bytes.map(|b| share.attach(b.freeze()));
+    st.forward(first, &mut first_bytes);
+    // The kept report goes out in the first frame: its share goes with the frame's.
+    st.events.give_back_share(&mut early_share);
     let coalesce = state.config.reads.relay_coalesce_bytes;
+    // The first frame takes what has already arrived too (at most RELAY_YIELDS scheduler
+    // turns per event, never a network wait), so that a short answer that came in one go
+    // leaves in one write with the header, as nginx sends what it read.
+    let first_frame = if first_bytes.is_empty() {
+        None
+    } else {
+        Some(st.next_frame(first_bytes, coalesce).await)
+    };
     let rest = futures_util::stream::unfold(st, move |mut st| async move {
         if st.ended {
             return None;
         }
-        let frame = st.next_frame(coalesce).await;
+        let frame = st
+            .next_frame(BytesMut::with_capacity(FRAME_CAPACITY), coalesce)
+            .await;
         Some((Ok::<Bytes, std::io::Error>(frame), st))
     });
-    // The first chunk goes out alone and at once: TTFT never waits for a yield.
-    let head = futures_util::stream::iter(first_bytes.map(Ok));
+    let head = futures_util::stream::iter(first_frame.map(Ok));
     Ok(sse_response(Body::from_stream(head.chain(rest))))
 }
 
@@ -108,8 +119,41 @@ pub(crate) async fn relay(
 /// for the network.
 const RELAY_YIELDS: usize = 3;
 
+/// Initial capacity of one body frame: a few ordinary chunks (about 250 bytes each) fit
+/// without regrowing; a bigger frame grows as needed (up to `RELAY_COALESCE_BYTES` and the
+/// last event).
+const FRAME_CAPACITY: usize = 1024;
+
+/// A chunk the relay forwards: the upstream's bytes, or a parsed map.
+enum Chunk {
+    Raw(RawChunk),
+    Value(Map<String, Value>),
+}
+
+impl Chunk {
+    fn usage_only(&self) -> bool {
+        match self {
+            Chunk::Raw(c) => c.usage_only,
+            Chunk::Value(c) => is_usage_only(c),
+        }
+    }
+
+    /// The usage it reports (`usage` when an object).
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Chunk::Raw(c) => c.usage,
+            Chunk::Value(c) => c
+                .get("usage")
+                .filter(|u| u.is_object())
+                .map(|u| Usage::from_json(Some(u))),
+        }
+    }
+}
+
 struct RelayState {
     events: UpstreamEvents,
+    /// The alias as a JSON string, spliced into raw chunks in place of `model`.
+    alias_json: String,
     wants_usage: bool,
     usage: Usage,
     /// What the caller has received so far, for the /c1 store (`None` on /v1).
@@ -125,16 +169,19 @@ struct RelayState {
 }
 
 impl RelayState {
-    /// The next body frame: the next event (waited for), then every event that has already
-    /// arrived, joined, up to `coalesce` bytes. Each event is still parsed, checked and
-    /// alias-swapped on its own; only the write is shared (one syscall instead of one per
+    /// The next body frame: `out` as given, or the next event (waited for) when it is empty,
+    /// then every event that has already arrived, joined, up to `coalesce` bytes. Each event
+    /// is still checked, paid for and alias-swapped on its own; only the write is shared (one syscall instead of one per
     /// event, as nginx writes what it read). Ends with `[DONE]` / `event: error` when the
     /// stream does.
-    async fn next_frame(&mut self, coalesce: usize) -> Bytes {
-        let mut out = BytesMut::new();
+    async fn next_frame(&mut self, mut out: BytesMut, coalesce: usize) -> Bytes {
         loop {
-            let piece = if out.is_empty() {
-                self.events.next().await
+            // A refusal of the assembled message's growth ends the stream after the chunk
+            // that caused it (that chunk is relayed, as the caller's copy is not the store's).
+            let piece = if let Some(e) = self.refused.take() {
+                Relayed::Failed(e)
+            } else if out.is_empty() {
+                self.events.next_relayed().await
             } else if out.len() >= coalesce {
                 break;
             } else {
@@ -143,28 +190,17 @@ impl RelayState {
                     None => break,
                 }
             };
-            let piece = match piece {
-                Piece::Chunk(c) => {
-                    if let Some(b) = self.forward(c) {
-                        out.extend_from_slice(&b);
-                    }
-                    match self.refused.take() {
-                        Some(e) => Piece::Failed(e),
-                        None => continue,
-                    }
-                }
-                other => other,
-            };
             match piece {
-                Piece::Chunk(_) => {}
-                Piece::Done => {
+                Relayed::Raw(c) => self.forward(Chunk::Raw(c), &mut out),
+                Relayed::Chunk(c) => self.forward(Chunk::Value(c), &mut out),
+                Relayed::Done => {
                     self.ended = true;
                     let message = self.asm.as_ref().map_or(Value::Null, Assembler::message);
                     let end = self.hooks.complete(self.usage, message).await;
                     out.extend_from_slice(&end);
                     break;
                 }
-                Piece::Failed(e) => {
+                Relayed::Failed(e) => {
                     // After the 200 the edge has logged its line already: a mid-stream
                     // failure's cause is logged here, the one other place.
                     let cause = e.cause.clone().map(crate::error::ErrorCause);
@@ -188,34 +224,52 @@ impl RelayState {
     /// when nothing more has arrived. `UpstreamEvents::next` is cancel-safe (its only await
     /// is the body's next network chunk, taken whole), so a poll that finds nothing loses
     /// nothing.
-    async fn ready_piece(&mut self) -> Option<Piece> {
+    async fn ready_piece(&mut self) -> Option<Relayed> {
         for turn in 0..=RELAY_YIELDS {
             if turn > 0 {
                 tokio::task::yield_now().await;
             }
-            if let Some(p) = self.events.next().now_or_never() {
+            if let Some(p) = self.events.next_relayed().now_or_never() {
                 return Some(p);
             }
         }
         None
     }
 
-    fn forward(&mut self, mut chunk: Map<String, Value>) -> Option<Bytes> {
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Usage::from_json(Some(u));
-        }
-        if is_usage_only(&chunk) && !self.wants_usage {
-            return None;
-        }
-        self.streamed_bytes = self
-            .streamed_bytes
-            .saturating_add(upstream::sse::delta_bytes(&chunk));
-        if let Some(asm) = &mut self.asm {
-            if let Err(e) = asm.add_held(&chunk, &mut self.asm_hold) {
-                self.refused = Some(e);
+    /// Appends one chunk's event to `out` (nothing for a usage report the caller did not
+    /// ask for), after counting its usage and content.
+    fn forward(&mut self, chunk: Chunk, out: &mut BytesMut) {
+        match chunk {
+            Chunk::Raw(c) => {
+                if let Some(u) = c.usage {
+                    self.usage = u;
+                }
+                if c.usage_only && !self.wants_usage {
+                    return;
+                }
+                self.streamed_bytes = self.streamed_bytes.saturating_add(c.delta_bytes);
+                c.write_sse(&self.alias_json, out);
+            }
+            Chunk::Value(mut chunk) => {
+                if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+                    self.usage = Usage::from_json(Some(u));
+                }
+                if is_usage_only(&chunk) && !self.wants_usage {
+                    return;
+                }
+                self.streamed_bytes = self
+                    .streamed_bytes
+                    .saturating_add(upstream::sse::delta_bytes(&chunk));
+                if let Some(asm) = &mut self.asm {
+                    if let Err(e) = asm.add_held(&chunk, &mut self.asm_hold) {
+                        self.refused = Some(e);
+                    }
+                }
+                if let Some(b) = self.hooks.chunk_bytes(&mut chunk) {
+                    out.extend_from_slice(&b);
+                }
             }
         }
-        self.hooks.chunk_bytes(&mut chunk)
     }
 }
 

@@ -385,6 +385,8 @@ mod errors;
 pub(crate) mod litellm;
 mod sanitize;
 pub(crate) mod sse;
+mod sse_reader;
+pub(crate) mod sse_splice;
 
 pub(crate) use errors::*;
 pub(crate) use sanitize::sanitize;

@@ -12,7 +12,6 @@ use std::pin::Pin;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -20,143 +19,23 @@ use crate::checks::memory::MemoryHold;
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::upstream::sse_reader::{ReadError, SseReader};
+use crate::upstream::sse_splice::RawChunk;
 use crate::upstream::{self, stream_failure, StreamFailure, Usage};
-
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
-
-/// Why an upstream event could not be read.
-#[derive(Debug)]
-enum ReadError {
-    Transport(reqwest::Error),
-    /// One line (or one event's data) passed SSE_MAX_LINE_BYTES.
-    TooLong,
-    /// A line that is not UTF-8.
-    Malformed,
-}
-
-/// A bounded SSE reader (the `data` of each event, per the WHATWG event-stream rules the
-/// gateway needs: `data:` lines joined by LF, comments and other fields ignored, a blank line
-/// dispatches). It replaces `eventsource-stream` on the upstream side because that parser
-/// re-scans its whole buffer for every network chunk (quadratic in a long line) and has no
-/// cap: here every byte is scanned once, and a line or an event's data over `max_line` fails
-/// the stream before more is buffered.
-struct SseReader {
-    body: ByteStream,
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
-    start: usize,
-    /// Bytes of `buf` from `start` already searched for a line end.
-    scanned: usize,
-    data: String,
-    has_data: bool,
-    max_line: usize,
-}
-
-impl SseReader {
-    fn new(body: ByteStream, max_line: usize) -> Self {
-        SseReader {
-            body,
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
-            data: String::new(),
-            has_data: false,
-            max_line,
-        }
-    }
-
-    /// The data of the next event; `None` at the end of the body (an unfinished event is
-    /// dropped, as the SSE rules say).
-    async fn next_data(&mut self) -> Option<Result<String, ReadError>> {
-        loop {
-            while let Some(pos) = self.buf[self.start + self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let end = self.start + self.scanned + pos;
-                let mut line = &self.buf[self.start..end];
-                if let [rest @ .., b'\r'] = line {
-                    line = rest;
-                }
-                let event = EventData {
-                    data: &mut self.data,
-                    has_data: &mut self.has_data,
-                    max_line: self.max_line,
-                };
-                let dispatched = match event.take_line(line) {
-                    Ok(d) => d,
-                    Err(e) => return Some(Err(e)),
-                };
-                self.start = end + 1;
-                self.scanned = 0;
-                if let Some(data) = dispatched {
-                    return Some(Ok(data));
-                }
-            }
-            self.scanned = self.buf.len() - self.start;
-            if self.scanned > self.max_line {
-                return Some(Err(ReadError::TooLong));
-            }
-            match self.body.next().await {
-                None => return None,
-                Some(Err(e)) => return Some(Err(ReadError::Transport(e))),
-                Some(Ok(chunk)) => {
-                    // Compact once per network chunk, not once per line.
-                    self.buf.drain(..self.start);
-                    self.start = 0;
-                    self.buf.extend_from_slice(&chunk);
-                }
-            }
-        }
-    }
-}
-
-/// The event being built (borrowed apart from the buffer its lines come from).
-struct EventData<'a> {
-    data: &'a mut String,
-    has_data: &'a mut bool,
-    max_line: usize,
-}
-
-impl EventData<'_> {
-    /// Applies one line; returns an event's data when the line dispatches one.
-    fn take_line(self, line: &[u8]) -> Result<Option<String>, ReadError> {
-        if line.is_empty() {
-            if !*self.has_data {
-                return Ok(None);
-            }
-            *self.has_data = false;
-            let mut data = std::mem::take(self.data);
-            if data.ends_with('\n') {
-                data.pop();
-            }
-            return Ok(Some(data));
-        }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(0) => return Ok(None), // a comment (`: OPENROUTER PROCESSING`)
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
-        if field != b"data" {
-            return Ok(None);
-        }
-        let value = std::str::from_utf8(value).map_err(|_| ReadError::Malformed)?;
-        if self.data.len() + value.len() + 1 > self.max_line {
-            return Err(ReadError::TooLong);
-        }
-        self.data.push_str(value);
-        self.data.push('\n');
-        *self.has_data = true;
-        Ok(None)
-    }
-}
 
 /// One parsed item of an upstream stream.
 #[derive(Debug)]
 pub enum Piece {
+    Chunk(Map<String, Value>),
+    Done,
+    Failed(ApiError),
+}
+
+/// One item for the plain relay ([`UpstreamEvents::next_relayed`]): a chunk as bytes where
+/// the fast path decides, else as a `Value` map, like [`Piece`].
+#[derive(Debug)]
+pub enum Relayed {
+    Raw(RawChunk),
     Chunk(Map<String, Value>),
     Done,
     Failed(ApiError),
@@ -176,6 +55,9 @@ pub struct UpstreamEvents {
     /// The answer-budget shares of the chunks parsed and not yet handed on with the bytes made
     /// from them ([`Self::take_share`]).
     pending: MemoryHold,
+    /// Chunks may come as [`RawChunk`] from `next_relayed` (set by a relay that changes
+    /// nothing but `model`).
+    as_bytes: bool,
     /// A chunk with a choice arrived: `[DONE]` before one (only usage, or nothing) answered
     /// nothing, an upstream failure (SPEC §5), decided here for relay and tool loop alike.
     answered: bool,
@@ -200,6 +82,7 @@ impl UpstreamEvents {
             limit_param: upstream::limit_param(body),
             finished: false,
             pending: state.answer_memory.hold(),
+            as_bytes: false,
             answered: false,
         }
     }
@@ -211,10 +94,64 @@ impl UpstreamEvents {
         std::mem::replace(&mut self.pending, fresh)
     }
 
+    /// Puts a share taken with [`Self::take_share`] back with the pending ones, to be handed
+    /// on with the next bytes (the relay's kept usage report, sent in the first frame).
+    pub fn give_back_share(&mut self, share: &mut MemoryHold) {
+        self.pending.absorb(share);
+    }
+
+    /// Lets [`Self::next_relayed`] hand out chunks as bytes with `model` spliced: for a relay
+    /// that adds no field and keeps no copy of the message.
+    pub fn relay_as_bytes(mut self) -> Self {
+        self.as_bytes = true;
+        self
+    }
+
     /// The next piece; after `Done` or `Failed` it keeps returning `Done`.
     pub async fn next(&mut self) -> Piece {
+        let data = match self.next_data().await {
+            Ok(data) => data,
+            Err(end) => return end,
+        };
+        self.parsed(&data)
+    }
+
+    /// As [`Self::next`], for the plain relay: after [`Self::relay_as_bytes`] an ordinary
+    /// chunk comes as [`Relayed::Raw`]; whatever the fast path does not decide is parsed and
+    /// decided by the `Value` path as in `next`. Cancel-safe like `next`.
+    pub async fn next_relayed(&mut self) -> Relayed {
+        let data = match self.next_data().await {
+            Ok(data) => data,
+            Err(end) => return Relayed::from(end),
+        };
+        if !self.as_bytes || is_done(&data) {
+            return Relayed::from(self.parsed(&data));
+        }
+        // Paid for first, exactly as the `Value` path pays ([`Self::charge`]): the raw path
+        // builds no tree, but the budget must not tell the two paths apart (a stream the
+        // `Value` path would refuse is refused here with the same error, at the same event).
+        if let Err(e) = self.charge(&data) {
+            self.finished = true;
+            return Relayed::Failed(e);
+        }
+        match RawChunk::parse(data) {
+            Ok(raw) => {
+                self.answered |= !raw.usage_only;
+                Relayed::Raw(raw)
+            }
+            // Already paid for: only built.
+            Err(data) => {
+                let piece = self.build(&data);
+                Relayed::from(self.settled(piece))
+            }
+        }
+    }
+
+    /// The next event's data; `Err` with the piece that ends the stream (every later call
+    /// returns `Done`).
+    async fn next_data(&mut self) -> Result<String, Piece> {
         if self.finished {
-            return Piece::Done;
+            return Err(Piece::Done);
         }
         let raced = {
             let (inner, deadline) = (&mut self.inner, &mut self.deadline);
@@ -229,24 +166,29 @@ impl UpstreamEvents {
             })
             .await
         };
-        let piece = match raced {
-            Err(()) => Piece::Failed(stream_failure(StreamFailure::Stalled)),
-            Ok(None) => Piece::Failed(stream_failure(StreamFailure::EndedWithoutDone)),
-            Ok(Some(Err(ReadError::Transport(e)))) => {
-                Piece::Failed(upstream::stream_transport_error(e))
-            }
-            Ok(Some(Err(ReadError::TooLong))) => {
-                Piece::Failed(upstream::event_too_long(self.inner.max_line))
-            }
-            Ok(Some(Err(ReadError::Malformed))) => {
-                Piece::Failed(stream_failure(StreamFailure::Malformed))
-            }
-            Ok(Some(Ok(data))) => self.parse(&data),
+        let failure = match raced {
+            Ok(Some(Ok(data))) => return Ok(data),
+            Err(()) => stream_failure(StreamFailure::Stalled),
+            Ok(None) => stream_failure(StreamFailure::EndedWithoutDone),
+            Ok(Some(Err(ReadError::Transport(e)))) => upstream::stream_transport_error(e),
+            Ok(Some(Err(ReadError::TooLong))) => upstream::event_too_long(self.inner.max_line),
+            Ok(Some(Err(ReadError::Malformed))) => stream_failure(StreamFailure::Malformed),
         };
+        self.finished = true;
+        Err(Piece::Failed(failure))
+    }
+
+    /// An event's data through the `Value` path, with the stream's bookkeeping.
+    fn parsed(&mut self, data: &str) -> Piece {
+        let piece = self.parse(data);
+        self.settled(piece)
+    }
+
+    /// The stream's bookkeeping for a piece of the `Value` path.
+    fn settled(&mut self, piece: Piece) -> Piece {
         if let Piece::Chunk(c) = &piece {
             self.answered |= !is_usage_only(c);
-        }
-        if !matches!(piece, Piece::Chunk(_)) {
+        } else {
             self.finished = true;
         }
         piece
@@ -278,26 +220,41 @@ impl UpstreamEvents {
         )
     }
 
-    /// A chunk is paid for before it is built: its tree's cost, its text and the bytes
-    /// serialised from it (`MAX_ANSWER_MEMORY_BYTES`; one event is at most SSE_MAX_LINE_BYTES,
-    /// but its tree can be 30 times that).
+    /// A chunk is paid for before it is built ([`Self::charge`]).
     fn parse(&mut self, data: &str) -> Piece {
-        if data.trim() == "[DONE]" && !self.answered {
+        if is_done(data) && !self.answered {
             return Piece::Failed(stream_failure(StreamFailure::EndedBeforeFirstChunk));
-        } else if data.trim() == "[DONE]" {
+        } else if is_done(data) {
             return Piece::Done;
         }
+        if let Err(e) = self.charge(data) {
+            return Piece::Failed(e);
+        }
+        self.build(data)
+    }
+
+    /// Pays for one event from the answer budget: its tree's cost, its text and the bytes
+    /// serialised from it (`MAX_ANSWER_MEMORY_BYTES`; one event is at most SSE_MAX_LINE_BYTES,
+    /// but its tree can be 30 times that). The same charge whichever path relays the event
+    /// (a raw chunk's text is held as long, and is what the tree's cost bounds); the share
+    /// waits in `pending` until [`Self::take_share`] hands it on with the bytes.
+    fn charge(&mut self, data: &str) -> Result<(), ApiError> {
         let Ok(cost) = crate::checks::lazy::json_cost(data.as_bytes()) else {
-            return Piece::Failed(stream_failure(StreamFailure::ChunkNotObject));
+            return Err(stream_failure(StreamFailure::ChunkNotObject));
         };
         let need = usize::try_from(cost)
             .unwrap_or(usize::MAX)
             .saturating_add(2 * data.len());
         let mut share = self.state.answer_memory.hold();
         if let Err(r) = share.grow(need) {
-            return Piece::Failed(upstream::answer_memory_refusal(r, share.budget_max()));
+            return Err(upstream::answer_memory_refusal(r, share.budget_max()));
         }
         self.pending.absorb(&mut share);
+        Ok(())
+    }
+
+    /// A paid-for event's `Value` chunk (`model` swapped), or why it is none.
+    fn build(&self, data: &str) -> Piece {
         match serde_json::from_str::<Value>(data) {
             Ok(Value::Object(mut obj)) => {
                 if let Some(err) = obj.get("error") {
@@ -313,6 +270,22 @@ impl UpstreamEvents {
     }
 }
 
+fn is_done(data: &str) -> bool {
+    data.trim() == "[DONE]"
+}
+
+impl From<Piece> for Relayed {
+    fn from(p: Piece) -> Self {
+        match p {
+            Piece::Chunk(c) => Relayed::Chunk(c),
+            Piece::Done => Relayed::Done,
+            Piece::Failed(e) => Relayed::Failed(e),
+        }
+    }
+}
+
+/// One `data:` event (for tests and benches: the relay serialises in place, `Hooks::chunk_bytes`).
+#[cfg(any(test, feature = "testing"))]
 pub fn sse_data(json: &str) -> Bytes {
     let mut s = String::with_capacity(json.len() + 8);
     s.push_str("data: ");
@@ -334,7 +307,8 @@ pub(crate) fn error_event(e: &ApiError) -> Bytes {
 }
 
 /// Content bytes a chunk carries to the caller (text plus tool-call deltas): what an abandoned
-/// stream is charged for, counted rather than copied (the plain relay and the tool loop alike).
+/// stream is charged for, counted rather than copied (the plain relay and the tool loop alike;
+/// a raw chunk counts the same, `sse_splice::delta_bytes`).
 pub(crate) fn delta_bytes(chunk: &Map<String, Value>) -> u64 {
     chunk
         .get("choices")
@@ -422,7 +396,12 @@ impl Hooks {
         if let Some((k, v)) = &self.field {
             chunk.insert(k.clone(), v.clone());
         }
-        serde_json::to_string(chunk).ok().map(|s| sse_data(&s))
+        // Serialised in place after the `data: ` prefix (no second copy of the JSON).
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"data: ");
+        serde_json::to_writer(&mut out, chunk).ok()?;
+        out.extend_from_slice(b"\n\n");
+        Some(Bytes::from(out))
     }
 
     /// Settles a stream the upstream failed, without blocking the caller.

@@ -1,6 +1,8 @@
-//! The bounded SSE reader: framing rules and the line cap.
+//! The bounded SSE reader (framing rules, the line cap) and the answer-budget share of each
+//! event, on the `Value` path and the raw one alike.
 
 use super::*;
+use crate::upstream::sse_reader::SseReader;
 
 fn reader(chunks: &[&str], max: usize) -> SseReader {
     let owned: Vec<Result<Bytes, reqwest::Error>> = chunks
@@ -118,4 +120,91 @@ async fn an_event_the_budget_cannot_take_fails_the_stream() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The raw path's charge per event, against the `Value` path's over the same text.
+async fn charges(text: &str, raw: bool) -> (Vec<&'static str>, Vec<usize>) {
+    let (state, ev) = events(text, 1 << 20);
+    let mut ev = if raw { ev.relay_as_bytes() } else { ev };
+    let (mut kinds, mut used) = (Vec::new(), Vec::new());
+    loop {
+        let kind = match ev.next_relayed().await {
+            Relayed::Raw(_) => "raw",
+            Relayed::Chunk(_) => "value",
+            Relayed::Done => break,
+            Relayed::Failed(e) => panic!("{e:?}"),
+        };
+        kinds.push(kind);
+        used.push(state.answer_memory.used());
+    }
+    drop(ev.take_share());
+    assert_eq!(state.answer_memory.used(), 0, "every share given back");
+    (kinds, used)
+}
+
+#[tokio::test]
+async fn a_raw_event_is_charged_exactly_as_the_value_path_charges_it() {
+    // An ordinary chunk (raw), an escaped key (the `Value` path decides after the raw path
+    // paid: charged once, not twice), a usage report (raw).
+    let escaped = r#"{"choices":[{"index":0,"delta":{"content":"y"}}],"j\u0075nk":[1,2,3]}"#;
+    let usage = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+    let text = format!("data: {CHUNK}\n\ndata: {escaped}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
+    let (kinds, raw) = charges(&text, true).await;
+    assert_eq!(kinds, ["raw", "value", "raw"]);
+    let (kinds, value) = charges(&text, false).await;
+    assert_eq!(kinds, ["value", "value", "value"]);
+    assert_eq!(raw, value, "the same share after every event");
+    let cost = crate::checks::lazy::json_cost(CHUNK.as_bytes()).unwrap() as usize;
+    assert_eq!(raw[0], cost + 2 * CHUNK.len());
+}
+
+#[tokio::test]
+async fn a_raw_event_the_budget_cannot_take_fails_the_stream_as_on_the_value_path() {
+    // Never fits (a tree over the whole budget): upstream_error, nothing held.
+    let big = format!(
+        r#"{{"choices":[{{"index":0,"delta":{{"content":"x"}}}}],"junk":[{}0]}}"#,
+        "0,".repeat(20_000)
+    );
+    let (state, ev) = events(&format!("data: {big}\n\ndata: {CHUNK}\n\n"), 1 << 20);
+    let mut ev = ev.relay_as_bytes();
+    match ev.next_relayed().await {
+        Relayed::Failed(e) => {
+            assert_eq!(e.code, crate::catalog::Code::UpstreamError);
+            assert!(
+                e.message.contains("MAX_ANSWER_MEMORY_BYTES"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(ev.next_relayed().await, Relayed::Done), "ended");
+    assert_eq!(state.answer_memory.used(), 0);
+    // Busy (the rest of the budget is held by others): upstream_overloaded, Retry-After 1.
+    let (state, ev) = events(&format!("data: {CHUNK}\n\n"), 1 << 20);
+    let mut ev = ev.relay_as_bytes();
+    let mut others = state.answer_memory.hold();
+    others.grow((1 << 20) - 10).unwrap();
+    match ev.next_relayed().await {
+        Relayed::Failed(e) => {
+            assert_eq!(e.code, crate::catalog::Code::UpstreamOverloaded);
+            assert_eq!(e.retry_after, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_raw_events_share_is_carried_until_its_frame_is_dropped() {
+    let text = format!("data: {CHUNK}\n\ndata: [DONE]\n\n");
+    let (state, ev) = events(&text, 1 << 20);
+    let mut ev = ev.relay_as_bytes();
+    assert!(matches!(ev.next_relayed().await, Relayed::Raw(_)));
+    let one = state.answer_memory.used();
+    assert!(one > 2 * CHUNK.len(), "{one}");
+    let frame = ev.take_share().attach(Bytes::from_static(b"frame"));
+    assert!(matches!(ev.next_relayed().await, Relayed::Done));
+    assert_eq!(state.answer_memory.used(), 5, "shrunk to the frame");
+    drop(frame);
+    assert_eq!(state.answer_memory.used(), 0);
 }
