@@ -171,6 +171,19 @@ Feature: Stored conversations on /c1
         | get    |
         | delete |
 
+    # The paging cursor `after` is a conversation id too (the `last_id` of the previous page):
+    # a hostile one is the caller's error like a hostile id in the path, not an empty page
+    # that reads as "no more conversations".
+    Scenario Outline: A hostile paging cursor gets a clear client error (<case>)
+      When I GET "/c1/conversations?user_id=alice&after=<cursor>"
+      Then the response is a 4xx catalog error
+
+      Examples:
+        | case           | cursor                    |
+        | path traversal | ..%2F..%2Fetc%2Fpasswd    |
+        | SQL            | %27%20OR%20%271%27%3D%271 |
+        | markup         | %3Cscript%3E              |
+
   Rule: A failing store is a storage_error
 
     @needs-fault-injection

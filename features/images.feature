@@ -52,6 +52,23 @@ Feature: Inline images
       | PNG truncated to signature  | data:image/png;base64,iVBORw0KGgo= |
       | JPEG truncated to SOI       | data:image/jpeg;base64,/9j/ |
 
+  # A PNG's IHDR width and height must be at least 1 ("Zero is an invalid value", PNG
+  # specification 11.2.2 IHDR): bytes declaring a zero dimension are not a valid PNG (SPEC §3
+  # image_decode_error), even with every chunk and CRC in order, as in these two samples.
+  # Either dimension alone must be enough to refuse it.
+  @needs-mock
+  Scenario Outline: A PNG with a zero dimension is image_decode_error (<case>)
+    Given the user message carries the image URL "<url>"
+    When I send a chat request
+    Then the response is the error "image_decode_error"
+    And the error param is "/messages/0/content/1/image_url/url"
+    And the upstream received 0 requests
+
+    Examples:
+      | case              | url |
+      | width 0, height 1 | data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAAAAAABCAAAAADVvPBrAAAACUlEQVR4nGMAAAABAAFe/335AAAAAElFTkSuQmCC |
+      | width 1, height 0 | data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAACAAAAADxIkjwAAAACElEQVR4nAMAAAAAAUgGidIAAAAASUVORK5CYII= |
+
   Scenario Outline: A payload that is not valid base64 is image_base64_invalid (<case>)
     Given the user message carries the image URL "<url>"
     When I send a chat request

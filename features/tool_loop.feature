@@ -45,6 +45,20 @@ Feature: The server-side tool loop
       And the upstream received 2 requests
       And upstream request 2 contains a tool result message
 
+    # The result appended for a failed tool is what the model answers from (SPEC §4: "appends
+    # the result as a tool message"): a tool that timed out must be reported as a timeout, so
+    # that the model can tell the caller "did not answer in time" rather than guess, and not
+    # as, say, an unreachable tool. slow_http_tool never answers within its timeout.
+    @slow
+    Scenario: A server-side tool that times out is reported to the model as a timeout
+      Given the upstream answers with the tool call "slow_http_tool" with arguments '{"query": "status"}'
+      And the upstream answers with the text "The status service did not answer in time."
+      When I send a chat request
+      Then the response status is 200
+      And the upstream received 2 requests
+      And upstream request 2 contains a tool result message
+      And the last upstream request contains the text "timed out"
+
   Rule: The loop is capped at exactly MAX_TOOL_ITERATIONS
 
     Scenario: Ten tool iterations without a final answer end in one synthesis call with no tools

@@ -181,3 +181,34 @@ Feature: Mapping of upstream failures
     Then the response is the error "upstream_error"
     And the response status is 502
     And the error message contains "the batch queue is full, try again"
+
+  # Only secrets and names go (the Feature text above): a leading label of the upstream's own
+  # sentence, which looks like a word and a colon, is part of the message, not a vendor's
+  # exception class to strip.
+  @needs-mock
+  Scenario: An upstream message that opens with a label reaches the caller whole
+    Given the upstream answers with the error status 503 and message "Backlog: the batch queue is full, try again"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "Backlog: the batch queue is full, try again"
+
+  # Upstream sentences wrap names in any punctuation: backquotes (Markdown-style messages),
+  # a sentence's full stop, angle brackets. The wrapping must not hide a shape (SPEC §3
+  # "Sanitised"), and the words around it stay, as in the outline above.
+  @needs-mock
+  Scenario Outline: A secret shape wrapped in punctuation is removed as well (<shape>)
+    Given the upstream answers with the error status 500 and message "shard seven: <secret> rejected the batch"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message does not contain "<leak>"
+    And the error message contains "shard seven:"
+    And the error message contains "rejected the batch"
+    And the error message reveals no upstream details
+
+    Examples:
+      | shape                | secret                      | leak               |
+      | backquoted sk key    | `sk-proj-4f3e2d1c0b9a8f7e`  | 4f3e2d1c0b9a8f7e   |
+      | host ending sentence | inference.internal.example. | inference.internal |
+      | host in angles       | <localhost:8000>            | localhost          |
