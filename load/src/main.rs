@@ -13,11 +13,6 @@ mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-// The gateway binary's allocator (gateway/src/main.rs): the in-process gateways of these
-// scenarios (the 5,000-stream RSS child above all) must allocate as the shipped one does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::Duration;
 
