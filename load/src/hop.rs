@@ -26,6 +26,8 @@ pub struct HopOpts {
     /// Gateway `RUST_LOG` (the default `info` writes one line per request, like nginx's
     /// access log, which stays on).
     pub gateway_log: String,
+    /// The gateway's `TOKIO_WORKER_THREADS` (None: tokio's default, one per core).
+    pub gateway_workers: Option<usize>,
     pub litellm_cmd: Option<String>,
     pub portkey_cmd: Option<String>,
     pub peers_dir: PathBuf,
@@ -603,7 +605,7 @@ fn run_in(
     // the reference gateway
     if wants(opts, "gateway") {
         let (cfg, tokens) = gateway_files(dir, &mock_api)?;
-        let env = vec![
+        let mut env = vec![
             ("GATEWAY_CONFIG".to_owned(), cfg.display().to_string()),
             ("TOKENS_FILE".to_owned(), tokens.display().to_string()),
             ("BIND_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
@@ -614,6 +616,12 @@ fn run_in(
             ("HTTP_TOTAL_TIMEOUT_SECS".to_owned(), "60".to_owned()),
             ("RUST_LOG".to_owned(), opts.gateway_log.clone()),
         ];
+        if let Some(n) = opts.gateway_workers {
+            env.push(("TOKIO_WORKER_THREADS".to_owned(), n.to_string()));
+        }
+        let workers = opts
+            .gateway_workers
+            .map_or(String::new(), |n| format!(", {n} tokio worker(s)"));
         let started = Proc::spawn(
             "gateway",
             vec![gateway_bin.display().to_string()],
@@ -640,7 +648,7 @@ fn run_in(
                     println!("-- hop: gateway, {mode}");
                     rows.push(HopRow {
                         target: format!(
-                            "reference gateway (release, RUST_LOG={})",
+                            "reference gateway (release, RUST_LOG={}{workers})",
                             opts.gateway_log
                         ),
                         mode,
@@ -694,6 +702,16 @@ fn run_in(
                         ..plain.clone()
                     };
                     println!("-- hop: {}, {mode}", peer.name);
+                    // A peer that refuses one mode says so in the notes, not only as a count
+                    // of bad answers (Portkey's streams were all 500 once: see scripts/peers).
+                    match probe_once(addr, &req) {
+                        Ok(200) => {}
+                        Ok(s) => notes.push(format!(
+                            "{} {mode}: a single request answered status {s} before the run (see its log)",
+                            peer.name
+                        )),
+                        Err(e) => notes.push(format!("{} {mode}: probe failed: {e}", peer.name)),
+                    }
                     rows.push(HopRow {
                         target: peer.label.clone(),
                         mode,
