@@ -202,6 +202,22 @@ Feature: The server-side tool loop
       And the caller got neither raw server-side tool calls nor an empty answer
       And the upstream received 2 requests
 
+    # SPEC §4: the gateway runs the server-side tool and calls the model again with the
+    # result as a "tool" message: what the tool answered is what the model reads next. The
+    # embedded "status_http_tool" is an HTTP executor that answers 200 with
+    # {"status": "all systems operational", "asked": <the arguments>}.
+    Scenario: An HTTP server-side tool's answer is what the model reads next
+      Given the upstream answers with the tool call "status_http_tool" with arguments '{"query": "cooling"}'
+      And the upstream answers with the text "All systems are operational."
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "All systems are operational."
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 2 requests
+      And upstream request 2 contains a tool result message
+      And the tool result in upstream request 2 contains "all systems operational"
+      And the tool result in upstream request 2 contains "cooling"
+
   Rule: The caller never gets raw server-side tool calls or an empty answer
 
     Scenario: A model that keeps calling a tool even in the synthesis call does not leak it
@@ -223,6 +239,42 @@ Feature: The server-side tool loop
       And the upstream answers with the text ""
       When I send a chat request
       Then the caller got neither raw server-side tool calls nor an empty answer
+
+    # One answer holding a call to the caller's tool and one to a server-side tool: the
+    # caller's call is returned as usual (SPEC §4), the server-side one never reaches the
+    # caller, neither in the JSON answer nor as streamed deltas.
+    Scenario: A caller tool call next to a server-side one in the same answer is returned without it
+      Given the request defines the caller tool "get_stock_price"
+      And the upstream answers with the tool calls "get_stock_price" with arguments '{"symbol": "ACME"}' and "lookup_weather" with arguments '{"city": "Berlin"}'
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/finish_reason" is "tool_calls"
+      And the body field "/choices/0/message/tool_calls/0/function/name" is "get_stock_price"
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the upstream received 1 request
+
+    Scenario: A caller tool call next to a server-side one in the same streamed answer is streamed without it
+      Given the request defines the caller tool "get_stock_price"
+      And the upstream answers with the tool calls "get_stock_price" with arguments '{"symbol": "ACME"}' and "lookup_weather" with arguments '{"city": "Berlin"}'
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed tool call arguments are '{"symbol": "ACME"}'
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the stream ends with the DONE marker
+      And the upstream received 1 request
+
+    # Some models narrate after a tool call: text that follows a server-side call in the same
+    # streamed round belongs to a tool round, not to the final answer, and must not make the
+    # gateway relay that round's tool-call deltas.
+    Scenario: Text after a server-side tool call in a streamed round does not leak the call
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}' followed by the text "Let me check the weather."
+      And the upstream answers with the text "It is sunny in Berlin."
+      When I send a streaming chat request
+      Then the response status is 200
+      And the caller got neither raw server-side tool calls nor an empty answer
+      And the streamed content is "It is sunny in Berlin."
+      And the stream ends with the DONE marker
+      And the upstream received 2 requests
 
   Rule: In a stream the synthesis is announced by a named event
 

@@ -1220,6 +1220,31 @@ impl GatewayWorld {
         ))
     }
 
+    /// Some `tool` message of the n-th upstream request has content containing `needle`.
+    pub async fn tool_result_contains(&self, n: usize, needle: &str) -> Outcome {
+        let rec = self.record(n).await?;
+        let messages = rec
+            .body
+            .get("messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let found = messages.iter().any(|m| {
+            m.get("role").and_then(Value::as_str) == Some("tool")
+                && m.get("content")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| c.contains(needle))
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(format!(
+                "no `tool` message of upstream request {n} contains `{needle}`: {}",
+                text::clip(&Value::Array(messages).to_string(), 600)
+            ))
+        }
+    }
+
     pub async fn last_contains_text(&self, needle: &str) -> Outcome {
         let rec = self.last_record().await?;
         let messages = rec

@@ -60,12 +60,14 @@ pub struct Embedded {
     _gateway: gateway::Running,
     _mocks: Vec<Arc<MockServer>>,
     blackhole: tokio::task::JoinHandle<()>,
+    status_tool: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Embedded {
     fn drop(&mut self) {
         self.blackhole.abort();
+        self.status_tool.abort();
     }
 }
 
@@ -101,6 +103,68 @@ async fn blackhole() -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String
     Ok((addr, task))
 }
 
+/// What the answering HTTP tool reports, before the arguments it was sent.
+pub const STATUS_TOOL_ANSWER: &str = "all systems operational";
+/// Bound on one request the answering HTTP tool reads (the gateway sends small JSON).
+const STATUS_TOOL_MAX_REQUEST: usize = 64 * 1024;
+
+/// The answering HTTP tool (`status_http_tool`): one JSON answer per connection, 200 with
+/// `{"status": STATUS_TOOL_ANSWER, "asked": <the arguments it was sent>}`.
+async fn status_tool() -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            tokio::spawn(answer_status(sock));
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn answer_status(mut sock: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 4096];
+    // Read the head, then as many body bytes as Content-Length says (bounded).
+    let (head_end, want) = loop {
+        let Ok(n) = sock.read(&mut piece).await else {
+            return;
+        };
+        if n == 0 || buf.len() + n > STATUS_TOOL_MAX_REQUEST {
+            return;
+        }
+        buf.extend_from_slice(&piece[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, len);
+        }
+    };
+    while buf.len() < head_end + want {
+        match sock.read(&mut piece).await {
+            Ok(n) if n > 0 && buf.len() + n <= STATUS_TOOL_MAX_REQUEST => {
+                buf.extend_from_slice(&piece[..n]);
+            }
+            _ => return,
+        }
+    }
+    let asked: serde_json::Value =
+        serde_json::from_slice(&buf[head_end..head_end + want]).unwrap_or_default();
+    let body = serde_json::json!({"status": STATUS_TOOL_ANSWER, "asked": asked}).to_string();
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(reply.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
 fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<String, String> {
     let p = dir.join(name);
     std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -125,6 +189,7 @@ fn gateway_yaml(
     openrouter: &str,
     offline: u16,
     tool: SocketAddr,
+    status_tool: SocketAddr,
     server_tools: bool,
 ) -> String {
     let model = |alias: &str, upstream: &str, min: u32, image: bool, fallbacks: &str| {
@@ -184,6 +249,10 @@ fn gateway_yaml(
     let _ = writeln!(
         y,
         "  - name: slow_http_tool\n    description: A status service that never answers in time.\n    parameters: {{ type: object, properties: {{ query: {{ type: string }} }} }}\n    executor: {{ kind: http, url: 'http://{tool}/', timeout_ms: 300 }}"
+    );
+    let _ = writeln!(
+        y,
+        "  - name: status_http_tool\n    description: A status service that answers.\n    parameters: {{ type: object, properties: {{ query: {{ type: string }} }} }}\n    executor: {{ kind: http, url: 'http://{status_tool}/status', timeout_ms: 2000 }}"
     );
     y
 }
@@ -285,6 +354,7 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
     );
     let offline = closed_port()?;
     let (tool_addr, blackhole) = blackhole().await?;
+    let (status_addr, status_task) = status_tool().await?;
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let tokens = Tokens {
@@ -308,6 +378,7 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
             &openrouter.api_base(),
             offline,
             tool_addr,
+            status_addr,
             server_tools,
         ),
     )?;
@@ -362,6 +433,7 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
         _gateway: gw,
         _mocks: vec![vllm, litellm, openrouter],
         blackhole,
+        status_tool: status_task,
         _dir: dir,
     };
     Target::assemble(TargetParts {
@@ -390,7 +462,11 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
             fault_injection: true,
         },
         server_side_tools: if server_tools {
-            vec!["lookup_weather".into(), "slow_http_tool".into()]
+            vec![
+                "lookup_weather".into(),
+                "slow_http_tool".into(),
+                "status_http_tool".into(),
+            ]
         } else {
             Vec::new()
         },

@@ -188,15 +188,17 @@ impl Exchange<'_> {
     pub(crate) async fn tools(
         &mut self,
         calls: &[ToolCallOut],
+        content_after: Option<&str>,
         splits: usize,
         mut guard: OutcomeGuard,
     ) -> Response {
         let interval = self.config.inter_chunk_ms;
         if !self.info.stream {
             sleep_ms(self.ttft()).await;
-            let body =
-                self.wire
-                    .completion(None, calls, "tool_calls", self.usage(calls.len() * splits));
+            let usage = self.usage(calls.len() * splits);
+            let body = self
+                .wire
+                .completion(content_after, calls, "tool_calls", usage);
             guard.finish(Outcome::Completed);
             return json_response(200, body);
         }
@@ -235,6 +237,9 @@ impl Exchange<'_> {
                 let delay = interval + self.jitter();
                 frames.push(Frame::after(delay, self.wire.chunk(delta, None)));
             }
+        }
+        if let Some(text) = content_after {
+            self.contents(&mut frames, &[text], interval);
         }
         self.close(&mut frames, "tool_calls", calls.len() * splits, true);
         self.sse(frames, guard)

@@ -58,10 +58,15 @@ pub enum Action {
         interval_ms: u64,
     },
     /// Tool calls with `finish_reason: "tool_calls"`; streamed arguments are split in `arg_splits` pieces.
+    /// `content_after`, when set, is text the model sends after its tool calls (streamed: one
+    /// content delta behind the tool-call deltas; JSON: the message's `content`), as models
+    /// that narrate their calls do.
     ToolCalls {
         calls: Vec<ToolCallSpec>,
         #[serde(default = "default_arg_splits")]
         arg_splits: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_after: Option<String>,
     },
     /// An error status with the personality's error body.
     Error {
@@ -185,6 +190,17 @@ impl Step {
         Action::ToolCalls {
             calls,
             arg_splits: default_arg_splits(),
+            content_after: None,
+        }
+        .into()
+    }
+
+    /// Tool calls followed by this text (see [`Action::ToolCalls`]).
+    pub fn tool_calls_then_text(calls: Vec<ToolCallSpec>, text: impl Into<String>) -> Step {
+        Action::ToolCalls {
+            calls,
+            arg_splits: default_arg_splits(),
+            content_after: Some(text.into()),
         }
         .into()
     }

@@ -367,7 +367,11 @@ async fn chat(
             let pieces: Vec<&str> = chunks.iter().map(String::as_str).collect();
             ex.text(&pieces, *interval_ms, guard).await
         }
-        Some(Action::ToolCalls { calls, arg_splits }) => {
+        Some(Action::ToolCalls {
+            calls,
+            arg_splits,
+            content_after,
+        }) => {
             let calls: Vec<ToolCallOut> = calls
                 .iter()
                 .map(|c| ToolCallOut {
@@ -379,7 +383,13 @@ async fn chat(
                     arguments: c.arguments.clone(),
                 })
                 .collect();
-            ex.tools(&calls, (*arg_splits).max(1), guard).await
+            ex.tools(
+                &calls,
+                content_after.as_deref(),
+                (*arg_splits).max(1),
+                guard,
+            )
+            .await
         }
         Some(Action::Error {
             status,

@@ -2,6 +2,7 @@
 //! the tool-loop status of the answer.
 
 use cucumber::{given, then};
+use mocks::{Step, ToolCallSpec};
 
 use super::{n, s};
 use crate::world::{GatewayWorld, Outcome};
@@ -19,6 +20,41 @@ fn caller_tool(w: &mut GatewayWorld, name: String) -> Outcome {
 #[given(expr = "the upstream answers with the tool call {string} with arguments {string}")]
 async fn answers_tool_call(w: &mut GatewayWorld, name: String, args: String) -> Outcome {
     w.script_tool_call(&s(name), &s(args)).await
+}
+
+#[given(
+    expr = "the upstream answers with the tool calls {string} with arguments {string} and {string} with arguments {string}"
+)]
+async fn answers_two_calls(
+    w: &mut GatewayWorld,
+    first: String,
+    first_args: String,
+    second: String,
+    second_args: String,
+) -> Outcome {
+    let calls = vec![
+        ToolCallSpec::new(s(first), s(first_args)),
+        ToolCallSpec::new(s(second), s(second_args)),
+    ];
+    w.script(Step::tool_calls(calls)).await
+}
+
+#[given(
+    expr = "the upstream answers with the tool call {string} with arguments {string} followed by the text {string}"
+)]
+async fn answers_call_then_text(
+    w: &mut GatewayWorld,
+    name: String,
+    args: String,
+    text: String,
+) -> Outcome {
+    let calls = vec![ToolCallSpec::new(s(name), s(args))];
+    w.script(Step::tool_calls_then_text(calls, s(text))).await
+}
+
+#[then(expr = "the tool result in upstream request {int} contains {string}")]
+async fn tool_result_contains(w: &mut GatewayWorld, index: i64, text: String) -> Outcome {
+    w.tool_result_contains(n(index)?, &s(text)).await
 }
 
 #[given(expr = "the upstream answers {int} times with distinct tool calls to {string}")]
