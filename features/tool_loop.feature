@@ -175,6 +175,30 @@ Feature: The server-side tool loop
       And the streamed usage has "total_tokens" = 281
       And the stream ends with the DONE marker
 
+    # What the caller is billed is what its token budget is charged (SPEC §3: a reservation
+    # settles with the usage the upstream reported), so each round is charged once. The
+    # `tool-loop budget` tenant has 200 tokens a day on the token_budget model: the tool round
+    # reports 100 tokens and the answer 10, so 110 are spent and 90 remain, and a short
+    # request still fits (one reserves under 20). Had a round been charged twice, or a later
+    # round been charged the earlier rounds again, nothing would be left for it.
+    Scenario Outline: Each round of a tool loop is charged to the token budget once (<how>)
+      Given I authenticate with the "tool-loop budget" token
+      And I use the "token_budget" model
+      And the request field "/max_tokens" is "1"
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 90 prompt and 10 completion tokens
+      And the upstream answers with the text "Oslo is cold.", reporting 8 prompt and 2 completion tokens
+      And the upstream answers with the text "Still cold.", reporting 5 prompt and 1 completion tokens
+      When I <send>
+      Then the response status is 200
+      When I <send>
+      Then the response status is 200
+      And the upstream received 3 requests
+
+      Examples:
+        | how          | send                          |
+        | not streamed | send a chat request           |
+        | streamed     | send a streaming chat request |
+
   Rule: Caller-defined tools are the caller's business
 
     Scenario: A call to a caller-defined tool is returned untouched with finish_reason tool_calls

@@ -182,6 +182,27 @@ Feature: Mapping of upstream failures
     And the response status is 502
     And the error message contains "the batch queue is full, try again"
 
+  # Upstreams name the model in their own sentences (vLLM's 404: "The model `<name>` does not
+  # exist."). The caller asked for an alias and codes against it; the upstream's model name is
+  # internal (SPEC §3 "Sanitised"), so the sentence names the alias instead, wherever the name
+  # stands, and the rest of it stays. `{model}` is the name the upstream request carried.
+  @needs-mock
+  Scenario Outline: An upstream sentence that names its model names the caller's alias instead (<where>)
+    Given the upstream answers with the error status 400 and message "<message>"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the response status is 400
+    And the error message contains "<rest>"
+    And the error message does not name the upstream model
+    And the error message names the model alias I used
+
+    Examples:
+      | where          | message                                  | rest                      |
+      | mid-sentence   | the model {model} rejected the prompt    | rejected the prompt       |
+      | first word     | {model} rejected the prompt              | rejected the prompt       |
+      | last word      | the prompt was rejected by {model}       | the prompt was rejected by |
+      | in backquotes  | The model `{model}` cannot take tools.   | cannot take tools.        |
+
   # Only secrets and names go (the Feature text above): a leading label of the upstream's own
   # sentence, which looks like a word and a colon, is part of the message, not a vendor's
   # exception class to strip.
@@ -212,3 +233,24 @@ Feature: Mapping of upstream failures
       | backquoted sk key    | `sk-proj-4f3e2d1c0b9a8f7e`  | 4f3e2d1c0b9a8f7e   |
       | host ending sentence | inference.internal.example. | inference.internal |
       | host in angles       | <localhost:8000>            | localhost          |
+
+  # Upstream logs and SDK errors print settings as `name=value` or `name:value` pairs
+  # (`api_key=sk-…`, `host=…`, `base_url:…`): the label glued to a secret must not hide it
+  # either (SPEC §3 "Sanitised": no key, no host name), and the label's own sentence stays.
+  @needs-mock
+  Scenario Outline: A secret shape glued to its label is removed as well (<shape>)
+    Given the upstream answers with the error status 500 and message "shard seven: <secret> rejected the batch"
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message does not contain "<leak>"
+    And the error message contains "shard seven:"
+    And the error message contains "rejected the batch"
+    And the error message reveals no upstream details
+
+    Examples:
+      | shape             | secret                              | leak               |
+      | key after equals  | api_key=sk-proj-4f3e2d1c0b9a8f7e    | 4f3e2d1c0b9a8f7e   |
+      | host after equals | host=inference.internal.example     | inference.internal |
+      | host after colon  | upstream:inference.internal.example | inference.internal |
+      | key in a call     | auth(sk-proj-4f3e2d1c0b9a8f7e)      | 4f3e2d1c0b9a8f7e   |

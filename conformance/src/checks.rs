@@ -245,6 +245,25 @@ impl GatewayWorld {
         }
     }
 
+    /// The alias the request named (the pending body's `model`) appears in the error message:
+    /// where the upstream's sentence named its own model, the caller reads its alias.
+    pub fn message_names_alias(&self) -> Outcome {
+        let (m, r) = self.message()?;
+        let alias = self
+            .body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or("the request names no model")?;
+        if m.contains(alias) {
+            Ok(())
+        } else {
+            Err(format!(
+                "error.message must name the model alias `{alias}` the request used: {}",
+                r.describe()
+            ))
+        }
+    }
+
     /// The model names the upstream received (what the gateway, or a proxy behind it, sent as
     /// `model`) are internal: none of them may appear in the caller's error message.
     pub async fn message_names_no_upstream_model(&self) -> Outcome {

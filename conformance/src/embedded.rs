@@ -20,7 +20,8 @@
 //! | token_budget | chat-tokens | vLLM mock | primary, second and fresh tenant: 50 tokens/day each (one budget per scenario that spends one; the fresh tenant's only sees refusals) |
 //!
 //! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
-//! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2).
+//! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2),
+//! `tool-loop budget` (a tenant per token, 200 tokens a day on `token_budget`).
 //!
 //! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
 //! the store calls of that request only (GATEWAY_FAULT_INJECTION is on).
@@ -181,7 +182,13 @@ struct Tokens {
 }
 
 /// Roles of the production-condition scenarios and the tokens.yaml rules behind them.
-const CONDITION_ROLES: [&str; 4] = ["expired", "disabled tenant", "single-slot", "tenant-bucket"];
+const CONDITION_ROLES: [&str; 5] = [
+    "expired",
+    "disabled tenant",
+    "single-slot",
+    "tenant-bucket",
+    "tool-loop budget",
+];
 
 fn gateway_yaml(
     vllm: &str,
@@ -281,15 +288,27 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
             .join(", ")
     };
     let generous = "rate_limit: { rps: 1000, burst: 100000 }";
+    // One tenant per `tool-loop budget` token: each scenario that spends the budget has its own.
+    let loop_budgets: String = role("tool-loop budget")
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "\x20 - id: tenant-loop-budget-{i}\n    tokens: [{{ sha256: {} }}]\n    allowed_models: ['*']\n    {generous}\n    budgets: [{{ model: chat-tokens, tokens_per_day: 200 }}]\n",
+                sha_hex(t)
+            )
+        })
+        .collect();
     let conditions = format!(
         "\x20 - id: tenant-expired\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
          \x20 - id: tenant-suspended\n    disabled: true\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
          \x20 - id: tenant-single-slot\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
-         \x20 - id: tenant-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n    tenant_rate_limit: {{ rps: 0.01, burst: 2 }}\n",
+         \x20 - id: tenant-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n    tenant_rate_limit: {{ rps: 0.01, burst: 2 }}\n{}",
         with(role("expired"), ", expires_at: '2020-01-01T00:00:00Z'"),
         with(role("disabled tenant"), ""),
         with(role("single-slot"), ", max_concurrent: 1"),
         with(role("tenant-bucket"), ""),
+        loop_budgets,
     );
     format!(
         "tenants:\n\

@@ -68,7 +68,10 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         content_after: Option<String>,
     },
-    /// An error status with the personality's error body.
+    /// An error status with the personality's error body. `{model}` in `message` stands for
+    /// the model the request named: real upstreams name it in their sentences (vLLM's 404 is
+    /// "The model `<name>` does not exist.", `vllm/entrypoints/openai/serving_engine.py`
+    /// `_check_model`), and a gateway must not pass its upstream's model name on.
     Error {
         status: u16,
         message: String,

@@ -402,7 +402,8 @@ async fn chat(
                 // The scripted error is the upstream's; the double answers in its own words.
                 return error_response(d.fault_reply(Fault::Upstream(*status)));
             }
-            let (message, relayed_type) = d.relayed_error(*status, message, model);
+            let message = message.replace("{model}", model);
+            let (message, relayed_type) = d.relayed_error(*status, &message, model);
             let reply = d.error_reply(*status, &message, error_type.as_deref().or(relayed_type));
             let mut response = error_response(reply);
             for (name, value) in headers {

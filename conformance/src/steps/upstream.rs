@@ -82,6 +82,11 @@ async fn names_no_upstream_model(w: &mut GatewayWorld) -> Outcome {
     w.message_names_no_upstream_model().await
 }
 
+#[then("the error message names the model alias I used")]
+fn names_alias(w: &mut GatewayWorld) -> Outcome {
+    w.message_names_alias()
+}
+
 #[given(expr = "the upstream answers with its {word} error")]
 async fn answers_named_error(w: &mut GatewayWorld, kind: String) -> Outcome {
     w.script_named_error(&kind).await
