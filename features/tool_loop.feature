@@ -199,6 +199,48 @@ Feature: The server-side tool loop
         | not streamed | send a chat request           |
         | streamed     | send a streaming chat request |
 
+    # The same with the anti-loop synthesis call (SPEC §4): two identical tool rounds of 50
+    # tokens each and a synthesis call of 60 are 160, so 40 of the 200 remain. A short request
+    # (it reserves under 20) still fits and spends 6; then one that reserves over 50 (its
+    # max_tokens alone) does not fit the 34 left. A budget charged too much refuses the first,
+    # one charged too little admits the second.
+    Scenario Outline: A synthesised tool-loop answer charges the token budget exactly its usage (<how>)
+      Given I authenticate with the "tool-loop budget" token
+      And I use the "token_budget" model
+      And the request field "/max_tokens" is "1"
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 45 prompt and 5 completion tokens
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 45 prompt and 5 completion tokens
+      And the upstream answers with the text "Oslo is cold, as the lookup said.", reporting 50 prompt and 10 completion tokens
+      And the upstream answers with the text "Still cold.", reporting 5 prompt and 1 completion tokens
+      When I <send>
+      Then the response status is 200
+      When I <send>
+      Then the response status is 200
+      Given the request field "/max_tokens" is "50"
+      When I <send>
+      Then the response is the error "model_quota_exhausted"
+      And the upstream received 4 requests
+
+      Examples:
+        | how          | send                          |
+        | not streamed | send a chat request           |
+        | streamed     | send a streaming chat request |
+
+    # An upstream that counts nothing ("usage" of zeros, as some self-hosted servers report
+    # for every call) still gets its answer relayed whole, synthesis included: nothing to
+    # charge is not a reason to fail.
+    Scenario: A streamed synthesis after rounds that reported no tokens ends normally
+      Given the request field "/stream_options" is '{"include_usage": true}'
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 0 prompt and 0 completion tokens
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 0 prompt and 0 completion tokens
+      And the upstream answers with the text "Oslo is cold, as the lookup said.", reporting 0 prompt and 0 completion tokens
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "Oslo is cold, as the lookup said."
+      And the streamed usage has "total_tokens" = 0
+      And the stream ends with the DONE marker
+      And the upstream received 3 requests
+
   Rule: Caller-defined tools are the caller's business
 
     Scenario: A call to a caller-defined tool is returned untouched with finish_reason tool_calls
