@@ -91,6 +91,15 @@ pub async fn serve_with_metrics(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The main listener's connections go to the connection workers (WORKER_THREADS);
+    // `/metrics` on its own listener stays on this runtime.
+    let workers = match state.config.limits.workers {
+        0 => None,
+        n => Some(edge::workers::Workers::start(
+            n,
+            state.config.limits.shutdown_grace,
+        )?),
+    };
     let limiters = state.limiters.clone();
     // Idle buckets are dropped once a minute so that many distinct keys cannot pile up.
     let sweeper = tokio::spawn(async move {
@@ -109,10 +118,22 @@ pub async fn serve_with_metrics(
             router,
             edge.clone(),
             limits.clone(),
+            None,
             edge.stopping(),
         ))
     });
-    let result = edge::serve::serve_router(listener, app(state), edge, limits, shutdown).await;
+    let result = edge::serve::serve_router(
+        listener,
+        app(state),
+        edge,
+        limits,
+        workers.as_ref(),
+        shutdown,
+    )
+    .await;
+    if let Some(w) = workers {
+        w.stop().await;
+    }
     if let Some(t) = metrics_task {
         let _ = t.await;
     }

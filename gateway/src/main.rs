@@ -12,8 +12,7 @@ use gateway::config::{Config, DEMO_MODEL, DEMO_TOKEN};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -22,7 +21,29 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(config.log_json);
+    // With connection workers (WORKER_THREADS > 0, the default) the connections run on their
+    // own threads; this runtime only accepts, handles signals and runs the background
+    // tasks, so one thread is enough. With 0 it serves the connections on tokio's
+    // work-stealing pool (TOKIO_WORKER_THREADS threads, one per core by default).
+    let runtime = if config.limits.workers > 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(rt) => rt.block_on(run(config)),
+        Err(e) => {
+            eprintln!("gateway: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run(config: Config) -> ExitCode {
     // Demo mode: an in-process mock upstream, so the first command works on a fresh machine.
     #[cfg(not(feature = "demo"))]
     if config.demo {

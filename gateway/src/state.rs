@@ -72,7 +72,12 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] shares.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub http: reqwest::Client,
+    /// The upstream client off the connection workers; use [`Shared::http`].
+    http_shared: reqwest::Client,
+    /// One client (one connection pool) per connection worker, built on its first request:
+    /// a pooled upstream connection's task lives on the runtime that opened it, so a shared
+    /// pool would hand requests between worker threads ([`crate::edge::workers`]).
+    http_workers: Vec<std::sync::OnceLock<reqwest::Client>>,
     pub limiters: Arc<LocalLimiters>,
     pub ledger: Arc<LocalLedger>,
     pub redis: Option<Arc<RedisShared>>,
@@ -101,17 +106,10 @@ impl AppState {
     }
 
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // Never follow a redirect: a 3xx from an upstream would re-POST the caller's prompt
-            // to another host, and a tool's 3xx would fetch content from an address nobody
-            // configured. A 3xx is an `upstream_error` (or a failed tool) instead.
-            .redirect(reqwest::redirect::Policy::none())
-            // The total timeout is applied per request (HTTP_TOTAL_TIMEOUT_SECS); this only
-            // bounds the TCP/TLS handshake so a black-holed upstream fails as unavailable.
-            .connect_timeout(Duration::from_secs(10).min(config.http_total_timeout))
-            .build()?;
+        let http = upstream_client(&config)?;
+        let http_workers = (0..config.limits.workers)
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         let overrides = config
             .tenants
             .iter()
@@ -150,7 +148,8 @@ impl AppState {
             chat_urls,
             edge,
             config: Arc::new(config),
-            http,
+            http_shared: http,
+            http_workers,
             limiters,
             ledger: Arc::new(LocalLedger::default()),
             redis,
@@ -161,6 +160,40 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             clock,
         })))
+    }
+}
+
+/// The upstream (and HTTP tool) client, one per pool.
+fn upstream_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        // Never follow a redirect: a 3xx from an upstream would re-POST the caller's prompt
+        // to another host, and a tool's 3xx would fetch content from an address nobody
+        // configured. A 3xx is an `upstream_error` (or a failed tool) instead.
+        .redirect(reqwest::redirect::Policy::none())
+        // The total timeout is applied per request (HTTP_TOTAL_TIMEOUT_SECS); this only
+        // bounds the TCP/TLS handshake so a black-holed upstream fails as unavailable.
+        .connect_timeout(Duration::from_secs(10).min(config.http_total_timeout))
+        .build()
+}
+
+impl Shared {
+    /// The upstream client of the thread this runs on: the connection worker's own pool, or
+    /// the shared one off the workers.
+    pub fn http(&self) -> &reqwest::Client {
+        let Some(slot) = crate::edge::workers::current().and_then(|i| self.http_workers.get(i))
+        else {
+            return &self.http_shared;
+        };
+        if let Some(c) = slot.get() {
+            return c;
+        }
+        // The same builder succeeded at start-up; should it fail now, the shared pool serves.
+        match upstream_client(&self.config) {
+            Ok(c) => slot.get_or_init(|| c),
+            Err(_) => &self.http_shared,
+        }
     }
 }
 

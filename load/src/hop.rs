@@ -26,7 +26,8 @@ pub struct HopOpts {
     /// Gateway `RUST_LOG` (the default `info` writes one line per request, like nginx's
     /// access log, which stays on).
     pub gateway_log: String,
-    /// The gateway's `TOKIO_WORKER_THREADS` (None: tokio's default, one per core).
+    /// The gateway's `WORKER_THREADS` (connection workers; 0: tokio's work-stealing pool;
+    /// None: the gateway's default, one per core).
     pub gateway_workers: Option<usize>,
     pub litellm_cmd: Option<String>,
     pub portkey_cmd: Option<String>,
@@ -617,11 +618,12 @@ fn run_in(
             ("RUST_LOG".to_owned(), opts.gateway_log.clone()),
         ];
         if let Some(n) = opts.gateway_workers {
-            env.push(("TOKIO_WORKER_THREADS".to_owned(), n.to_string()));
+            env.push(("WORKER_THREADS".to_owned(), n.to_string()));
         }
-        let workers = opts
-            .gateway_workers
-            .map_or(String::new(), |n| format!(", {n} tokio worker(s)"));
+        let workers = opts.gateway_workers.map_or(String::new(), |n| match n {
+            0 => ", tokio's pool".to_owned(),
+            n => format!(", {n} connection worker(s)"),
+        });
         let started = Proc::spawn(
             "gateway",
             vec![gateway_bin.display().to_string()],

@@ -97,8 +97,8 @@ struct Cli {
     /// hop: the gateway's RUST_LOG (`info` logs a line per request, as nginx's access log does).
     #[arg(long, default_value = "info")]
     gateway_log: String,
-    /// hop: the gateway's tokio worker threads (its `TOKIO_WORKER_THREADS`; 1 to 64; default:
-    /// tokio's, one per core). Only the gateway's process gets it, not the mock's.
+    /// hop: the gateway's connection workers (its `WORKER_THREADS`; 0 serves on tokio's
+    /// work-stealing pool; default: the gateway's, one per core). Only the gateway gets it.
     #[arg(long)]
     gateway_workers: Option<usize>,
     /// hop: command starting LiteLLM on `{port}` in front of `{upstream}` (the mock's /v1 base);
@@ -200,7 +200,7 @@ async fn hop_scenario(cli: &Cli) -> Result<String, String> {
         connections: cli.hop_connections.clamp(1, 256),
         bin_dir,
         gateway_log: cli.gateway_log.clone(),
-        gateway_workers: cli.gateway_workers.map(|n| n.clamp(1, 64)),
+        gateway_workers: cli.gateway_workers.map(|n| n.min(64)),
         litellm_cmd: cli
             .litellm_cmd
             .clone()

@@ -293,6 +293,21 @@ fn server_limits(env: &HashMap<String, String>) -> Result<ServerLimits, ConfigEr
         shutdown_grace: secs(vars::SHUTDOWN_GRACE_SECS, d.shutdown_grace)?,
         readyz_cache: secs(vars::READYZ_CACHE_SECS, d.readyz_cache)?,
         metrics_bind,
+        workers: {
+            let v: usize = parse_var(
+                get(vars::WORKER_THREADS),
+                vars::WORKER_THREADS,
+                &d.workers.to_string(),
+            )?;
+            if v > super::MAX_WORKER_THREADS {
+                return Err(ConfigError::new(
+                    "environment",
+                    vars::WORKER_THREADS,
+                    "must be 0..=256 (0: serve on tokio's multi-thread runtime)",
+                ));
+            }
+            v
+        },
     })
 }
 

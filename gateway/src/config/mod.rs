@@ -47,6 +47,8 @@ pub(crate) mod vars {
     pub(crate) const SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
     pub(crate) const READYZ_CACHE_SECS: &str = "READYZ_CACHE_SECS";
     pub(crate) const METRICS_BIND_ADDR: &str = "METRICS_BIND_ADDR";
+    /// Connection worker threads, each its own single-threaded runtime; 0 = tokio's pool.
+    pub(crate) const WORKER_THREADS: &str = "WORKER_THREADS";
     /// `1`/`true`: also accept the token in `X-API-Key` (seed 002's clients); default off.
     pub(crate) const ACCEPT_X_API_KEY: &str = "ACCEPT_X_API_KEY";
     /// Bytes read of an upstream's successful (non-streamed) answer before it is refused.
@@ -94,6 +96,7 @@ pub(crate) mod vars {
         SHUTDOWN_GRACE_SECS,
         READYZ_CACHE_SECS,
         METRICS_BIND_ADDR,
+        WORKER_THREADS,
         ACCEPT_X_API_KEY,
         UPSTREAM_MAX_BODY_BYTES,
         UPSTREAM_MAX_ERROR_BYTES,
@@ -385,6 +388,19 @@ pub struct ServerLimits {
     pub readyz_cache: Duration,
     /// When set, `/metrics` is served here and not on the main address.
     pub metrics_bind: Option<SocketAddr>,
+    /// Connection workers ([`crate::edge::workers`]): each accepted connection is served
+    /// whole by one of these threads, each a single-threaded runtime with its own upstream
+    /// connection pool, so a request never wakes another thread. 0: connections are served
+    /// on the caller's runtime (tokio's work-stealing pool). Default: one per core.
+    pub workers: usize,
+}
+
+/// The most connection workers `WORKER_THREADS` accepts.
+pub const MAX_WORKER_THREADS: usize = 256;
+
+/// One connection worker per core (the thread-per-core shape of nginx's workers).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKER_THREADS))
 }
 
 impl Default for ServerLimits {
@@ -401,6 +417,7 @@ impl Default for ServerLimits {
             shutdown_grace: Duration::from_secs(10),
             readyz_cache: Duration::from_secs(2),
             metrics_bind: None,
+            workers: default_workers(),
         }
     }
 }

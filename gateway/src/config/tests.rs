@@ -172,7 +172,16 @@ fn edge_limits_come_from_the_environment_with_safe_defaults() {
     env.insert("HEADER_READ_TIMEOUT_SECS".into(), "2.5".into());
     env.insert("MAX_CONNECTIONS_PER_IP".into(), "7".into());
     env.insert("METRICS_BIND_ADDR".into(), "127.0.0.1:9100".into());
+    env.insert("WORKER_THREADS".into(), "0".into());
+    assert!(
+        d.limits.workers >= 1,
+        "one connection worker per core by default"
+    );
     let c = Config::from_vars(&env, &none).unwrap();
+    assert_eq!(
+        c.limits.workers, 0,
+        "0: tokio's pool serves the connections"
+    );
     assert_eq!(c.limits.header_read_timeout, Duration::from_millis(2500));
     assert_eq!(c.limits.max_connections_per_ip, 7);
     assert_eq!(
@@ -184,6 +193,8 @@ fn edge_limits_come_from_the_environment_with_safe_defaults() {
         ("SHUTDOWN_GRACE_SECS", "-1"),
         ("MAX_HEADER_BYTES", "100"),
         ("METRICS_BIND_ADDR", "nowhere"),
+        ("WORKER_THREADS", "257"),
+        ("WORKER_THREADS", "-1"),
     ] {
         let mut bad = env.clone();
         bad.insert(k.into(), v.into());

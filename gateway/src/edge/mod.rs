@@ -1,6 +1,7 @@
 //! The edge of the service: request ids, panic capture, access log and request metrics;
 //! the route table ([`routes`]) and the connection edge
-//! ([`serve`]: accept loop, timeouts, connection and in-flight caps, shutdown).
+//! ([`serve`]: accept loop, timeouts, connection and in-flight caps, shutdown) and its
+//! connection workers ([`workers`]: one single-threaded runtime per core).
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub(crate) mod routes;
 pub(crate) mod serve;
 mod socket;
+pub(crate) mod workers;
 
 pub(crate) use crate::contract::REQUEST_ID;
 

@@ -42,6 +42,7 @@ use crate::config::ServerLimits;
 use crate::state::AppState;
 
 use super::socket::{watchdog, Activity, Busy, Watched};
+use super::workers::Workers;
 
 /// The parts of the edge every request can reach through [`AppState`].
 #[derive(Debug)]
@@ -203,12 +204,14 @@ fn warn_refused(last: &AtomicU64, started: Instant, peer: SocketAddr, why: &str)
 }
 
 /// Serves `app` on `listener` with the bounds of `limits` until `shutdown` resolves; then
-/// drains for at most `limits.shutdown_grace`.
+/// drains for at most `limits.shutdown_grace`. With `workers`, each connection is served
+/// whole on one of them ([`super::workers`]); without, on the caller's runtime.
 pub(crate) async fn serve_router(
     listener: TcpListener,
     app: axum::Router,
     edge: Arc<EdgeShared>,
     limits: ServerLimits,
+    workers: Option<&Workers>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let conns = Arc::new(Semaphore::new(limits.max_connections));
@@ -244,14 +247,43 @@ pub(crate) async fn serve_router(
             tracing::trace!(error = %e, "cannot set TCP_NODELAY");
         }
         let stop = edge.stopping();
-        tasks.spawn(connection(
-            tcp,
-            peer,
-            app.clone(),
-            limits.clone(),
-            stop,
-            (global, slot),
-        ));
+        let slots = (global, slot);
+        match workers.and_then(Workers::pick) {
+            None => {
+                tasks.spawn(connection(
+                    tcp,
+                    peer,
+                    app.clone(),
+                    limits.clone(),
+                    stop,
+                    slots,
+                ));
+            }
+            Some((worker, open)) => {
+                // The socket leaves this runtime's reactor and joins the worker's, so that
+                // its readiness wakes the worker's thread and no other.
+                let tcp = match tcp.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "cannot hand the connection over");
+                        continue;
+                    }
+                };
+                let (app, limits) = (app.clone(), limits.clone());
+                tasks.spawn_on(
+                    async move {
+                        let _open = open;
+                        match TcpStream::from_std(tcp) {
+                            Ok(tcp) => connection(tcp, peer, app, limits, stop, slots).await,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "cannot register the connection")
+                            }
+                        }
+                    },
+                    worker,
+                );
+            }
+        }
     }
     edge.begin_shutdown();
     drop(listener);

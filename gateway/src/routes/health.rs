@@ -39,7 +39,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn probe(state: &AppState) -> (StatusCode, Value) {
     let probes = state.config.upstreams.iter().map(|u| {
-        let http = state.http.clone();
+        let http = state.http().clone();
         async move {
             let mut req = http.get(&u.health_url).timeout(PROBE_TIMEOUT);
             if let Some(k) = &u.api_key {

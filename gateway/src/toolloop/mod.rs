@@ -218,7 +218,7 @@ impl<'a> Loop<'a> {
                 Some(t) => {
                     let max = self.state.config.reads.tool_max_answer_bytes;
                     let memory = &self.state.answer_memory;
-                    tools::execute(&self.state.http, t, &c.arguments, max, memory).await
+                    tools::execute(self.state.http(), t, &c.arguments, max, memory).await
                 }
                 None => json!({"error": "unknown tool"}).to_string(),
             };

@@ -185,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn http_tool_answer_is_capped_also_when_json() {
         let base = tool_server(4 << 20).await;
-        let http = crate::testing::state_at(0).http.clone();
+        let http = crate::testing::state_at(0).http().clone();
         let t = tool(Executor::Http {
             url: format!("{base}/big"),
             timeout: Duration::from_secs(5),
@@ -205,7 +205,7 @@ mod tests {
     async fn http_tool_answer_is_paid_for_from_the_answer_budget() {
         // 64 KiB of `[0,0,…]`: its bytes fit a 256 KiB budget, its tree (32 K elements) not.
         let base = tool_server(64 * 1024).await;
-        let http = crate::testing::state_at(0).http.clone();
+        let http = crate::testing::state_at(0).http().clone();
         let t = tool(Executor::Http {
             url: format!("{base}/big"),
             timeout: Duration::from_secs(5),
@@ -223,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn http_tool_redirect_is_not_followed() {
         let base = tool_server(16).await;
-        let http = crate::testing::state_at(0).http.clone();
+        let http = crate::testing::state_at(0).http().clone();
         let t = tool(Executor::Http {
             url: format!("{base}/moved"),
             timeout: Duration::from_secs(5),

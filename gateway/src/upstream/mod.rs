@@ -185,8 +185,8 @@ pub(crate) async fn send(
     };
     let parsed = state.chat_urls.get(model.upstream).cloned().flatten();
     let req = match parsed {
-        Some(url) => state.http.post(url),
-        None => state.http.post(&upstream.chat_url),
+        Some(url) => state.http().post(url),
+        None => state.http().post(&upstream.chat_url),
     };
     let mut req = req
         .timeout(state.config.http_total_timeout)
