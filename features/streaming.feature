@@ -33,6 +33,26 @@ Feature: Streaming
       And the stream contains a usage chunk
       And the stream ends with the DONE marker
 
+    # The WHATWG event-stream rules (HTML Living Standard, "Interpreting an event stream")
+    # read a byte stream: an upstream's TCP segments may cut an event anywhere, and one
+    # event's data may span several `data:` lines that the reader joins with LF. vLLM and
+    # OpenRouter send one line per event, but a proxy or a slow network cuts them.
+    @needs-mock
+    Scenario: Events the upstream's writes cut in pieces are relayed whole
+      Given the upstream streams "Pieces of a stream, joined again" in 4 chunks, each event written in 3 pieces 2 ms apart
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "Pieces of a stream, joined again"
+      And the stream ends with the DONE marker
+
+    @needs-mock
+    Scenario: An event whose data spans two data lines is relayed as one chunk
+      Given the upstream streams "0123456789" repeated 1000 times in 1 chunk, each event's data on two lines
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "0123456789" repeated 1000 times
+      And the stream ends with the DONE marker
+
     @needs-mock
     Scenario: A client that disconnects mid-stream cancels the upstream request
       Given the upstream streams "one two three four five six seven eight nine ten" in 10 chunks 200 ms apart

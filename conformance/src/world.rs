@@ -890,16 +890,19 @@ impl GatewayWorld {
         chunks: usize,
         interval_ms: usize,
     ) -> Outcome {
-        let chars: Vec<char> = text.chars().collect();
-        let chunks = chunks.max(1);
-        let pieces: Vec<String> = (0..chunks)
-            .map(|i| {
-                let from = chars.len() * i / chunks;
-                let to = chars.len() * (i + 1) / chunks;
-                chars[from..to].iter().collect()
-            })
-            .collect();
-        self.script(Step::stream(pieces, interval_ms as u64)).await
+        self.script(Step::stream(split_chars(text, chunks), interval_ms as u64))
+            .await
+    }
+
+    /// As [`Self::script_stream`] (no interval), the events cut on the wire as `tear` says.
+    pub async fn script_stream_torn(
+        &mut self,
+        text: &str,
+        chunks: usize,
+        tear: mocks::Tear,
+    ) -> Outcome {
+        self.script(Step::stream(split_chars(text, chunks), 0).with_tear(tear))
+            .await
     }
 
     pub async fn script_stream_failure(&mut self, chunks: usize, failure: &str) -> Outcome {
@@ -970,4 +973,17 @@ impl GatewayWorld {
         }
         Ok(n)
     }
+}
+
+/// `text` in `chunks` pieces of (nearly) equal character counts.
+fn split_chars(text: &str, chunks: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let chunks = chunks.max(1);
+    (0..chunks)
+        .map(|i| {
+            let from = chars.len() * i / chunks;
+            let to = chars.len() * (i + 1) / chunks;
+            chars[from..to].iter().collect()
+        })
+        .collect()
 }

@@ -11,9 +11,9 @@ use crate::personality::{
     Delta, Dialect, ErrorReply, FunctionDelta, StreamBreak, ToolCallDelta, ToolCallOut, Usage, Wire,
 };
 use crate::record::{Outcome, OutcomeGuard};
-use crate::script::{Shape, StepUsage};
+use crate::script::{Shape, StepUsage, Tear};
 use crate::server::RequestInfo;
-use crate::stream::{play, sleep_ms, Frame};
+use crate::stream::{play, sleep_ms, tear, Frame};
 use crate::MockConfig;
 
 pub(crate) fn json_response(status: u16, body: Vec<u8>) -> Response {
@@ -75,6 +75,8 @@ pub(crate) struct Exchange<'a> {
     pub info: &'a RequestInfo,
     /// The step's scripted usage, reported instead of the estimate below.
     pub usage: Option<StepUsage>,
+    /// How the step's SSE events are cut on the wire.
+    pub tear: Option<Tear>,
 }
 
 impl Exchange<'_> {
@@ -145,7 +147,7 @@ impl Exchange<'_> {
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
             .header(header::CACHE_CONTROL, "no-cache")
-            .body(play(frames, guard))
+            .body(play(tear(frames, self.tear), guard))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 

@@ -53,7 +53,7 @@ pub use control::parse_script;
 pub use personality::{Personality, UnknownPersonality};
 pub use record::{Outcome, Recorded};
 pub use script::{
-    find_marker, find_marker_in, is_marker_name, Action, ScriptBody, Shape, Step, StepUsage,
+    find_marker, find_marker_in, is_marker_name, Action, ScriptBody, Shape, Step, StepUsage, Tear,
     ToolCallSpec,
 };
 pub use server::{router, MockState};

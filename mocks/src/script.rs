@@ -17,8 +17,33 @@ pub struct Step {
     pub delay_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<StepUsage>,
+    /// How a streamed answer's events are cut on the wire (default: one write per event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tear: Option<Tear>,
     #[serde(flatten)]
     pub action: Action,
+}
+
+/// How a streamed answer's SSE events are cut on the wire. The WHATWG event-stream parser
+/// (HTML Living Standard, "Interpreting an event stream") works on the byte stream: an event
+/// may arrive in any number of reads, and its data may span several `data:` lines, which the
+/// client joins with LF. A real upstream's TCP segments cut events anywhere; these two cuts
+/// let a scenario check that a gateway reads them as the standard says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tear {
+    /// Each event is written in this many pieces, `piece_ms` apart (1: whole).
+    #[serde(default = "one")]
+    pub pieces: usize,
+    #[serde(default)]
+    pub piece_ms: u64,
+    /// Each JSON event's data is sent on two `data:` lines, cut after a comma near its middle
+    /// (JSON allows the LF the client puts between them).
+    #[serde(default)]
+    pub two_data_lines: bool,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The `usage` a step reports (`total_tokens` is their sum), so that a test can tell what the
@@ -163,6 +188,7 @@ impl From<Action> for Step {
         Step {
             delay_ms: 0,
             usage: None,
+            tear: None,
             action,
         }
     }
@@ -309,6 +335,12 @@ impl Step {
             prompt_tokens,
             completion_tokens,
         });
+        self
+    }
+
+    /// Cut the streamed answer's events on the wire this way.
+    pub fn with_tear(mut self, tear: Tear) -> Step {
+        self.tear = Some(tear);
         self
     }
 

@@ -343,6 +343,7 @@ async fn chat(
         rng,
         info: &info,
         usage: step.and_then(|s| s.usage),
+        tear: step.and_then(|s| s.tear),
     };
 
     match step.map(|s| &s.action) {

@@ -10,6 +10,37 @@ async fn streams_text(w: &mut GatewayWorld, text: String, chunks: i64, ms: i64) 
     w.script_stream(&s(text), n(chunks)?, n(ms)?).await
 }
 
+#[given(
+    expr = "the upstream streams {string} in {int} chunks, each event written in {int} pieces {int} ms apart"
+)]
+async fn streams_torn(
+    w: &mut GatewayWorld,
+    text: String,
+    chunks: i64,
+    pieces: i64,
+    ms: i64,
+) -> Outcome {
+    let tear = mocks::Tear {
+        pieces: n(pieces)?,
+        piece_ms: n(ms)? as u64,
+        two_data_lines: false,
+    };
+    w.script_stream_torn(&s(text), n(chunks)?, tear).await
+}
+
+#[given(
+    expr = "the upstream streams {string} repeated {int} times in {int} chunk(s), each event's data on two lines"
+)]
+async fn streams_two_lines(w: &mut GatewayWorld, text: String, times: i64, chunks: i64) -> Outcome {
+    let tear = mocks::Tear {
+        pieces: 1,
+        piece_ms: 0,
+        two_data_lines: true,
+    };
+    w.script_stream_torn(&s(text).repeat(n(times)?), n(chunks)?, tear)
+        .await
+}
+
 #[given(expr = "the upstream streams {int} chunks and then {string}")]
 async fn streams_then_fails(w: &mut GatewayWorld, chunks: i64, failure: String) -> Outcome {
     w.script_stream_failure(n(chunks)?, &s(failure)).await
@@ -46,6 +77,11 @@ async fn send_stream_disconnect(w: &mut GatewayWorld, chunks: i64) -> Outcome {
 #[then(expr = "the streamed content is {string}")]
 fn streamed_content(w: &mut GatewayWorld, text: String) -> Outcome {
     w.streamed_content_is(&s(text))
+}
+
+#[then(expr = "the streamed content is {string} repeated {int} times")]
+fn streamed_content_repeated(w: &mut GatewayWorld, text: String, times: i64) -> Outcome {
+    w.streamed_content_is(&s(text).repeat(n(times)?))
 }
 
 #[then("the stream ends with the DONE marker")]
