@@ -93,10 +93,8 @@ fn two_data_lines(frame: &[u8]) -> Vec<u8> {
                 (true, false, b'\\') => esc = true,
                 (true, false, b'"') => in_str = false,
                 (false, _, b'"') => in_str = true,
-                (false, _, b',') => {
-                    if best.is_none_or(|c| c.abs_diff(mid) > i.abs_diff(mid)) {
-                        best = Some(i);
-                    }
+                (false, _, b',') if best.is_none_or(|c| c.abs_diff(mid) > i.abs_diff(mid)) => {
+                    best = Some(i);
                 }
                 _ => {}
             }
