@@ -115,6 +115,25 @@ Feature: Mapping of upstream failures
     And the response status is 502
     And the header "content-type" contains "application/json"
 
+  # That stream still reported what the upstream spent: SPEC §3 settles a reservation with
+  # the usage the upstream reported and charges an abandoned request "for what was sent and
+  # streamed, never 0". The `tool-loop budget` tenant has 200 tokens a day on token_budget:
+  # the empty stream reports 150 + 20, so 30 remain, and a request that reserves over 40 (its
+  # max_tokens alone) no longer fits. Had the report been dropped, only the prompt estimate
+  # (a few tokens) would be charged and the second request admitted.
+  @needs-mock @needs-config
+  Scenario: The usage an upstream stream reported before failing without a choice is charged
+    Given I authenticate with the "tool-loop budget" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "1"
+    And the upstream answers with a completion that has no choices, reporting 150 prompt and 20 completion tokens
+    When I send a streaming chat request
+    Then the response is the error "upstream_error"
+    Given the request field "/max_tokens" is "40"
+    When I send a streaming chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 1 request
+
   # `choices` must be a list (OpenAI's chat.completion schema, features/schemas): an object in
   # its place is not a completion the caller can read, so it is the upstream's failure.
   @needs-mock

@@ -43,6 +43,18 @@ async fn answers_empty_choices(w: &mut GatewayWorld) -> Outcome {
     w.script(Step::empty_choices()).await
 }
 
+#[given(
+    expr = "the upstream answers with a completion that has no choices, reporting {int} prompt and {int} completion tokens"
+)]
+async fn answers_empty_choices_with_usage(
+    w: &mut GatewayWorld,
+    prompt: i64,
+    completion: i64,
+) -> Outcome {
+    let step = Step::empty_choices().with_usage(tokens(prompt)?, tokens(completion)?);
+    w.script(step).await
+}
+
 #[given(expr = "the upstream answers with the text {string} without a model field")]
 async fn answers_without_model(w: &mut GatewayWorld, text: String) -> Outcome {
     w.script(Step::reshaped(s(text), Shape::NoModel)).await
