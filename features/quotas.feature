@@ -115,6 +115,23 @@ Feature: Model budgets and upstream quotas
     Then the response status is 200
     And the upstream received 3 requests
 
+  # A caller that hangs up before the answer abandons its request: SPEC §3 charges it "for
+  # what was sent and streamed, never 0" (here its prompt: nothing was streamed) and gives the
+  # rest of its reservation back. The `tool-loop budget` tenant has 200 tokens a day on
+  # token_budget; a request with max_tokens 150 reserves over 150, so two such reservations
+  # never fit together: the second request fits only if the abandoned one's was released.
+  @needs-config @needs-mock
+  Scenario: A caller that hangs up gives back the rest of its reservation
+    Given I authenticate with the "tool-loop budget" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "150"
+    And the upstream hangs
+    When I send a chat request and give up after 300 ms
+    Then the upstream saw the client disconnect
+    When I send a chat request
+    Then the response status is 200
+    And the upstream received 2 requests
+
   # A request reserves its share before the upstream call (SPEC §3): its prompt (estimated from
   # the text it sends) plus what it may produce (its max_tokens, else the model's output cap,
   # 8192 on every embedded model). Either alone can be more than a whole day's budget of 50

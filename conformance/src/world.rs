@@ -596,6 +596,21 @@ impl GatewayWorld {
         self.send_padded(size).await
     }
 
+    /// Sends the pending chat request and, if no answer has come within `ms`, closes the
+    /// connection (a caller's own timeout). An answer that came in time is kept as usual.
+    pub async fn send_chat_giving_up(&mut self, ms: u64) -> Outcome {
+        let body = self.body_bytes();
+        let req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
+        let wait = Duration::from_millis(ms);
+        let answered = tokio::time::timeout(wait, execute(self.http()?, req)).await;
+        self.responses = match answered {
+            Ok(resp) => vec![resp?],
+            // Dropping the request future closes its connection mid-request.
+            Err(_) => Vec::new(),
+        };
+        Ok(())
+    }
+
     pub async fn send_stream(&mut self, disconnect_after: Option<usize>) -> Outcome {
         self.body["stream"] = Value::Bool(true);
         let body = self.body_bytes();

@@ -36,6 +36,11 @@ async fn send_chat(w: &mut GatewayWorld) -> Outcome {
     w.send_chat().await
 }
 
+#[when(expr = "I send a chat request and give up after {int} ms")]
+async fn send_chat_giving_up(w: &mut GatewayWorld, ms: i64) -> Outcome {
+    w.send_chat_giving_up(super::n(ms)? as u64).await
+}
+
 #[when(expr = "I send a chat request with {string} set to {string}")]
 async fn send_chat_with(w: &mut GatewayWorld, pointer: String, literal: String) -> Outcome {
     w.send_chat_with(&s(pointer), &s(literal)).await
