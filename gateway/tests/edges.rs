@@ -236,6 +236,44 @@ async fn hyper_400_and_431_carry_the_envelope_and_a_request_id() {
 }
 
 #[tokio::test]
+async fn an_answer_before_the_body_was_read_says_connection_close() {
+    let g = gw(ServerLimits::default()).await;
+    // No credentials and a body that has not all arrived: the 401 does not wait for it, and
+    // the connection is not reused, so the answer must say so (RFC 9112 §9.6), or a client
+    // pools the connection and its next request there meets the close.
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let (raw, _) = read_to_close(&mut s, secs(5.0)).await;
+    let (head, body) = head_and_body(&raw);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert_eq!(body["error"]["code"], "missing_authorization");
+
+    // A body the gateway read to its end (authenticated, then refused as bad JSON) keeps
+    // the connection: two answers on one socket, the first without `connection: close`.
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    let body = r#"{"model":"#;
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+    );
+    let last = req.replacen("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1);
+    s.write_all(format!("{req}{last}").as_bytes())
+        .await
+        .unwrap();
+    let (raw, _) = read_to_close(&mut s, secs(5.0)).await;
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert_eq!(text.matches("http/1.1 400").count(), 2, "{text}");
+    let first = &text[..text.rfind("http/1.1 400").unwrap()];
+    assert!(!first.contains("connection: close"), "{first}");
+    g.shutdown().await;
+}
+
+#[tokio::test]
 async fn past_the_in_flight_cap_an_immediate_503_with_retry_after() {
     let mock = MockServer::start(Personality::Vllm).await.unwrap();
     mock.script("hold", vec![Step::hang()]);

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+pub use crate::stream::Tear;
+
 /// One scripted answer. `delay_ms` is waited before any header is sent; `usage`, when set,
 /// is the token count the answer reports instead of the mock's own estimate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,28 +24,6 @@ pub struct Step {
     pub tear: Option<Tear>,
     #[serde(flatten)]
     pub action: Action,
-}
-
-/// How a streamed answer's SSE events are cut on the wire. The WHATWG event-stream parser
-/// (HTML Living Standard, "Interpreting an event stream") works on the byte stream: an event
-/// may arrive in any number of reads, and its data may span several `data:` lines, which the
-/// client joins with LF. A real upstream's TCP segments cut events anywhere; these two cuts
-/// let a scenario check that a gateway reads them as the standard says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tear {
-    /// Each event is written in this many pieces, `piece_ms` apart (1: whole).
-    #[serde(default = "one")]
-    pub pieces: usize,
-    #[serde(default)]
-    pub piece_ms: u64,
-    /// Each JSON event's data is sent on two `data:` lines, cut after a comma near its middle
-    /// (JSON allows the LF the client puts between them).
-    #[serde(default)]
-    pub two_data_lines: bool,
-}
-
-fn one() -> usize {
-    1
 }
 
 /// The `usage` a step reports (`total_tokens` is their sum), so that a test can tell what the

@@ -11,8 +11,9 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 
+use serde::{Deserialize, Serialize};
+
 use crate::record::{Outcome, OutcomeGuard};
-use crate::script::Tear;
 
 #[derive(Debug)]
 pub(crate) enum Frame {
@@ -42,6 +43,28 @@ pub(crate) async fn sleep_ms(ms: u64) {
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+}
+
+/// How a streamed answer's SSE events are cut on the wire. The WHATWG event-stream parser
+/// (HTML Living Standard, "Interpreting an event stream") works on the byte stream: an event
+/// may arrive in any number of reads, and its data may span several `data:` lines, which the
+/// client joins with LF. A real upstream's TCP segments cut events anywhere; these two cuts
+/// let a scenario check that a gateway reads them as the standard says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tear {
+    /// Each event is written in this many pieces, `piece_ms` apart (1: whole).
+    #[serde(default = "one")]
+    pub pieces: usize,
+    #[serde(default)]
+    pub piece_ms: u64,
+    /// Each JSON event's data is sent on two `data:` lines, cut after a comma near its middle
+    /// (JSON allows the LF the client puts between them).
+    #[serde(default)]
+    pub two_data_lines: bool,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `frames` cut on the wire as `tear` says: each data frame's JSON events on two `data:`

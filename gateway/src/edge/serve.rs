@@ -22,7 +22,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -160,6 +160,37 @@ impl HttpBody for EdgeBody {
         } else {
             self.inner.size_hint()
         }
+    }
+}
+
+/// A request body that records whether the handler ever read from it.
+struct Polled<B> {
+    inner: B,
+    polled: Arc<AtomicBool>,
+}
+
+impl<B> HttpBody for Polled<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        this.polled.store(true, Ordering::Relaxed);
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -322,14 +353,35 @@ async fn connection(
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = Busy::new(svc_act.clone());
-        let mut req =
-            req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)));
+        let polled = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+        let body_polled = polled.clone();
+        let mut req = req.map(|b| {
+            Body::new(tower_http::timeout::TimeoutBody::new(
+                body_timeout,
+                Polled {
+                    inner: b,
+                    polled: body_polled,
+                },
+            ))
+        });
         req.extensions_mut().insert(ConnectInfo(peer));
         async move {
-            let resp = match app.oneshot(req).await {
+            let mut resp = match app.oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
+            // Refused before the body was read at all (401, 429, a Content-Length over the
+            // cap): hyper then reads the rest of the body only if it has already arrived, and
+            // otherwise closes the connection after the answer, without saying so. A client
+            // that was told nothing pools the connection, and its next request there fails
+            // with "connection closed before message completed". So say it (RFC 9112 §9.6).
+            // A body read in part (over the cap while reading) is left to hyper as before.
+            if !polled.load(Ordering::Relaxed) {
+                resp.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, Infallible>(resp.map(|inner| EdgeBody {
                 inner,
                 guard: Some(Box::new(busy)),
