@@ -26,6 +26,13 @@ Feature: Inline images
       | WEBP   | data:image/webp;base64,UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA== |
 
   @needs-mock
+  # Size alone is no reason to refuse an image that fits MAX_BODY_BYTES (1 MiB here): a real
+  # photo is hundreds of KiB of base64, longer than any decoder reads in one piece.
+  Scenario: A valid inline image of several hundred KiB is accepted
+    Given the user message carries a PNG data URI of 400 KiB
+    When I send a chat request
+    Then the response status is 200
+
   Scenario: A valid inline image is forwarded to the upstream unchanged
     Given the user message carries the image URL "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
     When I send a chat request
