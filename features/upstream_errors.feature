@@ -233,6 +233,18 @@ Feature: Mapping of upstream failures
     And the response status is 502
     And the error message contains "Backlog: the batch queue is full, try again"
 
+  # LiteLLM relays an upstream's 400 behind its own prefixes, `litellm.BadRequestError:
+  # OpenAIException - <the upstream's sentence>` (WIRE_FACTS L7; the mock's litellm personality
+  # wraps the scripted sentence the same way). Only the prefixes are LiteLLM's: a " - " inside
+  # the upstream's own sentence is part of it and stays.
+  @needs-mock
+  Scenario: A dash inside a LiteLLM-relayed sentence is kept
+    Given I use the "litellm" model
+    And the upstream answers with the error status 400 and message "temperature - must be between 0 and 2"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the error message contains "temperature - must be between 0 and 2"
+
   # Upstream sentences wrap names in any punctuation: backquotes (Markdown-style messages),
   # a sentence's full stop, angle brackets. The wrapping must not hide a shape (SPEC §3
   # "Sanitised"), and the words around it stay, as in the outline above.

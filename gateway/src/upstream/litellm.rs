@@ -139,6 +139,15 @@ mod tests {
             upstream_sentence("the prompt was rejected by policy", "m", "a"),
             "the prompt was rejected by policy"
         );
+        // After a class name, a dash of the upstream's own sentence is not the marker.
+        assert_eq!(
+            upstream_sentence(
+                "litellm.BadRequestError: temperature - must be between 0 and 2",
+                "m",
+                "a"
+            ),
+            "temperature - must be between 0 and 2"
+        );
         // A dash inside an ordinary message is not LiteLLM's marker.
         assert_eq!(
             upstream_sentence("ValueException - kept", "m", "a"),
