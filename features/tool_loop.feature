@@ -257,6 +257,19 @@ Feature: The server-side tool loop
       And upstream request 1 offered the tool "get_stock_price"
       And upstream request 1 offered the tool "lookup_weather"
 
+    # The same sentence of SPEC §4 when the caller's tool has the name of a server-side one:
+    # the caller defined it in the request, so the call is the caller's to run, not the
+    # gateway's, and no tool round happens.
+    Scenario: A caller tool named like a server-side tool is the caller's
+      Given the request defines the caller tool "lookup_weather"
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}'
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/finish_reason" is "tool_calls"
+      And the body field "/choices/0/message/tool_calls/0/function/name" is "lookup_weather"
+      And the body field "/choices/0/message/tool_calls/0/function/arguments" is '{"city": "Oslo"}'
+      And the upstream received 1 request
+
     Scenario: A caller-defined tool call after a server-side one is returned to the caller
       Given the request defines the caller tool "get_stock_price"
       And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}'
