@@ -182,17 +182,13 @@ impl Shared {
     /// The upstream client of the thread this runs on: the connection worker's own pool, or
     /// the shared one off the workers.
     pub fn http(&self) -> &reqwest::Client {
-        let Some(slot) = crate::edge::workers::current().and_then(|i| self.http_workers.get(i))
-        else {
-            return &self.http_shared;
-        };
-        if let Some(c) = slot.get() {
-            return c;
-        }
-        // The same builder succeeded at start-up; should it fail now, the shared pool serves.
-        match upstream_client(&self.config) {
-            Ok(c) => slot.get_or_init(|| c),
-            Err(_) => &self.http_shared,
+        match crate::edge::workers::current().and_then(|i| self.http_workers.get(i)) {
+            // The same builder succeeded at start-up; should it fail now, the worker shares
+            // the common pool (a clone of a client is a handle to the same pool).
+            Some(slot) => slot.get_or_init(|| {
+                upstream_client(&self.config).unwrap_or_else(|_| self.http_shared.clone())
+            }),
+            None => &self.http_shared,
         }
     }
 }
