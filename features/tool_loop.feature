@@ -355,6 +355,25 @@ Feature: The server-side tool loop
       And the stream ends with the DONE marker
       And the upstream received 2 requests
 
+    # A tool round goes upstream again with the tool results, its text included, so the
+    # gateway must hold that text, and what it holds from an upstream is bounded (SPEC §5:
+    # "byte caps on every upstream and tool read"; UPSTREAM_MAX_BODY_BYTES is 262144 in the
+    # embedded configuration). A round with more text than that is the upstream's failure,
+    # upstream_error, streamed or not; it is never sent on cut short.
+    Scenario: A tool round with more text than UPSTREAM_MAX_BODY_BYTES is upstream_error
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}' followed by 300 KiB of text
+      And the upstream answers with the text "It is sunny in Berlin."
+      When I send a chat request
+      Then the response is the error "upstream_error"
+      And the upstream received 1 request
+
+    Scenario: A streamed tool round with more text than UPSTREAM_MAX_BODY_BYTES is upstream_error
+      Given the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Berlin"}' followed by 300 KiB of text
+      And the upstream answers with the text "It is sunny in Berlin."
+      When I send a streaming chat request
+      Then the streaming request fails with "upstream_error"
+      And the upstream received 1 request
+
   Rule: In a stream the synthesis is announced by a named event
 
     Scenario: The cap is announced by the spass.tool-cap event before the final content

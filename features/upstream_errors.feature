@@ -285,3 +285,40 @@ Feature: Mapping of upstream failures
       | host after equals | host=inference.internal.example     | inference.internal |
       | host after colon  | upstream:inference.internal.example | inference.internal |
       | key in a call     | auth(sk-proj-4f3e2d1c0b9a8f7e)      | 4f3e2d1c0b9a8f7e   |
+
+  # SPEC §5 bounds every upstream read: "byte caps on every upstream and tool read". The
+  # embedded test configuration sets UPSTREAM_MAX_BODY_BYTES to 262144 (256 KiB). An answer of
+  # exactly that many bytes is within the cap and reaches the caller whole, whether the upstream
+  # declares its length or sends it in pieces with chunked framing (as a proxy that streams
+  # bodies through does); one byte more is an answer the gateway will not hold, the upstream's
+  # failure: upstream_error 502, never a cut answer passed off as whole.
+  @needs-mock @needs-config
+  Scenario Outline: An upstream answer of exactly UPSTREAM_MAX_BODY_BYTES is relayed whole (<model>, <delivery>)
+    Given I use the "<model>" model
+    And the upstream answers with a body of exactly 262144 bytes<delivery>
+    When I send a chat request
+    Then the response status is 200
+    And the body field "/choices/0/message/content" is a string of at least 250000 characters
+
+    Examples:
+      | model      | delivery                                          |
+      | default    |                                                   |
+      | default    | , sent in 5 pieces without a Content-Length       |
+      | litellm    |                                                   |
+      | openrouter | , sent in 5 pieces without a Content-Length       |
+
+  @needs-mock @needs-config
+  Scenario Outline: An upstream answer one byte over UPSTREAM_MAX_BODY_BYTES is upstream_error (<model>, <delivery>)
+    Given I use the "<model>" model
+    And the upstream answers with a body of exactly 262145 bytes<delivery>
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message reveals no upstream details
+
+    Examples:
+      | model      | delivery                                          |
+      | default    |                                                   |
+      | default    | , sent in 5 pieces without a Content-Length       |
+      | litellm    | , sent in 5 pieces without a Content-Length       |
+      | openrouter |                                                   |

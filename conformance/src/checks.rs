@@ -526,6 +526,24 @@ impl GatewayWorld {
         }
     }
 
+    /// The field is a string of at least `min` characters (an answer relayed whole, not cut).
+    pub fn body_field_is_long(&self, pointer: &str, min: usize) -> Outcome {
+        let (v, r) = self.body_pointer(pointer)?;
+        match v.as_ref().and_then(Value::as_str) {
+            Some(s) if s.chars().count() >= min => Ok(()),
+            Some(s) => Err(format!(
+                "expected `{pointer}` to be at least {min} characters long, got {}: {}",
+                s.chars().count(),
+                r.describe()
+            )),
+            None => Err(format!(
+                "expected the string `{pointer}`, got {}: {}",
+                show(v.as_ref()),
+                r.describe()
+            )),
+        }
+    }
+
     pub fn body_has_field(&self, pointer: &str, present: bool) -> Outcome {
         let (v, r) = self.body_pointer(pointer)?;
         let has = v.as_ref().is_some_and(|v| !v.is_null());

@@ -333,6 +333,7 @@ async fn start_gateway(
         ("GATEWAY_CONFIG", gateway_file.to_owned()),
         ("TOKENS_FILE", tokens_file.to_owned()),
         ("MAX_BODY_BYTES", "1048576".to_owned()),
+        ("UPSTREAM_MAX_BODY_BYTES", "262144".to_owned()),
         ("HTTP_TOTAL_TIMEOUT_SECS", "2".to_owned()),
         ("MAX_TOOL_ITERATIONS", "10".to_owned()),
         ("SQLITE_PATH", dir.join(sqlite).display().to_string()),

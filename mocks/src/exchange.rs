@@ -157,15 +157,43 @@ impl Exchange<'_> {
         content: &str,
         pieces: usize,
         interval: u64,
-        mut guard: OutcomeGuard,
+        guard: OutcomeGuard,
     ) -> Response {
         let wait = self.ttft() + interval * (pieces.saturating_sub(1) as u64);
         sleep_ms(wait).await;
         let body = self
             .wire
             .completion(Some(content), &[], "stop", self.usage(pieces));
-        guard.finish(Outcome::Completed);
-        json_response(200, body)
+        self.whole(body, guard)
+    }
+
+    /// A complete JSON answer: with its Content-Length, or, when the step tears it, in that
+    /// many writes with chunked framing and no length (as a proxy that streams bodies sends it).
+    fn whole(&self, body: Vec<u8>, mut guard: OutcomeGuard) -> Response {
+        match self.tear.filter(|t| t.pieces > 1) {
+            None => {
+                guard.finish(Outcome::Completed);
+                json_response(200, body)
+            }
+            Some(t) => Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(play(
+                    tear(vec![Frame::now(Bytes::from(body))], Some(t)),
+                    guard,
+                ))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        }
+    }
+
+    /// [`crate::script::Action::Sized`]: `a`s padding the answer to exactly `bytes`.
+    pub(crate) async fn sized(&mut self, bytes: usize, guard: OutcomeGuard) -> Response {
+        let empty = self
+            .wire
+            .completion(Some(""), &[], "stop", self.usage(1))
+            .len();
+        let content = "a".repeat(bytes.saturating_sub(empty));
+        self.text(&[content.as_str()], 0, guard).await
     }
 
     pub(crate) async fn text<S: AsRef<str>>(

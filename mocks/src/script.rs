@@ -19,7 +19,8 @@ pub struct Step {
     pub delay_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<StepUsage>,
-    /// How a streamed answer's events are cut on the wire (default: one write per event).
+    /// How a streamed answer's events (or a whole answer's body) are cut on the wire
+    /// (default: one write per event, a whole answer with its Content-Length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tear: Option<Tear>,
     #[serde(flatten)]
@@ -56,6 +57,11 @@ fn default_stream_error_status() -> u16 {
 pub enum Action {
     /// A text reply, streamed in several content deltas when the request asked `stream: true`.
     Reply { content: String },
+    /// A text reply of `a`s, as long as makes the non-streamed answer's body exactly `bytes`
+    /// bytes (in this personality's format; never shorter than the same answer with empty
+    /// content). Streamed, the same text in one content delta. For a gateway's byte cap on
+    /// upstream answers (SPEC §5: "byte caps on every upstream and tool read").
+    Sized { bytes: usize },
     /// These content deltas, `interval_ms` apart; joined into one reply for a non-streaming request.
     Stream {
         chunks: Vec<String>,
@@ -180,6 +186,11 @@ impl Step {
             content: content.into(),
         }
         .into()
+    }
+
+    /// A reply whose non-streamed body is exactly `bytes` long ([`Action::Sized`]).
+    pub fn sized(bytes: usize) -> Step {
+        Action::Sized { bytes }.into()
     }
 
     pub fn stream<S: Into<String>>(chunks: impl IntoIterator<Item = S>, interval_ms: u64) -> Step {

@@ -361,6 +361,7 @@ async fn chat(
             let pieces = split_text(content, DEFAULT_CHUNKS.max(config.default_chunks));
             ex.text(&pieces, config.inter_chunk_ms, guard).await
         }
+        Some(Action::Sized { bytes }) => ex.sized(*bytes, guard).await,
         Some(Action::Stream {
             chunks,
             interval_ms,

@@ -49,7 +49,9 @@ pub(crate) async fn sleep_ms(ms: u64) {
 /// (HTML Living Standard, "Interpreting an event stream") works on the byte stream: an event
 /// may arrive in any number of reads, and its data may span several `data:` lines, which the
 /// client joins with LF. A real upstream's TCP segments cut events anywhere; these two cuts
-/// let a scenario check that a gateway reads them as the standard says.
+/// let a scenario check that a gateway reads them as the standard says. A non-streamed answer
+/// with a tear of 2 or more pieces is sent in that many writes with chunked framing and no
+/// Content-Length (as a proxy that streams bodies through sends it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tear {
     /// Each event is written in this many pieces, `piece_ms` apart (1: whole).

@@ -402,3 +402,33 @@ async fn timing_knobs_apply_to_default_reply() {
         .count();
     assert_eq!(deltas, 5);
 }
+
+#[tokio::test]
+async fn sized_reply_is_exactly_that_long_whole_or_in_pieces() {
+    for p in Personality::UPSTREAMS {
+        let mock = MockServer::start(p).await.unwrap();
+        let torn = Step::sized(5000).with_tear(mocks::Tear {
+            pieces: 7,
+            piece_ms: 0,
+            two_data_lines: false,
+        });
+        mock.script("z", vec![Step::sized(5000), torn, Step::sized(5000)]);
+        let resp = post(&mock, &chat("z", false)).await;
+        assert_eq!(resp.content_length(), Some(5000), "{p:?}");
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(bytes.len(), 5000, "{p:?}");
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+        assert!(
+            text.len() > 4000 && text.bytes().all(|b| b == b'a'),
+            "{p:?}"
+        );
+        // Torn: chunked, no length, the same bytes.
+        let resp = post(&mock, &chat("z", false)).await;
+        assert_eq!(resp.content_length(), None, "{p:?}");
+        assert_eq!(resp.bytes().await.unwrap().len(), 5000, "{p:?}");
+        // Streamed: the same text in one delta.
+        let (data, _) = sse_data(post(&mock, &chat("z", true)).await).await;
+        assert_eq!(content(&chunks(&data)), text, "{p:?}");
+    }
+}

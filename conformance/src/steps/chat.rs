@@ -164,6 +164,12 @@ fn body_field_contains(w: &mut GatewayWorld, pointer: String, value: String) -> 
     w.body_field_contains(&s(pointer), &s(value))
 }
 
+#[then(expr = "the body field {string} is a string of at least {int} characters")]
+fn body_field_is_long(w: &mut GatewayWorld, pointer: String, min: i64) -> Outcome {
+    let min = usize::try_from(min).map_err(|_| format!("{min} is not a length"))?;
+    w.body_field_is_long(&s(pointer), min)
+}
+
 #[then(expr = "the body has the field {string}")]
 fn body_has_field(w: &mut GatewayWorld, pointer: String) -> Outcome {
     w.body_has_field(&s(pointer), true)

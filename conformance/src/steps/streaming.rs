@@ -94,6 +94,17 @@ fn ends_error(w: &mut GatewayWorld, code: String) -> Outcome {
     w.stream_ends_error(&s(code))
 }
 
+/// Before its first chunk a stream fails as a JSON error, after it with an error event
+/// (SPEC §3): which of the two depends on whether the gateway had sent anything yet.
+#[then(expr = "the streaming request fails with {string}")]
+async fn streaming_fails(w: &mut GatewayWorld, code: String) -> Outcome {
+    if w.status_is(200).is_ok() {
+        w.stream_ends_error(&s(code))
+    } else {
+        w.is_error(&s(code)).await
+    }
+}
+
 #[then(expr = "the stream event {string} has the field {string} = {string}")]
 fn event_field(w: &mut GatewayWorld, name: String, field: String, value: String) -> Outcome {
     w.stream_event_field(&s(name), &s(field), &s(value))

@@ -52,6 +52,21 @@ async fn answers_call_then_text(
     w.script(Step::tool_calls_then_text(calls, s(text))).await
 }
 
+#[given(
+    expr = "the upstream answers with the tool call {string} with arguments {string} followed by {int} KiB of text"
+)]
+async fn answers_call_then_long_text(
+    w: &mut GatewayWorld,
+    name: String,
+    args: String,
+    kib: i64,
+) -> Outcome {
+    let kib = usize::try_from(kib).map_err(|_| format!("{kib} KiB is not a size"))?;
+    let text = "a".repeat(kib.saturating_mul(1024));
+    let calls = vec![ToolCallSpec::new(s(name), s(args))];
+    w.script(Step::tool_calls_then_text(calls, text)).await
+}
+
 #[then(expr = "the tool result in upstream request {int} contains {string}")]
 async fn tool_result_contains(w: &mut GatewayWorld, index: i64, text: String) -> Outcome {
     w.tool_result_contains(n(index)?, &s(text)).await

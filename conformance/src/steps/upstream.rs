@@ -38,6 +38,34 @@ async fn answers_tool_call_with_usage(
     w.script(step).await
 }
 
+#[given(expr = "the upstream answers with a body of exactly {int} bytes")]
+async fn answers_sized(w: &mut GatewayWorld, bytes: i64) -> Outcome {
+    w.script(Step::sized(byte_count(bytes)?)).await
+}
+
+#[given(
+    expr = "the upstream answers with a body of exactly {int} bytes, sent in {int} pieces without a Content-Length"
+)]
+async fn answers_sized_in_pieces(w: &mut GatewayWorld, bytes: i64, pieces: i64) -> Outcome {
+    let pieces = usize::try_from(pieces)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or(format!(
+            "{pieces} pieces: at least 2 make a body without a length"
+        ))?;
+    let tear = mocks::Tear {
+        pieces,
+        piece_ms: 0,
+        two_data_lines: false,
+    };
+    w.script(Step::sized(byte_count(bytes)?).with_tear(tear))
+        .await
+}
+
+fn byte_count(bytes: i64) -> Result<usize, String> {
+    usize::try_from(bytes).map_err(|_| format!("{bytes} is not a byte count"))
+}
+
 #[given("the upstream answers with a completion that has no choices")]
 async fn answers_empty_choices(w: &mut GatewayWorld) -> Outcome {
     w.script(Step::empty_choices()).await
