@@ -11,6 +11,7 @@ use crate::admission::redis::RedisShared;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::upstream::client::UpstreamClient;
 
 /// Wall-clock seconds, injectable so that tests can stand just before midnight UTC.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -50,6 +51,8 @@ pub(crate) fn secs_to_utc_midnight(now_unix: u64) -> u64 {
 pub enum StartError {
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("cannot build the upstream TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("cannot open the conversation store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
@@ -78,6 +81,10 @@ pub struct Shared {
     /// a pooled upstream connection's task lives on the runtime that opened it, so a shared
     /// pool would hand requests between worker threads ([`crate::edge::workers`]).
     http_workers: Vec<std::sync::OnceLock<reqwest::Client>>,
+    /// The upstream chat client off the workers; use [`Shared::upstream`].
+    upstream_shared: UpstreamClient,
+    /// One chat client per connection worker, as `http_workers` (same reason).
+    upstream_workers: Vec<std::sync::OnceLock<UpstreamClient>>,
     pub limiters: Arc<LocalLimiters>,
     pub ledger: Arc<LocalLedger>,
     pub redis: Option<Arc<RedisShared>>,
@@ -95,9 +102,9 @@ pub struct Shared {
     /// The connection edge's shared parts: the in-flight cap, the shutdown signal, the
     /// readiness cache.
     pub edge: Arc<crate::edge::serve::EdgeShared>,
-    /// Each upstream's `chat_url`, parsed once (reqwest would parse the string, IDNA and all,
-    /// on every request); `None` when it does not parse, so the request fails as before.
-    pub chat_urls: Vec<Option<reqwest::Url>>,
+    /// Each upstream's `chat_url` as a `Uri`, parsed once; `None` when it does not parse
+    /// (start-up validation makes that unreachable), so the request fails as a transport error.
+    pub chat_uris: Vec<Option<axum::http::Uri>>,
 }
 
 impl AppState {
@@ -108,6 +115,10 @@ impl AppState {
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let http = upstream_client(&config)?;
         let http_workers = (0..config.limits.workers)
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        let upstream_shared = UpstreamClient::new(&config)?;
+        let upstream_workers = (0..config.limits.workers)
             .map(|_| std::sync::OnceLock::new())
             .collect();
         let overrides = config
@@ -134,10 +145,10 @@ impl AppState {
             None => None,
         };
         let edge = Arc::new(crate::edge::serve::EdgeShared::new(&config.limits));
-        let chat_urls = config
+        let chat_uris = config
             .upstreams
             .iter()
-            .map(|u| reqwest::Url::parse(&u.chat_url).ok())
+            .map(|u| u.chat_url.parse::<axum::http::Uri>().ok())
             .collect();
         let body_memory =
             crate::checks::memory::MemoryBudget::new(config.reads.max_body_memory_bytes);
@@ -145,7 +156,9 @@ impl AppState {
             crate::checks::memory::MemoryBudget::new(config.reads.max_answer_memory_bytes);
         Ok(AppState(Arc::new(Shared {
             answer_memory,
-            chat_urls,
+            chat_uris,
+            upstream_shared,
+            upstream_workers,
             edge,
             config: Arc::new(config),
             http_shared: http,
@@ -163,7 +176,8 @@ impl AppState {
     }
 }
 
-/// The upstream (and HTTP tool) client, one per pool.
+/// The HTTP tool and readiness-probe client, one per pool (chat requests go through
+/// [`UpstreamClient`]).
 fn upstream_client(config: &Config) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -189,6 +203,18 @@ impl Shared {
                 upstream_client(&self.config).unwrap_or_else(|_| self.http_shared.clone())
             }),
             None => &self.http_shared,
+        }
+    }
+}
+
+impl Shared {
+    /// The upstream chat client of the thread this runs on, as [`Shared::http`].
+    pub fn upstream(&self) -> &UpstreamClient {
+        match crate::edge::workers::current().and_then(|i| self.upstream_workers.get(i)) {
+            Some(slot) => slot.get_or_init(|| {
+                UpstreamClient::new(&self.config).unwrap_or_else(|_| self.upstream_shared.clone())
+            }),
+            None => &self.upstream_shared,
         }
     }
 }

@@ -20,6 +20,33 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
     err.caused_by(e)
 }
 
+/// A chat request that got no answer (`upstream::client`): `upstream_unavailable` when no
+/// connection could be made (refused, unreachable, or not within the connect timeout), else
+/// `upstream_error`.
+pub(crate) fn request_error(e: hyper_util::client::legacy::Error) -> ApiError {
+    let err = if e.is_connect() {
+        ApiError::new(
+            Code::UpstreamUnavailable,
+            "could not connect to the upstream",
+        )
+    } else {
+        ApiError::new(
+            Code::UpstreamError,
+            "the upstream connection failed before a complete answer",
+        )
+    };
+    err.caused_by(e)
+}
+
+/// An upstream whose `chat_url` is not a URI (start-up validation refuses one): the request
+/// fails as a transport error would.
+pub(crate) fn no_chat_uri() -> ApiError {
+    ApiError::new(
+        Code::UpstreamError,
+        "the upstream connection failed before a complete answer",
+    )
+}
+
 /// A transport failure after the stream had started: the connection existed, so it is never
 /// `upstream_unavailable` (a timeout stays `upstream_timeout`).
 pub(crate) fn stream_transport_error(e: reqwest::Error) -> ApiError {

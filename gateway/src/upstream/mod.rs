@@ -183,20 +183,19 @@ pub(crate) async fn send(
         })
         .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?,
     };
-    let parsed = state.chat_urls.get(model.upstream).cloned().flatten();
-    let req = match parsed {
-        Some(url) => state.http().post(url),
-        None => state.http().post(&upstream.chat_url),
+    let Some(Some(uri)) = state.chat_uris.get(model.upstream) else {
+        return Err(errors::no_chat_uri());
     };
-    let mut req = req
-        .timeout(state.config.http_total_timeout)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(outbound);
-    if let Some(key) = &upstream.api_key {
-        req = req.bearer_auth(key);
-    }
     let started = Instant::now();
-    let result = req.send().await;
+    let result = state
+        .upstream()
+        .post_json(
+            uri,
+            upstream.api_key.as_deref(),
+            outbound,
+            state.config.http_total_timeout,
+        )
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     match result {
         Ok(resp) => {
@@ -212,8 +211,7 @@ pub(crate) async fn send(
                 Err(error_from_response(state, model, upstream, body, resp).await)
             }
         }
-        Err(e) => {
-            let err = transport_error(e);
+        Err(err) => {
             state
                 .metrics
                 .upstream(&upstream.name, outcome(&err), elapsed);
@@ -381,6 +379,7 @@ pub(crate) async fn read_capped(
 
 mod answer;
 mod assembler;
+pub(crate) mod client;
 mod errors;
 pub(crate) mod litellm;
 mod sanitize;
