@@ -6,16 +6,8 @@ use super::*;
 pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
     let err = if e.is_timeout() {
         answer_timeout()
-    } else if e.is_connect() {
-        ApiError::new(
-            Code::UpstreamUnavailable,
-            "could not connect to the upstream",
-        )
     } else {
-        ApiError::new(
-            Code::UpstreamError,
-            "the upstream connection failed before a complete answer",
-        )
+        unanswered(e.is_connect())
     };
     err.caused_by(e)
 }
@@ -24,18 +16,19 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
 /// connection could be made (refused, unreachable, or not within the connect timeout), else
 /// `upstream_error`.
 pub(crate) fn request_error(e: hyper_util::client::legacy::Error) -> ApiError {
-    let err = if e.is_connect() {
+    unanswered(e.is_connect()).caused_by(e)
+}
+
+/// No answer: no connection at all (`upstream_unavailable`), or one that failed first.
+fn unanswered(no_connection: bool) -> ApiError {
+    if no_connection {
         ApiError::new(
             Code::UpstreamUnavailable,
             "could not connect to the upstream",
         )
     } else {
-        ApiError::new(
-            Code::UpstreamError,
-            "the upstream connection failed before a complete answer",
-        )
-    };
-    err.caused_by(e)
+        no_chat_uri()
+    }
 }
 
 /// An upstream whose `chat_url` is not a URI (start-up validation refuses one): the request
