@@ -193,29 +193,33 @@ fn upstream_client(config: &Config) -> reqwest::Result<reqwest::Client> {
 }
 
 impl Shared {
-    /// The upstream client of the thread this runs on: the connection worker's own pool, or
-    /// the shared one off the workers.
+    /// The HTTP tool and readiness-probe client of the thread this runs on: the connection
+    /// worker's own pool, or the shared one off the workers.
     pub fn http(&self) -> &reqwest::Client {
-        match crate::edge::workers::current().and_then(|i| self.http_workers.get(i)) {
-            // The same builder succeeded at start-up; should it fail now, the worker shares
-            // the common pool (a clone of a client is a handle to the same pool).
-            Some(slot) => slot.get_or_init(|| {
-                upstream_client(&self.config).unwrap_or_else(|_| self.http_shared.clone())
-            }),
-            None => &self.http_shared,
-        }
+        worker_pool(&self.http_workers, &self.http_shared, || {
+            upstream_client(&self.config).ok()
+        })
+    }
+
+    /// The upstream chat client of the thread this runs on, as [`Shared::http`].
+    pub fn upstream(&self) -> &UpstreamClient {
+        worker_pool(&self.upstream_workers, &self.upstream_shared, || {
+            UpstreamClient::new(&self.config).ok()
+        })
     }
 }
 
-impl Shared {
-    /// The upstream chat client of the thread this runs on, as [`Shared::http`].
-    pub fn upstream(&self) -> &UpstreamClient {
-        match crate::edge::workers::current().and_then(|i| self.upstream_workers.get(i)) {
-            Some(slot) => slot.get_or_init(|| {
-                UpstreamClient::new(&self.config).unwrap_or_else(|_| self.upstream_shared.clone())
-            }),
-            None => &self.upstream_shared,
-        }
+/// The connection worker's own pool, built on first use, or `shared` off the workers. The
+/// same builder succeeded at start-up; should it fail now, the worker shares the common pool
+/// (a clone of a client is a handle to the same pool).
+fn worker_pool<'a, T: Clone>(
+    slots: &'a [std::sync::OnceLock<T>],
+    shared: &'a T,
+    build: impl FnOnce() -> Option<T>,
+) -> &'a T {
+    match crate::edge::workers::current().and_then(|i| slots.get(i)) {
+        Some(slot) => slot.get_or_init(|| build().unwrap_or_else(|| shared.clone())),
+        None => shared,
     }
 }
 
