@@ -273,6 +273,88 @@ async fn an_answer_before_the_body_was_read_says_connection_close() {
     g.shutdown().await;
 }
 
+/// Writes `head` and then `body_len` bytes of body, whole, and only then reads the answer
+/// (what a simple client does: curl, `requests`, the OpenAI SDK over httpx).
+async fn send_whole_then_read(addr: SocketAddr, head: String, body_len: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let piece = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < body_len {
+        let n = piece.len().min(body_len - sent);
+        s.write_all(&piece[..n])
+            .await
+            .unwrap_or_else(|e| panic!("writing the body after {sent} bytes: {e}"));
+        sent += n;
+    }
+    read_to_close(&mut s, secs(10.0)).await.0
+}
+
+#[tokio::test]
+async fn a_caller_still_sending_a_refused_body_reads_the_answer_not_a_reset() {
+    let g = gw(ServerLimits::default()).await;
+    // 8 MiB, over MAX_BODY_BYTES (1 MiB here) and over what the kernel buffers of a loopback
+    // socket hold, so the caller is still writing when the gateway has answered.
+    let big = 8 * 1024 * 1024;
+    let declared = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {big}\r\n\r\n"
+    );
+    let raw = send_whole_then_read(g.addr, declared, big).await;
+    let (head, body) = head_and_body(&raw);
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert_eq!(body["error"]["code"], "body_too_large");
+
+    // Chunked: refused while reading, the rest still unread.
+    let chunked = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        big
+    );
+    let raw = send_whole_then_read(g.addr, chunked, big).await;
+    let (head, body) = head_and_body(&raw);
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert_eq!(body["error"]["code"], "body_too_large");
+
+    // Refused before the body (no credentials): the same.
+    let anonymous = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {big}\r\n\r\n"
+    );
+    let raw = send_whole_then_read(g.addr, anonymous, big).await;
+    let (head, body) = head_and_body(&raw);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert_eq!(body["error"]["code"], "missing_authorization");
+    g.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lingering_close_ends_at_linger_secs_however_long_the_caller_sends() {
+    let g = gw(ServerLimits {
+        linger: secs(0.5),
+        ..ServerLimits::default()
+    })
+    .await;
+    // Declares 1 GiB and sends for ever: the gateway answers, reads and discards for
+    // LINGER_SECS, then closes.
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(
+        format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n", 1u64 << 30).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let piece = vec![b' '; 64 * 1024];
+    let ended = tokio::time::timeout(secs(10.0), async {
+        while s.write_all(&piece).await.is_ok() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "still accepting bytes after 10 s");
+    let took = t.elapsed();
+    assert!(
+        took >= secs(0.4),
+        "closed after {took:?}, before LINGER_SECS"
+    );
+    g.shutdown().await;
+}
+
 #[tokio::test]
 async fn past_the_in_flight_cap_an_immediate_503_with_retry_after() {
     let mock = MockServer::start(Personality::Vllm).await.unwrap();
@@ -289,8 +371,17 @@ async fn past_the_in_flight_cap_an_immediate_503_with_retry_after() {
     let url = format!("{}/v1/chat/completions", g.base_url());
     let body = json!({"model": "small", "messages": [{"role": "user", "content": "mock:hold"}]});
     let busy = tokio::spawn(http.post(&url).bearer_auth(TOKEN).json(&body).send());
-    let models = format!("{}/v1/models", g.base_url());
+    // The held request is in flight once the upstream has it (not before: a probe sent
+    // first would take the one slot and the held request would be the one refused).
     let deadline = Instant::now() + secs(5.0);
+    while mock.records("hold").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the held request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let models = format!("{}/v1/models", g.base_url());
     let refused = loop {
         let r = http.get(&models).bearer_auth(TOKEN).send().await.unwrap();
         if r.status() == 503 {

@@ -286,6 +286,7 @@ fn server_limits(env: &HashMap<String, String>) -> Result<ServerLimits, ConfigEr
         idle_timeout: secs(vars::IDLE_TIMEOUT_SECS, d.idle_timeout)?,
         body_read_timeout: secs(vars::BODY_READ_TIMEOUT_SECS, d.body_read_timeout)?,
         send_timeout: secs(vars::SEND_TIMEOUT_SECS, d.send_timeout)?,
+        linger: secs(vars::LINGER_SECS, d.linger)?,
         max_connections: count(vars::MAX_CONNECTIONS, d.max_connections)?,
         max_connections_per_ip: count(vars::MAX_CONNECTIONS_PER_IP, d.max_connections_per_ip)?,
         max_header_bytes,

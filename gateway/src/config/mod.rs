@@ -40,6 +40,7 @@ pub(crate) mod vars {
     pub(crate) const IDLE_TIMEOUT_SECS: &str = "IDLE_TIMEOUT_SECS";
     pub(crate) const BODY_READ_TIMEOUT_SECS: &str = "BODY_READ_TIMEOUT_SECS";
     pub(crate) const SEND_TIMEOUT_SECS: &str = "SEND_TIMEOUT_SECS";
+    pub(crate) const LINGER_SECS: &str = "LINGER_SECS";
     pub(crate) const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
     pub(crate) const MAX_CONNECTIONS_PER_IP: &str = "MAX_CONNECTIONS_PER_IP";
     pub(crate) const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
@@ -89,6 +90,7 @@ pub(crate) mod vars {
         IDLE_TIMEOUT_SECS,
         BODY_READ_TIMEOUT_SECS,
         SEND_TIMEOUT_SECS,
+        LINGER_SECS,
         MAX_CONNECTIONS,
         MAX_CONNECTIONS_PER_IP,
         MAX_HEADER_BYTES,
@@ -375,6 +377,12 @@ pub struct ServerLimits {
     pub body_read_timeout: Duration,
     /// Longest a write to the caller may stay blocked (a caller that stopped reading).
     pub send_timeout: Duration,
+    /// After answering a request whose body it did not read to the end (refused early: 401,
+    /// 413, 429 …), the connection keeps reading and discarding what the caller still sends,
+    /// for at most this long, before it closes: closing a socket with unread bytes makes the
+    /// kernel send a reset, and a caller still writing its body then loses the answer
+    /// (nginx's lingering close).
+    pub linger: Duration,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// Request line plus headers; past it hyper answers 431 (with the envelope).
@@ -410,6 +418,7 @@ impl Default for ServerLimits {
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(5),
             max_connections: 768,
             max_connections_per_ip: 256,
             max_header_bytes: 65_536,

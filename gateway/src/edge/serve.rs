@@ -11,6 +11,9 @@
 //!   (`IDLE_TIMEOUT_SECS`) and one whose write has been blocked too long
 //!   (`SEND_TIMEOUT_SECS`: a caller that stopped reading; dropping the connection drops the
 //!   response body, which releases the upstream, the /c1 lock and settles the reservation);
+//! - an answer to a request whose body was not read to its end closes the connection by
+//!   lingering (`LINGER_SECS`, [`super::socket`]), so a caller still sending that body reads
+//!   the answer instead of a reset;
 //! - hyper's own 400/414/431 answers are rewritten on the way out into the catalog envelope
 //!   with an `x-request-id` ([`super::socket`]);
 //! - shutdown: stop accepting, ask each connection to finish, end open streams with
@@ -22,7 +25,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -163,10 +166,15 @@ impl HttpBody for EdgeBody {
     }
 }
 
-/// A request body that records whether the handler ever read from it.
+/// How far the handler read a request body ([`Polled`]).
+const BODY_UNTOUCHED: u8 = 0;
+const BODY_STARTED: u8 = 1;
+const BODY_ENDED: u8 = 2;
+
+/// A request body that records how far the handler read it.
 struct Polled<B> {
     inner: B,
-    polled: Arc<AtomicBool>,
+    read: Arc<AtomicU8>,
 }
 
 impl<B> HttpBody for Polled<B>
@@ -181,8 +189,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
-        this.polled.store(true, Ordering::Relaxed);
-        Pin::new(&mut this.inner).poll_frame(cx)
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        let now = match &r {
+            Poll::Ready(None) => BODY_ENDED,
+            _ if this.inner.is_end_stream() => BODY_ENDED,
+            _ => BODY_STARTED,
+        };
+        this.read.fetch_max(now, Ordering::Relaxed);
+        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -347,24 +361,30 @@ async fn connection(
         inner: tcp,
         act: act.clone(),
         rewrite: None,
+        lingering: false,
     });
     let body_timeout = limits.body_read_timeout;
     let svc_act = act.clone();
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = Busy::new(svc_act.clone());
-        let polled = Arc::new(AtomicBool::new(req.body().is_end_stream()));
-        let body_polled = polled.clone();
+        let read = Arc::new(AtomicU8::new(if req.body().is_end_stream() {
+            BODY_ENDED
+        } else {
+            BODY_UNTOUCHED
+        }));
+        let body_read = read.clone();
         let mut req = req.map(|b| {
             Body::new(tower_http::timeout::TimeoutBody::new(
                 body_timeout,
                 Polled {
                     inner: b,
-                    polled: body_polled,
+                    read: body_read,
                 },
             ))
         });
         req.extensions_mut().insert(ConnectInfo(peer));
+        let act = svc_act.clone();
         async move {
             let mut resp = match app.oneshot(req).await {
                 Ok(r) => r,
@@ -376,12 +396,15 @@ async fn connection(
             // that was told nothing pools the connection, and its next request there fails
             // with "connection closed before message completed". So say it (RFC 9112 §9.6).
             // A body read in part (over the cap while reading) is left to hyper as before.
-            if !polled.load(Ordering::Relaxed) {
+            // Either way the close lingers ([`Watched`]): the caller may still be sending.
+            let read = read.load(Ordering::Relaxed);
+            if read == BODY_UNTOUCHED {
                 resp.headers_mut().insert(
                     header::CONNECTION,
                     header::HeaderValue::from_static("close"),
                 );
             }
+            act.set_unread_body(read != BODY_ENDED);
             Ok::<_, Infallible>(resp.map(|inner| EdgeBody {
                 inner,
                 guard: Some(Box::new(busy)),

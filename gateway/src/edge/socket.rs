@@ -1,10 +1,11 @@
 //! The socket under hyper ([`Watched`]): activity for the connection watchdog (idle, a
-//! caller that stopped reading) and the rewrite of hyper's own 400/414/431 answers into the
-//! catalog envelope with an `x-request-id`.
+//! caller that stopped reading), the lingering close after a request body left unread, and
+//! the rewrite of hyper's own 400/414/431 answers into the catalog envelope with an
+//! `x-request-id`.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -25,6 +26,10 @@ pub(super) struct Activity {
     blocked_since_ms: AtomicU64,
     /// Requests whose response body is not finished yet.
     in_flight: AtomicUsize,
+    /// The last request's body was not read to its end: close by lingering ([`Watched`]).
+    unread_body: AtomicBool,
+    /// When the lingering close began (0: not lingering); the watchdog bounds it.
+    linger_since_ms: AtomicU64,
 }
 
 impl Activity {
@@ -34,7 +39,14 @@ impl Activity {
             last_io_ms: AtomicU64::new(0),
             blocked_since_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            unread_body: AtomicBool::new(false),
+            linger_since_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Records whether the request just answered left part of its body unread.
+    pub(super) fn set_unread_body(&self, unread: bool) {
+        self.unread_body.store(unread, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -70,12 +82,17 @@ pub(super) async fn watchdog(act: &Activity, limits: &ServerLimits) -> &'static 
         .clamp(Duration::from_millis(20), Duration::from_secs(1));
     let idle = limits.idle_timeout.as_millis() as u64;
     let send = limits.send_timeout.as_millis() as u64;
+    let linger_ms = limits.linger.as_millis() as u64;
     loop {
         tokio::time::sleep(tick).await;
         let now = act.now_ms();
         let blocked = act.blocked_since_ms.load(Ordering::Relaxed);
         if blocked != 0 && now.saturating_sub(blocked) > send {
             return "SEND_TIMEOUT_SECS: the caller stopped reading";
+        }
+        let linger = act.linger_since_ms.load(Ordering::Relaxed);
+        if linger != 0 && now.saturating_sub(linger) > linger_ms {
+            return "LINGER_SECS: the caller went on sending a body already answered";
         }
         let last = act.last_io_ms.load(Ordering::Relaxed);
         if act.in_flight.load(Ordering::Relaxed) == 0 && now.saturating_sub(last) > idle {
@@ -90,6 +107,8 @@ pub(super) struct Watched {
     pub(super) act: Arc<Activity>,
     /// (replacement, bytes of it written, length of hyper's buffer it replaces)
     pub(super) rewrite: Option<(Vec<u8>, usize, usize)>,
+    /// The write half is shut and the close is lingering.
+    pub(super) lingering: bool,
 }
 
 impl Watched {
@@ -247,8 +266,34 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    /// hyper shuts the socket when it closes the connection. After a body left unread the
+    /// caller may still be sending it, and closing with unread bytes makes the kernel answer
+    /// with a reset, which can reach the caller before it read the answer (or fail its
+    /// write: "broken pipe"). So, as nginx's lingering close: shut the write half (the answer
+    /// ends with a FIN), then read and discard until the caller closes, bounded in time by
+    /// the watchdog (LINGER_SECS, and IDLE_TIMEOUT_SECS between reads); a fixed scratch
+    /// buffer, nothing kept.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.lingering {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            if !this.act.unread_body.load(Ordering::Relaxed) {
+                return Poll::Ready(Ok(()));
+            }
+            this.lingering = true;
+            this.act
+                .linger_since_ms
+                .store(this.act.now_ms(), Ordering::Relaxed);
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => this.act.touched(),
+                // The caller closed (or reset): nothing left to protect.
+                Ok(()) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
