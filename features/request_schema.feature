@@ -46,6 +46,20 @@ Feature: Every enum and range of the chat request schema
       | /presence_penalty  | -2.01 | /presence_penalty  |
       | /frequency_penalty | 2.01  | /frequency_penalty |
 
+  # An integer too large for 64-bit signed arithmetic is still an integer, only out of range:
+  # the caller is told the range it must fall in, as for any other value outside it, not that
+  # it sent something that is not an integer.
+  Scenario Outline: An integer beyond 64 bits is out of range, and the message names the range (<pointer>)
+    When I send a chat request with "<pointer>" set to '<value>'
+    Then the response is the error "invalid_field"
+    And the error param is "<pointer>"
+    And the error message contains "<range>"
+
+    Examples:
+      | pointer       | value                | range            |
+      | /n            | 18446744073709551615 | between 1 and 128 |
+      | /top_logprobs | 9223372036854775808  | between 0 and 20 |
+
   Scenario Outline: A value inside an enum or range is accepted
     When I send a chat request with "<pointer>" set to '<value>'
     Then the response status is 200

@@ -144,6 +144,46 @@ Feature: Mapping of upstream failures
     And the response status is 502
     And the error message reveals no upstream details
 
+  # Whichever upstream kind answered, the caller gets a chat.completion an OpenAI client
+  # reads. LiteLLM's message carries `"tool_calls": null` and `"function_call": null` when the
+  # model called nothing (litellm/types/utils.py `Message`; the mock's litellm personality);
+  # the OpenAI SDK's own type takes null for both (openai-python
+  # src/openai/types/chat/chat_completion_message.py: `Optional[...] = None`), so the schema
+  # does, and a gateway may relay them as they came.
+  @needs-mock
+  Scenario Outline: A plain answer is a chat.completion whichever upstream kind served it (<model>)
+    Given I use the "<model>" model
+    And the upstream answers with the text "Hello."
+    When I send a chat request
+    Then the response status is 200
+    And the body matches the schema "chat_completion.json"
+    And the body names the requested model
+    And the body field "/choices/0/message/content" is "Hello."
+    And the body field "/choices/0/finish_reason" is "stop"
+
+    Examples:
+      | model      |
+      | default    |
+      | litellm    |
+      | openrouter |
+
+  @needs-mock
+  Scenario Outline: A caller tool call is a chat.completion whichever upstream kind served it (<model>)
+    Given I use the "<model>" model
+    And the request defines the caller tool "get_stock_price"
+    And the upstream answers with the tool call "get_stock_price" with arguments '{"symbol": "ACME"}'
+    When I send a chat request
+    Then the response status is 200
+    And the body matches the schema "chat_completion.json"
+    And the body field "/choices/0/finish_reason" is "tool_calls"
+    And the body field "/choices/0/message/tool_calls/0/function/arguments" is '{"symbol": "ACME"}'
+
+    Examples:
+      | model      |
+      | default    |
+      | litellm    |
+      | openrouter |
+
   # The caller's answer is a chat.completion, which names its model (schema: `model` is
   # required): an upstream that leaves `model` out still gives the caller one, the alias it
   # asked for, and nothing else of the answer changes.

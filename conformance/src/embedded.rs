@@ -31,6 +31,12 @@
 //! tools relays the upstream's answer as bytes (only `model` is rewritten) and its stream
 //! chunk by chunk, a path the first gateway never takes; the runner runs the features that
 //! need no server-side tool against it too (runner::NO_SERVER_TOOLS_TAGS).
+//!
+//! [`start_tight_memory`] boots a third one whose body memory budget is tight
+//! (`MAX_BODY_MEMORY_BYTES` = [`TIGHT_BODY_MEMORY_BYTES`], 4 × `MAX_BODY_BYTES`,
+//! [`NAME_TIGHT_MEMORY`]): a budget the ordinary scenarios, dozens at once, would fill, so the
+//! runner runs only the `@needs-tight-memory` scenarios against it, one at a time
+//! (runner::TIGHT_MEMORY_TAGS).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,6 +54,10 @@ use crate::target::{host_forms, Capabilities, Target, TargetParts};
 pub const NAME: &str = "embedded reference gateway";
 /// The second embedded target: the same gateway and mocks, configured without `tools:`.
 pub const NAME_NO_SERVER_TOOLS: &str = "embedded reference gateway without server-side tools";
+/// The third embedded target: the same, with a body memory budget of 4 MiB.
+pub const NAME_TIGHT_MEMORY: &str = "embedded reference gateway with a 4 MiB body memory budget";
+/// `MAX_BODY_MEMORY_BYTES` of [`NAME_TIGHT_MEMORY`] (4 × the embedded `MAX_BODY_BYTES`).
+pub const TIGHT_BODY_MEMORY_BYTES: usize = 4 * 1024 * 1024;
 /// Size of each pool of single-use tokens; more than the scenarios that take one.
 const POOL: usize = 64;
 /// How many loopback source addresses the World's clients rotate through.
@@ -328,8 +338,9 @@ async fn start_gateway(
     gateway_file: &str,
     tokens_file: &str,
     sqlite: &str,
+    variant: Variant,
 ) -> Result<gateway::Running, String> {
-    let vars: HashMap<String, String> = [
+    let mut vars: HashMap<String, String> = [
         ("GATEWAY_CONFIG", gateway_file.to_owned()),
         ("TOKENS_FILE", tokens_file.to_owned()),
         ("MAX_BODY_BYTES", "1048576".to_owned()),
@@ -343,6 +354,12 @@ async fn start_gateway(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if variant == Variant::TightMemory {
+        vars.insert(
+            "MAX_BODY_MEMORY_BYTES".to_owned(),
+            TIGHT_BODY_MEMORY_BYTES.to_string(),
+        );
+    }
     let secret = |name: &str| (name == OPENROUTER_KEY_ENV).then(|| OPENROUTER_KEY.to_owned());
     let cfg = gateway::Config::from_vars(&vars, &secret)
         .map_err(|e| format!("the embedded test configuration is invalid: {e}"))?;
@@ -353,17 +370,32 @@ async fn start_gateway(
         .map_err(|e| format!("the embedded gateway cannot bind: {e}"))
 }
 
+/// Which of the embedded gateways to boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Main,
+    NoServerTools,
+    TightMemory,
+}
+
 /// Boots the mocks and the gateway and describes them as a [`Target`].
 pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
-    start_with(schemas, true).await
+    start_with(schemas, Variant::Main).await
 }
 
 /// The same, but the gateway has no server-side tools ([`NAME_NO_SERVER_TOOLS`]).
 pub async fn start_without_server_tools(schemas: Arc<Schemas>) -> Result<Target, String> {
-    start_with(schemas, false).await
+    start_with(schemas, Variant::NoServerTools).await
 }
 
-async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target, String> {
+/// The same, but the gateway's body memory budget is [`TIGHT_BODY_MEMORY_BYTES`]
+/// ([`NAME_TIGHT_MEMORY`]).
+pub async fn start_tight_memory(schemas: Arc<Schemas>) -> Result<Target, String> {
+    start_with(schemas, Variant::TightMemory).await
+}
+
+async fn start_with(schemas: Arc<Schemas>, variant: Variant) -> Result<Target, String> {
+    let server_tools = variant != Variant::NoServerTools;
     let io = |e: std::io::Error| format!("cannot start a mock upstream: {e}");
     let vllm = Arc::new(MockServer::start(Personality::Vllm).await.map_err(io)?);
     let litellm = Arc::new(MockServer::start(Personality::Litellm).await.map_err(io)?);
@@ -412,6 +444,7 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
         &gateway_file,
         &tokens_file,
         "conformance.sqlite3",
+        variant,
     )
     .await?;
 
@@ -457,10 +490,10 @@ async fn start_with(schemas: Arc<Schemas>, server_tools: bool) -> Result<Target,
         _dir: dir,
     };
     Target::assemble(TargetParts {
-        name: if server_tools {
-            NAME
-        } else {
-            NAME_NO_SERVER_TOOLS
+        name: match variant {
+            Variant::Main => NAME,
+            Variant::NoServerTools => NAME_NO_SERVER_TOOLS,
+            Variant::TightMemory => NAME_TIGHT_MEMORY,
         }
         .into(),
         base_url,

@@ -47,6 +47,9 @@ pub mod vars {
     /// `0`: the embedded run skips its second pass against the gateway without server-side
     /// tools (default `1`).
     pub const CONFORMANCE_NO_SERVER_TOOLS: &str = "CONFORMANCE_NO_SERVER_TOOLS";
+    /// `0`: the embedded run skips its third pass against the gateway with a tight body memory
+    /// budget (default `1`).
+    pub const CONFORMANCE_TIGHT_MEMORY: &str = "CONFORMANCE_TIGHT_MEMORY";
 }
 
 /// The features the embedded run also runs against the gateway without server-side tools
@@ -57,6 +60,22 @@ pub const NO_SERVER_TOOLS_TAGS: &str = "(@baseline or @streaming or @upstream_er
 
 /// Where the second pass writes its reports, under the run's own reports folder.
 pub const NO_SERVER_TOOLS_REPORTS: &str = "no-server-tools";
+
+/// The scenarios of the third pass (`embedded::NAME_TIGHT_MEMORY`), and only of it: they need
+/// the tight body memory budget, which no other target is known to have (a user's gateway, a
+/// peer), and the other passes never run them.
+pub const TIGHT_MEMORY_TAGS: &str = "@needs-tight-memory";
+
+/// Where the third pass writes its reports.
+pub const TIGHT_MEMORY_REPORTS: &str = "tight-memory";
+
+/// `tags` and not [`TIGHT_MEMORY_TAGS`]: the tag filter of every pass but the third.
+fn without_tight_memory(tags: Option<&str>) -> String {
+    match tags {
+        Some(t) => format!("({t}) and not {TIGHT_MEMORY_TAGS}"),
+        None => format!("not {TIGHT_MEMORY_TAGS}"),
+    }
+}
 
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -602,7 +621,9 @@ pub fn main_exit_code() -> i32 {
         }
     };
     rt.block_on(async {
-        let opts = RunOptions::from_env();
+        let mut opts = RunOptions::from_env();
+        let requested_tags = opts.tags.clone();
+        opts.tags = Some(without_tight_memory(requested_tags.as_deref()));
         let target = match target_from_env(&opts).await {
             Ok(t) => t,
             Err(e) => {
@@ -636,12 +657,68 @@ pub fn main_exit_code() -> i32 {
         };
         let embedded = target._embedded.is_some();
         let code = run_and_judge(target, &opts, expectations).await;
-        let second = std::env::var(vars::CONFORMANCE_NO_SERVER_TOOLS).as_deref() != Ok("0");
-        if !embedded || !second {
+        if !embedded {
             return code;
         }
-        code.max(no_server_tools_pass(&opts).await)
+        let mut code = code;
+        if std::env::var(vars::CONFORMANCE_NO_SERVER_TOOLS).as_deref() != Ok("0") {
+            code = code.max(no_server_tools_pass(&opts).await);
+        }
+        if std::env::var(vars::CONFORMANCE_TIGHT_MEMORY).as_deref() != Ok("0") {
+            let mut third = opts.clone();
+            third.tags = requested_tags;
+            code = code.max(tight_memory_pass(&third).await);
+        }
+        code
     })
+}
+
+/// The embedded run's third pass: [`TIGHT_MEMORY_TAGS`] against a third embedded gateway with
+/// a 4 MiB body memory budget, one scenario at a time (two bodies at once could each find
+/// the budget held by the other: a 503 the scenario does not expect).
+async fn tight_memory_pass(opts: &RunOptions) -> i32 {
+    let schemas = match Schemas::load(&opts.schemas_dir()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            return 2;
+        }
+    };
+    let profile = match profile_from_env(opts, &schemas) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            return 2;
+        }
+    };
+    let mut target = match crate::embedded::start_tight_memory(schemas).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("conformance: cannot set up the target with a tight memory budget: {e}");
+            return 2;
+        }
+    };
+    target.profile = profile;
+    let target = Arc::new(target);
+    if let Err(e) = target.preflight().await {
+        eprintln!("conformance: {e}");
+        return 2;
+    }
+    let mut third = opts.clone();
+    third.reports = opts.reports.join(TIGHT_MEMORY_REPORTS);
+    third.max_concurrent = 1;
+    third.tags = Some(match &opts.tags {
+        Some(t) => format!("({t}) and {TIGHT_MEMORY_TAGS}"),
+        None => TIGHT_MEMORY_TAGS.to_owned(),
+    });
+    println!(
+        "\nconformance: running {} against {} (profile {}, {})",
+        third.tags.as_deref().unwrap_or_default(),
+        target.name,
+        target.profile.name,
+        target.profile.source.display()
+    );
+    run_and_judge(target, &third, None).await
 }
 
 /// The embedded run's second pass: [`NO_SERVER_TOOLS_TAGS`] against a second embedded gateway

@@ -16,6 +16,19 @@ fn request_field(w: &mut GatewayWorld, pointer: String, literal: String) -> Outc
     w.set_field(&s(pointer), &s(literal))
 }
 
+/// `{"type": "text", "m0": 0, "m1": 0, …}`: an object of many tiny members (about 11 bytes of
+/// JSON each), what makes a parsed tree many times its body's size.
+#[given(expr = "the request field {string} carries {int} extra members")]
+fn extra_members(w: &mut GatewayWorld, pointer: String, count: i64) -> Outcome {
+    let count = n(count)?;
+    let mut obj = serde_json::Map::with_capacity(count + 1);
+    obj.insert("type".into(), serde_json::Value::from("text"));
+    for i in 0..count {
+        obj.insert(format!("m{i}"), serde_json::Value::from(0));
+    }
+    w.set_field(&s(pointer), &serde_json::Value::Object(obj).to_string())
+}
+
 #[given("the request body is sent with chunked encoding")]
 fn chunked(w: &mut GatewayWorld) {
     w.chunked_encoding();
