@@ -81,6 +81,20 @@ Feature: Mapping of upstream failures
       | litellm    |
       | openrouter |
 
+  # LiteLLM raises its ContextWindowExceededError for providers whose sentence is not vLLM's:
+  # for Anthropic, "prompt is too long" becomes
+  # `ContextWindowExceededError(message="AnthropicError - {error_str}")`
+  # (litellm/litellm_core_utils/exception_mapping_utils.py), relayed behind the same class
+  # prefixes as L7. The class name alone says what it is; the caller can fix it.
+  @needs-mock
+  Scenario: LiteLLM's context-window class is context_length_exceeded whatever the provider's sentence
+    Given I use the "litellm" model
+    And the upstream answers with the error status 400 and message "litellm.ContextWindowExceededError: litellm.BadRequestError: AnthropicError - prompt is too long: 210000 tokens > 200000 maximum"
+    When I send a chat request
+    Then the response is the error "context_length_exceeded"
+    And the response status is 400
+    And the error message reveals no upstream details
+
   @needs-mock @needs-config @slow
   Scenario: An upstream that never answers is upstream_timeout after HTTP_TOTAL_TIMEOUT_SECS
     Given the upstream hangs
@@ -284,6 +298,17 @@ Feature: Mapping of upstream failures
     When I send a chat request
     Then the response is the error "upstream_bad_request"
     And the error message contains "temperature - must be between 0 and 2"
+
+  # The same rule from the other side: `<Name>Exception - ` is LiteLLM's marker only behind
+  # LiteLLM's class prefixes. An upstream that is not LiteLLM may begin its own sentence with
+  # an exception name and a dash (a Java server: `IllegalArgumentException - …`); that is the
+  # upstream's sentence, and it reaches the caller whole.
+  @needs-mock
+  Scenario: An exception name opening a sentence of an upstream that is not LiteLLM is kept
+    Given the upstream answers with the error status 400 and message "IllegalArgumentException - temperature must be between 0 and 2"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the error message contains "IllegalArgumentException - temperature must be between 0 and 2"
 
   # Upstream sentences wrap names in any punctuation: backquotes (Markdown-style messages),
   # a sentence's full stop, angle brackets. The wrapping must not hide a shape (SPEC §3

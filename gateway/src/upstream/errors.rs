@@ -281,6 +281,17 @@ pub(crate) fn map_status(
         .as_ref()
         .and_then(extract_message)
         .unwrap_or_else(|| text.chars().take(300).collect());
+    // Read before LiteLLM's class prefixes go: `ContextWindowExceededError` is one of them, and
+    // for a provider whose sentence is not vLLM's (Anthropic's "prompt is too long") it is
+    // the only sign of a context-window refusal.
+    let context_window = is_context_length(
+        parsed
+            .as_ref()
+            .and_then(|v| v.pointer("/error/code"))
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        &raw_msg.to_ascii_lowercase(),
+    );
     let raw_msg = litellm::upstream_sentence(&raw_msg, &model.upstream_model, &model.alias);
     let lower = raw_msg.to_ascii_lowercase();
     let upstream_retry = litellm::retry_after(headers);
@@ -301,12 +312,7 @@ pub(crate) fn map_status(
             ),
         );
     }
-    let upstream_code = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/code"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if status.is_client_error() && is_context_length(upstream_code, &lower) {
+    if status.is_client_error() && context_window {
         return ApiError::new(
             Code::ContextLengthExceeded,
             format!(

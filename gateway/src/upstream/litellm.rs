@@ -62,10 +62,11 @@ pub(crate) fn upstream_sentence(msg: &str, upstream_model: &str, alias: &str) ->
         rest = tail.trim_start();
         stripped = true;
     }
-    // `OpenAIException - ` (other providers: `<Name>Exception - `, exception_mapping_utils.py:303-306).
+    // `OpenAIException - ` (other providers: `<Name>Exception - `, exception_mapping_utils.py:303-306;
+    // Anthropic's context window: `AnthropicError - `, the same file).
     if let Some((word, tail)) = rest.split_once(" - ") {
         if stripped
-            && word.ends_with("Exception")
+            && (word.ends_with("Exception") || word.ends_with("Error"))
             && word.chars().all(|c| c.is_ascii_alphanumeric())
         {
             rest = tail;
@@ -126,6 +127,16 @@ mod tests {
         assert_eq!(
             upstream_sentence(CONTEXT, "scout", "a"),
             "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (9000 in the messages, 0 in the completion). Please reduce the length of the messages or completion."
+        );
+        // Anthropic behind LiteLLM: `ContextWindowExceededError(message="AnthropicError - …")`
+        // (litellm/litellm_core_utils/exception_mapping_utils.py).
+        assert_eq!(
+            upstream_sentence(
+                "litellm.ContextWindowExceededError: litellm.BadRequestError: AnthropicError - prompt is too long: 210000 tokens > 200000 maximum",
+                "scout",
+                "a"
+            ),
+            "prompt is too long: 210000 tokens > 200000 maximum"
         );
         assert_eq!(
             upstream_sentence(DROP, "scout", "a"),
