@@ -247,6 +247,8 @@ Feature: Mapping of upstream failures
       | bracketed host | [10.9.8.7]                              | 10.9.8.7              |
       | IPv6 URL       | http://[fd00::17]:8000/v1               | fd00::17              |
 
+  # Whole: a short sentence is not shortened, so it carries no "…" (the mark of a message the
+  # gateway had to cut).
   @needs-mock
   Scenario: An upstream message without secrets reaches the caller whole
     Given the upstream answers with the error status 503 and message "the batch queue is full, try again"
@@ -254,6 +256,7 @@ Feature: Mapping of upstream failures
     Then the response is the error "upstream_error"
     And the response status is 502
     And the error message contains "the batch queue is full, try again"
+    And the error message does not contain "…"
 
   # Upstreams name the model in their own sentences (vLLM's 404: "The model `<name>` does not
   # exist."). The caller asked for an alias and codes against it; the upstream's model name is
