@@ -11,10 +11,14 @@
 //! flusher thread). Nothing is dropped: a full buffer is written by the thread that filled
 //! it (back-pressure, like the unbuffered stderr before, never loss). [`flush`] at exit.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
 
 pub use crate::config::{LOG_BUFFER_BYTES, LOG_FLUSH_INTERVAL};
@@ -102,9 +106,63 @@ impl<'a> MakeWriter<'a> for BufferedStderr {
     }
 }
 
+/// The time of a log line as `tracing_subscriber`'s default timer writes it (RFC 3339, UTC,
+/// microseconds: `2026-12-03T12:57:12.346042Z`), with the date and the time of day formatted
+/// once per second per thread instead of for every line: that calendar arithmetic and its
+/// formatting were 1.6 % of a plain request's instructions (callgrind, README "The cost of one
+/// hop").
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogTime;
+
+thread_local! {
+    /// The second last formatted on this thread, and its text without the trailing `Z`.
+    static LAST_SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+impl FormatTime for LogTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let now = SystemTime::now();
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        LAST_SECOND.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != secs {
+                let text = humantime::format_rfc3339_seconds(now).to_string();
+                last.1 = text.trim_end_matches('Z').to_owned();
+                last.0 = secs;
+            }
+            write!(w, "{}.{:06}Z", last.1, since.subsec_micros())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_time_has_the_default_timers_shape_and_follows_the_clock() {
+        let stamp = || {
+            let mut out = String::new();
+            LogTime.format_time(&mut Writer::new(&mut out)).unwrap();
+            out
+        };
+        let mut default = String::new();
+        tracing_subscriber::fmt::time::SystemTime
+            .format_time(&mut Writer::new(&mut default))
+            .unwrap();
+        let (a, b) = (stamp(), stamp());
+        for t in [&a, &b] {
+            assert_eq!(t.len(), default.len(), "{t} vs {default}");
+            assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
+            let parsed = humantime::parse_rfc3339(t).unwrap();
+            let off = parsed
+                .duration_since(SystemTime::now())
+                .unwrap_or_else(|e| e.duration());
+            assert!(off.as_secs() < 5, "{t} is not now");
+        }
+        assert!(b >= a, "{b} before {a}");
+    }
 
     #[test]
     fn warnings_are_urgent_and_info_is_buffered() {

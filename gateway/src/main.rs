@@ -174,6 +174,7 @@ fn init_logging(json: bool) {
         .with_env_filter(filter)
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(gateway::logging::LogTime)
         .with_writer(gateway::logging::BufferedStderr::new());
     if json {
         builder.json().init();

@@ -56,7 +56,14 @@ async fn edge_with(state: AppState, req: Request, next: Next, guard: bool) -> Re
         .headers()
         .get(&REQUEST_ID)
         .and_then(sane)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| {
+            // Encoded into a stack buffer: `to_string` goes through the formatting machinery.
+            let mut buf = uuid::Uuid::encode_buffer();
+            uuid::Uuid::new_v4()
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .to_owned()
+        });
     let method = req.method().clone();
     // Bounded label values for metrics and logs: a documented template, never the raw path.
     let route = routes::route_template(req.uri().path()).unwrap_or("unmatched");
