@@ -1,13 +1,16 @@
 @memory_budget @needs-tight-memory @dgx
-Feature: Request bodies are held within MAX_BODY_MEMORY_BYTES, parsed trees included
+Feature: Request bodies and upstream answers are held within their memory budgets, parsed trees included
   A body under MAX_BODY_BYTES can still need many times its size once parsed: every JSON
   member becomes a map entry with its own key allocation, so a megabyte of tiny members is a
   tree of many megabytes. The gateway bounds the memory all bodies in flight hold together,
   raw and parsed (MAX_BODY_MEMORY_BYTES, README "Bounds"), and refuses a body that could never
   fit as body_too_large (413: the caller must send less), naming the bound, instead of building
-  the tree. These scenarios run against the embedded gateway configured with a budget of
-  4 MiB (4194304 bytes, four times its MAX_BODY_BYTES of 1 MiB), one at a time, so that no
-  other body holds any of it.
+  the tree. The same holds for what upstreams answer (MAX_ANSWER_MEMORY_BYTES): an answer
+  within UPSTREAM_MAX_BODY_BYTES whose tree could never fit is the upstream's fault, an
+  upstream_error 502 naming the bound, not a gateway that grows without limit. These scenarios
+  run against the embedded gateway configured with budgets of 4 MiB (4194304 bytes; its
+  MAX_BODY_BYTES is 1 MiB, its UPSTREAM_MAX_BODY_BYTES 1 MiB), one at a time, so that no other
+  request holds any of them.
 
   Background:
     Given I authenticate with the "primary" token
@@ -38,3 +41,19 @@ Feature: Request bodies are held within MAX_BODY_MEMORY_BYTES, parsed trees incl
     Given the request field "/response_format" is '{"type": "text"}'
     When I send a chat request padded to 1000000 bytes
     Then the response status is 200
+
+  @needs-mock
+  Scenario: An upstream answer with 4,000 extra members fits the answer budget
+    Given the upstream answers with the text "Hello." and 4000 extra members
+    When I send a chat request
+    Then the response status is 200
+    And the body field "/choices/0/message/content" is "Hello."
+
+  # About 990 KB, under UPSTREAM_MAX_BODY_BYTES: 90,000 map entries, well over 4 MiB parsed.
+  @needs-mock
+  Scenario: An upstream answer whose parsed tree cannot fit the answer budget is upstream_error
+    Given the upstream answers with the text "Hello." and 90000 extra members
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "MAX_ANSWER_MEMORY_BYTES (4194304 bytes)"

@@ -32,9 +32,10 @@
 //! chunk by chunk, a path the first gateway never takes; the runner runs the features that
 //! need no server-side tool against it too (runner::NO_SERVER_TOOLS_TAGS).
 //!
-//! [`start_tight_memory`] boots a third one whose body memory budget is tight
-//! (`MAX_BODY_MEMORY_BYTES` = [`TIGHT_BODY_MEMORY_BYTES`], 4 × `MAX_BODY_BYTES`,
-//! [`NAME_TIGHT_MEMORY`]): a budget the ordinary scenarios, dozens at once, would fill, so the
+//! [`start_tight_memory`] boots a third one whose memory budgets are tight
+//! (`MAX_BODY_MEMORY_BYTES` = [`TIGHT_BODY_MEMORY_BYTES`], 4 × `MAX_BODY_BYTES`;
+//! `MAX_ANSWER_MEMORY_BYTES` = [`TIGHT_ANSWER_MEMORY_BYTES`] with `UPSTREAM_MAX_BODY_BYTES` =
+//! 1 MiB; [`NAME_TIGHT_MEMORY`]): budgets the ordinary scenarios, dozens at once, would fill, so the
 //! runner runs only the `@needs-tight-memory` scenarios against it, one at a time
 //! (runner::TIGHT_MEMORY_TAGS).
 
@@ -55,9 +56,13 @@ pub const NAME: &str = "embedded reference gateway";
 /// The second embedded target: the same gateway and mocks, configured without `tools:`.
 pub const NAME_NO_SERVER_TOOLS: &str = "embedded reference gateway without server-side tools";
 /// The third embedded target: the same, with a body memory budget of 4 MiB.
-pub const NAME_TIGHT_MEMORY: &str = "embedded reference gateway with a 4 MiB body memory budget";
+pub const NAME_TIGHT_MEMORY: &str = "embedded reference gateway with 4 MiB memory budgets";
 /// `MAX_BODY_MEMORY_BYTES` of [`NAME_TIGHT_MEMORY`] (4 × the embedded `MAX_BODY_BYTES`).
 pub const TIGHT_BODY_MEMORY_BYTES: usize = 4 * 1024 * 1024;
+/// `MAX_ANSWER_MEMORY_BYTES` of [`NAME_TIGHT_MEMORY`].
+pub const TIGHT_ANSWER_MEMORY_BYTES: usize = 4 * 1024 * 1024;
+/// `UPSTREAM_MAX_BODY_BYTES` of [`NAME_TIGHT_MEMORY`] (the others read 256 KiB).
+pub const TIGHT_UPSTREAM_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Size of each pool of single-use tokens; more than the scenarios that take one.
 const POOL: usize = 64;
 /// How many loopback source addresses the World's clients rotate through.
@@ -358,6 +363,16 @@ async fn start_gateway(
         vars.insert(
             "MAX_BODY_MEMORY_BYTES".to_owned(),
             TIGHT_BODY_MEMORY_BYTES.to_string(),
+        );
+        vars.insert(
+            "MAX_ANSWER_MEMORY_BYTES".to_owned(),
+            TIGHT_ANSWER_MEMORY_BYTES.to_string(),
+        );
+        // An answer of a megabyte may arrive, so that one whose tree cannot fit the answer
+        // budget is within the read cap.
+        vars.insert(
+            "UPSTREAM_MAX_BODY_BYTES".to_owned(),
+            TIGHT_UPSTREAM_MAX_BODY_BYTES.to_string(),
         );
     }
     let secret = |name: &str| (name == OPENROUTER_KEY_ENV).then(|| OPENROUTER_KEY.to_owned());

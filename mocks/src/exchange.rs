@@ -423,6 +423,12 @@ impl Exchange<'_> {
                         obj.insert("choices".into(), first);
                     }
                 }
+                Shape::ExtraMembers { count } => {
+                    let extra: serde_json::Map<String, serde_json::Value> = (0..count)
+                        .map(|i| (format!("m{i}"), serde_json::Value::from(0)))
+                        .collect();
+                    obj.insert("x_extra".into(), serde_json::Value::Object(extra));
+                }
             }
         }
         guard.finish(Outcome::Completed);

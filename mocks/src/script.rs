@@ -142,6 +142,10 @@ pub enum Shape {
     NoModel,
     /// `choices` is the first choice object itself instead of a list holding it.
     ChoicesObject,
+    /// One more top-level member, `x_extra`, an object of `count` tiny members (`"m0": 0`, …,
+    /// about 11 bytes of JSON each): vendors add members of their own, and this one makes a
+    /// parsed tree many times the answer's size.
+    ExtraMembers { count: usize },
 }
 
 /// One tool call a `tool_calls` step makes.

@@ -88,6 +88,13 @@ async fn answers_without_model(w: &mut GatewayWorld, text: String) -> Outcome {
     w.script(Step::reshaped(s(text), Shape::NoModel)).await
 }
 
+#[given(expr = "the upstream answers with the text {string} and {int} extra members")]
+async fn answers_with_extra_members(w: &mut GatewayWorld, text: String, count: i64) -> Outcome {
+    let count = super::n(count)?;
+    w.script(Step::reshaped(s(text), Shape::ExtraMembers { count }))
+        .await
+}
+
 #[given(expr = "the upstream answers with the text {string} in a choices object, not a list")]
 async fn answers_choices_object(w: &mut GatewayWorld, text: String) -> Outcome {
     w.script(Step::reshaped(s(text), Shape::ChoicesObject))
