@@ -129,8 +129,7 @@ pub enum Action {
     /// A 200 answer whose `choices` list is empty (streamed: only a usage chunk, then
     /// `[DONE]`): a completion with nothing in it.
     EmptyChoices,
-    /// A 200 text completion with one top-level irregularity a real server can send, as JSON
-    /// even to a streaming request.
+    /// A 200 text completion with one top-level irregularity, as JSON even to a stream.
     Reshaped { content: String, shape: Shape },
 }
 
@@ -142,9 +141,7 @@ pub enum Shape {
     NoModel,
     /// `choices` is the first choice object itself instead of a list holding it.
     ChoicesObject,
-    /// One more top-level member, `x_extra`, an object of `count` tiny members (`"m0": 0`, …,
-    /// about 11 bytes of JSON each): vendors add members of their own, and this one makes a
-    /// parsed tree many times the answer's size.
+    /// A vendor's top-level `x_extra`: `count` tiny members, a tree many times its bytes.
     ExtraMembers { count: usize },
 }
 
