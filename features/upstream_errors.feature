@@ -293,7 +293,8 @@ Feature: Mapping of upstream failures
   # LiteLLM relays an upstream's 400 behind its own prefixes, `litellm.BadRequestError:
   # OpenAIException - <the upstream's sentence>` (WIRE_FACTS L7; the mock's litellm personality
   # wraps the scripted sentence the same way). Only the prefixes are LiteLLM's: a " - " inside
-  # the upstream's own sentence is part of it and stays.
+  # the upstream's own sentence is part of it and stays, and nothing of LiteLLM's marker stands
+  # before it.
   @needs-mock
   Scenario: A dash inside a LiteLLM-relayed sentence is kept
     Given I use the "litellm" model
@@ -301,6 +302,8 @@ Feature: Mapping of upstream failures
     When I send a chat request
     Then the response is the error "upstream_bad_request"
     And the error message contains "temperature - must be between 0 and 2"
+    And the error message does not contain "Exception"
+    And the error message does not contain " - temperature"
 
   # The same rule from the other side: `<Name>Exception - ` is LiteLLM's marker only behind
   # LiteLLM's class prefixes. An upstream that is not LiteLLM may begin its own sentence with
