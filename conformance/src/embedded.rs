@@ -26,13 +26,13 @@
 //! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
 //! the store calls of that request only (GATEWAY_FAULT_INJECTION is on).
 //!
-//! [`start_without_server_tools`] boots a second, otherwise identical gateway whose
+//! [`start_variant`] with [`Variant::NoServerTools`] boots a second, otherwise identical gateway whose
 //! configuration has no `tools:` ([`NAME_NO_SERVER_TOOLS`]): a gateway without server-side
 //! tools relays the upstream's answer as bytes (only `model` is rewritten) and its stream
 //! chunk by chunk, a path the first gateway never takes; the runner runs the features that
 //! need no server-side tool against it too (runner::NO_SERVER_TOOLS_TAGS).
 //!
-//! [`start_tight_memory`] boots a third one whose memory budgets are tight
+//! [`Variant::TightMemory`] boots a third one whose memory budgets are tight
 //! (`MAX_BODY_MEMORY_BYTES` = [`TIGHT_BODY_MEMORY_BYTES`], 4 × `MAX_BODY_BYTES`;
 //! `MAX_ANSWER_MEMORY_BYTES` = [`TIGHT_ANSWER_MEMORY_BYTES`] with `UPSTREAM_MAX_BODY_BYTES` =
 //! 1 MiB; [`NAME_TIGHT_MEMORY`]): budgets the ordinary scenarios, dozens at once, would fill, so the
@@ -387,9 +387,12 @@ async fn start_gateway(
 
 /// Which of the embedded gateways to boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Variant {
+pub enum Variant {
+    /// [`NAME`]: server-side tools configured.
     Main,
+    /// [`NAME_NO_SERVER_TOOLS`]: the same without `tools:`.
     NoServerTools,
+    /// [`NAME_TIGHT_MEMORY`]: the same with 4 MiB memory budgets.
     TightMemory,
 }
 
@@ -398,15 +401,9 @@ pub async fn start(schemas: Arc<Schemas>) -> Result<Target, String> {
     start_with(schemas, Variant::Main).await
 }
 
-/// The same, but the gateway has no server-side tools ([`NAME_NO_SERVER_TOOLS`]).
-pub async fn start_without_server_tools(schemas: Arc<Schemas>) -> Result<Target, String> {
-    start_with(schemas, Variant::NoServerTools).await
-}
-
-/// The same, but the gateway's body memory budget is [`TIGHT_BODY_MEMORY_BYTES`]
-/// ([`NAME_TIGHT_MEMORY`]).
-pub async fn start_tight_memory(schemas: Arc<Schemas>) -> Result<Target, String> {
-    start_with(schemas, Variant::TightMemory).await
+/// Boots the mocks and the gateway of `variant` and describes them as a [`Target`].
+pub async fn start_variant(schemas: Arc<Schemas>, variant: Variant) -> Result<Target, String> {
+    start_with(schemas, variant).await
 }
 
 async fn start_with(schemas: Arc<Schemas>, variant: Variant) -> Result<Target, String> {

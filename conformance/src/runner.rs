@@ -673,58 +673,50 @@ pub fn main_exit_code() -> i32 {
     })
 }
 
-/// The embedded run's third pass: [`TIGHT_MEMORY_TAGS`] against a third embedded gateway with
-/// a 4 MiB body memory budget, one scenario at a time (two bodies at once could each find
-/// the budget held by the other: a 503 the scenario does not expect).
-async fn tight_memory_pass(opts: &RunOptions) -> i32 {
-    let schemas = match Schemas::load(&opts.schemas_dir()) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("conformance: {e}");
-            return 2;
-        }
-    };
-    let profile = match profile_from_env(opts, &schemas) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            eprintln!("conformance: {e}");
-            return 2;
-        }
-    };
-    let mut target = match crate::embedded::start_tight_memory(schemas).await {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("conformance: cannot set up the target with a tight memory budget: {e}");
-            return 2;
-        }
-    };
-    target.profile = profile;
-    let target = Arc::new(target);
-    if let Err(e) = target.preflight().await {
-        eprintln!("conformance: {e}");
-        return 2;
-    }
-    let mut third = opts.clone();
-    third.reports = opts.reports.join(TIGHT_MEMORY_REPORTS);
-    third.max_concurrent = 1;
-    third.tags = Some(match &opts.tags {
-        Some(t) => format!("({t}) and {TIGHT_MEMORY_TAGS}"),
-        None => TIGHT_MEMORY_TAGS.to_owned(),
-    });
-    println!(
-        "\nconformance: running {} against {} (profile {}, {})",
-        third.tags.as_deref().unwrap_or_default(),
-        target.name,
-        target.profile.name,
-        target.profile.source.display()
-    );
-    run_and_judge(target, &third, None).await
+/// One of the embedded run's extra passes: which gateway, which scenarios, where to.
+struct ExtraPass {
+    variant: crate::embedded::Variant,
+    /// The scenarios (within the run's own filter).
+    tags: &'static str,
+    /// Its reports, under the run's own reports folder.
+    reports: &'static str,
+    /// Scenarios at once; `None`: the run's own setting.
+    max_concurrent: Option<usize>,
 }
 
 /// The embedded run's second pass: [`NO_SERVER_TOOLS_TAGS`] against a second embedded gateway
 /// configured without `tools:`, so that the byte relay of `/v1` and the plain stream relay
 /// are under test as well (the first gateway always answers through its tool loop).
 async fn no_server_tools_pass(opts: &RunOptions) -> i32 {
+    extra_pass(
+        opts,
+        ExtraPass {
+            variant: crate::embedded::Variant::NoServerTools,
+            tags: NO_SERVER_TOOLS_TAGS,
+            reports: NO_SERVER_TOOLS_REPORTS,
+            max_concurrent: None,
+        },
+    )
+    .await
+}
+
+/// The embedded run's third pass: [`TIGHT_MEMORY_TAGS`] against a third embedded gateway with
+/// 4 MiB memory budgets, one scenario at a time (two requests at once could each find the
+/// budget held by the other: a 503 the scenario does not expect).
+async fn tight_memory_pass(opts: &RunOptions) -> i32 {
+    extra_pass(
+        opts,
+        ExtraPass {
+            variant: crate::embedded::Variant::TightMemory,
+            tags: TIGHT_MEMORY_TAGS,
+            reports: TIGHT_MEMORY_REPORTS,
+            max_concurrent: Some(1),
+        },
+    )
+    .await
+}
+
+async fn extra_pass(opts: &RunOptions, pass: ExtraPass) -> i32 {
     let schemas = match Schemas::load(&opts.schemas_dir()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -739,10 +731,13 @@ async fn no_server_tools_pass(opts: &RunOptions) -> i32 {
             return 2;
         }
     };
-    let mut target = match crate::embedded::start_without_server_tools(schemas).await {
+    let mut target = match crate::embedded::start_variant(schemas, pass.variant).await {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("conformance: cannot set up the target without server-side tools: {e}");
+            eprintln!(
+                "conformance: cannot set up the {:?} target: {e}",
+                pass.variant
+            );
             return 2;
         }
     };
@@ -752,20 +747,23 @@ async fn no_server_tools_pass(opts: &RunOptions) -> i32 {
         eprintln!("conformance: {e}");
         return 2;
     }
-    let mut second = opts.clone();
-    second.reports = opts.reports.join(NO_SERVER_TOOLS_REPORTS);
-    second.tags = Some(match &opts.tags {
-        Some(t) => format!("({t}) and ({NO_SERVER_TOOLS_TAGS})"),
-        None => NO_SERVER_TOOLS_TAGS.to_owned(),
+    let mut this = opts.clone();
+    this.reports = opts.reports.join(pass.reports);
+    if let Some(n) = pass.max_concurrent {
+        this.max_concurrent = n;
+    }
+    this.tags = Some(match &opts.tags {
+        Some(t) => format!("({t}) and ({})", pass.tags),
+        None => pass.tags.to_owned(),
     });
     println!(
         "\nconformance: running {} against {} (profile {}, {})",
-        second.tags.as_deref().unwrap_or_default(),
+        this.tags.as_deref().unwrap_or_default(),
         target.name,
         target.profile.name,
         target.profile.source.display()
     );
-    run_and_judge(target, &second, None).await
+    run_and_judge(target, &this, None).await
 }
 
 /// One run and its exit code: 0 only when everything passed (and every grade is as
