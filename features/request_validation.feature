@@ -215,3 +215,18 @@ Feature: Request validation and check order
       Then the response is the error "image_base64_invalid"
       And the header "spass-applied" is absent
       And the upstream received 0 requests
+
+  Rule: A repeated member never reaches the upstream twice
+
+    # JSON leaves a repeated member name open (RFC 8259 §4: "the names within an object
+    # SHOULD be unique", and parsers differ on which copy wins). A gateway that checks one
+    # copy and forwards both lets the upstream act on the one it never checked (here an
+    # out-of-range temperature behind a valid one). Refusing the body is as good as
+    # forwarding one checked copy; a server error is not.
+    # @byte_relay: also run against the gateway without server-side tools, which forwards
+    # the caller's own bytes when nothing in them must change.
+    @needs-mock @byte_relay
+    Scenario: A member written twice is refused or reaches the upstream once
+      Given the request field "/temperature" is '0.5'
+      When I send a chat request with the member "temperature" written twice, first as '7'
+      Then no member reached the upstream twice

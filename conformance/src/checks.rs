@@ -1198,6 +1198,28 @@ impl GatewayWorld {
         }
     }
 
+    /// A refusal (4xx) sends nothing on; otherwise every upstream request of the scenario
+    /// carries each top-level member once.
+    pub async fn no_member_reached_the_upstream_twice(&self) -> Outcome {
+        let last = self.last()?;
+        if last.status >= 500 {
+            return Err(format!(
+                "{} answered HTTP {}: a repeated member is the caller's mistake, never a server error",
+                last.what, last.status
+            ));
+        }
+        for (i, rec) in self.records().await?.iter().enumerate() {
+            if !rec.repeated_keys.is_empty() {
+                return Err(format!(
+                    "upstream request {} carried {:?} more than once: the upstream may read another value than the one the gateway checked",
+                    i + 1,
+                    rec.repeated_keys
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub async fn request_offered_tool(&self, n: usize, tool: &str) -> Outcome {
         let rec = self.record(n).await?;
         let names: Vec<&str> = rec

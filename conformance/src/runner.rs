@@ -55,8 +55,9 @@ pub mod vars {
 /// The features the embedded run also runs against the gateway without server-side tools
 /// (`embedded::NAME_NO_SERVER_TOOLS`): every feature whose requests a plain relay answers.
 /// Validation-only features (request schema, auth, discovery) would add run time and no
-/// path; the tool-loop features need the server-side tools.
-pub const NO_SERVER_TOOLS_TAGS: &str = "(@baseline or @streaming or @upstream_errors or @max_tokens_floor or @conversations or @request_ids or @quotas) and not @needs-server-tools";
+/// path, but for their `@byte_relay` scenarios (what the raw relay forwards); the tool-loop
+/// features need the server-side tools.
+pub const NO_SERVER_TOOLS_TAGS: &str = "(@baseline or @streaming or @upstream_errors or @max_tokens_floor or @conversations or @request_ids or @quotas or @byte_relay) and not @needs-server-tools";
 
 /// Where the second pass writes its reports, under the run's own reports folder.
 pub const NO_SERVER_TOOLS_REPORTS: &str = "no-server-tools";

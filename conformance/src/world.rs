@@ -544,6 +544,27 @@ impl GatewayWorld {
         self.send_chat_to("/v1/chat/completions").await
     }
 
+    /// The pending request with the top-level member `name` written twice: first as
+    /// `first` (a JSON literal), then as the pending body has it.
+    pub async fn send_chat_with_repeated(&mut self, name: &str, first: &str) -> Outcome {
+        let first = json_literal(first)?;
+        if self.body.get(name).is_none() {
+            return Err(format!(
+                "the pending request has no member `{name}` to repeat"
+            ));
+        }
+        let body = self.body_bytes();
+        let Some(rest) = body.strip_prefix(b"{") else {
+            return Err("the pending request is not a JSON object".to_owned());
+        };
+        let mut raw = serde_json::to_vec(&json!({ name: first })).map_err(|e| e.to_string())?;
+        raw.pop(); // the closing brace
+        raw.push(b',');
+        raw.extend_from_slice(rest);
+        let req = self.req(Method::POST, "/v1/chat/completions", Some(raw))?;
+        self.send_one(req).await
+    }
+
     pub async fn send_chat_with(&mut self, pointer: &str, literal: &str) -> Outcome {
         self.set_field(pointer, literal)?;
         self.send_chat().await

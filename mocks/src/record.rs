@@ -53,6 +53,10 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The parsed JSON body.
     pub body: serde_json::Value,
+    /// Top-level member names the raw body held more than once (the parsed body keeps only
+    /// the last of each), in order of their second appearance.
+    #[serde(default)]
+    pub repeated_keys: Vec<String>,
     pub outcome: Outcome,
     /// When each body frame was handed to the connection (Unix ms), so timing checks use
     /// the mock's own clock rather than the client's arrival times under load.
@@ -70,12 +74,46 @@ impl Recorded {
     }
 }
 
+/// The top-level member names `raw` (one JSON object) holds more than once; empty for
+/// anything else. serde_json keeps the last of a repeated member, so only the raw bytes tell.
+pub(crate) fn repeated_top_level_keys(raw: &[u8]) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut seen = std::collections::HashSet::new();
+                    let mut repeated = Vec::new();
+                    while let Some(k) = a.next_key::<String>()? {
+                        a.next_value::<serde::de::IgnoredAny>()?;
+                        if !seen.insert(k.clone()) {
+                            repeated.push(k);
+                        }
+                    }
+                    Ok(Keys(repeated))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_slice::<Keys>(raw).map_or_else(|_| Vec::new(), |k| k.0)
+}
+
 /// A record as stored: immutable request data plus a settable outcome.
 #[derive(Debug)]
 pub(crate) struct Entry {
     path: String,
     headers: Vec<(String, String)>,
     body: serde_json::Value,
+    repeated_keys: Vec<String>,
     outcome: AtomicU8,
     sent: Mutex<Vec<u64>>,
 }
@@ -86,6 +124,7 @@ impl Entry {
             path: self.path.clone(),
             headers: self.headers.clone(),
             body: self.body.clone(),
+            repeated_keys: self.repeated_keys.clone(),
             outcome: Outcome::from_u8(self.outcome.load(Ordering::Acquire)),
             sent_unix_ms: self.sent.lock().clone(),
         }
@@ -120,11 +159,13 @@ impl RecordStore {
         path: String,
         headers: Vec<(String, String)>,
         body: serde_json::Value,
+        repeated_keys: Vec<String>,
     ) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             path,
             headers,
             body,
+            repeated_keys,
             outcome: AtomicU8::new(Outcome::Pending.to_u8()),
             sent: Mutex::new(Vec::new()),
         });
@@ -189,5 +230,19 @@ impl Drop for OutcomeGuard {
                 entry.set_outcome(Outcome::ClientDisconnected);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_top_level_members_are_named_and_nested_ones_are_not() {
+        let raw = br#"{"temperature": 5, "model": "m", "x": {"a": 1, "a": 2}, "temperature": 0.5}"#;
+        assert_eq!(repeated_top_level_keys(raw), vec!["temperature".to_owned()]);
+        assert!(repeated_top_level_keys(br#"{"a": 1, "b": [1, 1]}"#).is_empty());
+        assert!(repeated_top_level_keys(b"[1, 2]").is_empty());
+        assert!(repeated_top_level_keys(b"not json").is_empty());
     }
 }

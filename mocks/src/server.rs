@@ -290,10 +290,13 @@ async fn chat(
                 )
             })
             .collect();
-        state
-            .inner
-            .records
-            .record(m, uri.path().to_owned(), headers, value)
+        state.inner.records.record(
+            m,
+            uri.path().to_owned(),
+            headers,
+            value,
+            crate::record::repeated_top_level_keys(&body),
+        )
     });
     let mut guard = OutcomeGuard::new(entry);
 

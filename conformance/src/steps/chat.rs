@@ -74,6 +74,16 @@ async fn send_padded(w: &mut GatewayWorld, size: i64) -> Outcome {
     w.send_padded(n(size)?).await
 }
 
+#[when(expr = "I send a chat request with the member {string} written twice, first as {string}")]
+async fn send_repeated(w: &mut GatewayWorld, name: String, first: String) -> Outcome {
+    w.send_chat_with_repeated(&s(name), &s(first)).await
+}
+
+#[then("no member reached the upstream twice")]
+async fn no_member_twice(w: &mut GatewayWorld) -> Outcome {
+    w.no_member_reached_the_upstream_twice().await
+}
+
 #[when(expr = "I send the raw body {string}")]
 async fn send_raw(w: &mut GatewayWorld, body: String) -> Outcome {
     w.send_raw(&s(body)).await
