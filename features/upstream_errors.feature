@@ -159,11 +159,11 @@ Feature: Mapping of upstream failures
     And the error message reveals no upstream details
 
   # Whichever upstream kind answered, the caller gets a chat.completion an OpenAI client
-  # reads. LiteLLM's message carries `"tool_calls": null` and `"function_call": null` when the
-  # model called nothing (litellm/types/utils.py `Message`; the mock's litellm personality);
-  # the OpenAI SDK's own type takes null for both (openai-python
+  # reads, with the members each upstream adds of its own (LiteLLM 1.106.2:
+  # `provider_specific_fields` on the message and the choice). The OpenAI SDK's own type takes
+  # `tool_calls` and `function_call` absent or null (openai-python
   # src/openai/types/chat/chat_completion_message.py: `Optional[...] = None`), so the schema
-  # does, and a gateway may relay them as they came.
+  # takes both too.
   @needs-mock
   Scenario Outline: A plain answer is a chat.completion whichever upstream kind served it (<model>)
     Given I use the "<model>" model

@@ -145,6 +145,22 @@ async fn non_streaming_success_bodies() {
             }
             _ => assert!(id.starts_with("chatcmpl-"), "{id}"),
         }
+        if p == Personality::Litellm {
+            // [peers] success.http of peers/fixtures/litellm-1.106.2/: the message's members.
+            let mut keys: Vec<&str> = choice["message"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["content", "provider_specific_fields", "role"]);
+            assert!(body.get("system_fingerprint").is_none());
+            assert_eq!(
+                choice["provider_specific_fields"],
+                json!({"stop_reason": null})
+            );
+        }
     }
 }
 

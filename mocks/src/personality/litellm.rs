@@ -171,21 +171,27 @@ impl Dialect for Litellm {
         finish_reason: &str,
         usage: Usage,
     ) -> Value {
+        // As LiteLLM proxy 1.106.2 answers (peers/fixtures/litellm-1.106.2/success.http): no
+        // `system_fingerprint`, no `tool_calls` / `function_call` member when the model called
+        // nothing, and its `provider_specific_fields` on the message and the choice.
+        let mut message = json!({
+            "content": content,
+            "role": "assistant",
+            "provider_specific_fields": {"refusal": null},
+        });
+        if !calls.is_empty() {
+            message["tool_calls"] = Value::Array(calls);
+        }
         json!({
             "id": ids.id,
             "created": ids.created,
             "model": ids.model,
             "object": "chat.completion",
-            "system_fingerprint": null,
             "choices": [{
                 "finish_reason": finish_reason,
                 "index": 0,
-                "message": {
-                    "content": content,
-                    "role": "assistant",
-                    "tool_calls": if calls.is_empty() { Value::Null } else { Value::Array(calls) },
-                    "function_call": null,
-                },
+                "message": message,
+                "provider_specific_fields": {"stop_reason": null},
             }],
             "usage": usage,
         })
