@@ -41,10 +41,15 @@ fn is_class_prefix(word: &str) -> bool {
         return false;
     };
     let name = name.strip_prefix("litellm.").unwrap_or(name);
-    (name.ends_with("Error") || name.ends_with("Exception"))
+    is_class_name(name)
         && name.len() > "Error".len()
-        && name.chars().all(|c| c.is_ascii_alphanumeric())
         && name.starts_with(|c: char| c.is_ascii_uppercase())
+}
+
+/// A Python exception class name as LiteLLM writes them: `BadRequestError`, `OpenAIException`.
+fn is_class_name(word: &str) -> bool {
+    (word.ends_with("Error") || word.ends_with("Exception"))
+        && word.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// The upstream's own sentence inside a LiteLLM error message: class prefixes, the
@@ -65,10 +70,7 @@ pub(crate) fn upstream_sentence(msg: &str, upstream_model: &str, alias: &str) ->
     // `OpenAIException - ` (other providers: `<Name>Exception - `, exception_mapping_utils.py:303-306;
     // Anthropic's context window: `AnthropicError - `, the same file).
     if let Some((word, tail)) = rest.split_once(" - ") {
-        if stripped
-            && (word.ends_with("Exception") || word.ends_with("Error"))
-            && word.chars().all(|c| c.is_ascii_alphanumeric())
-        {
+        if stripped && is_class_name(word) {
             rest = tail;
         }
     }
