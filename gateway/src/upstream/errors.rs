@@ -27,13 +27,13 @@ fn unanswered(no_connection: bool) -> ApiError {
             "could not connect to the upstream",
         )
     } else {
-        no_chat_uri()
+        failed_before_answer()
     }
 }
 
-/// An upstream whose `chat_url` is not a URI (start-up validation refuses one): the request
-/// fails as a transport error would.
-pub(crate) fn no_chat_uri() -> ApiError {
+/// A connection that failed before a complete answer; also what an upstream whose
+/// `chat_url` is not a URI gets (start-up validation refuses one), as a transport error.
+pub(crate) fn failed_before_answer() -> ApiError {
     ApiError::new(
         Code::UpstreamError,
         "the upstream connection failed before a complete answer",

@@ -184,7 +184,7 @@ pub(crate) async fn send(
         .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?,
     };
     let Some(Some(uri)) = state.chat_uris.get(model.upstream) else {
-        return Err(errors::no_chat_uri());
+        return Err(errors::failed_before_answer());
     };
     let started = Instant::now();
     let result = state
