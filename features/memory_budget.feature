@@ -57,3 +57,15 @@ Feature: Request bodies and upstream answers are held within their memory budget
     Then the response is the error "upstream_error"
     And the response status is 502
     And the error message contains "MAX_ANSWER_MEMORY_BYTES (4194304 bytes)"
+
+  # A streamed tool call is assembled while it is relayed (the gateway must know whole calls to
+  # tell its own tools from the caller's); what it keeps is its text, 300 KiB here, under
+  # UPSTREAM_MAX_BODY_BYTES (1 MiB) and far within the 4 MiB answer budget.
+  @needs-mock
+  Scenario: A streamed tool call with 300 KiB of arguments fits the answer budget
+    Given the request defines the caller tool "get_stock_price"
+    And the upstream streams the tool call "get_stock_price" with 300 KiB of arguments split into 3 parts
+    When I send a streaming chat request
+    Then the response status is 200
+    And the streamed tool call arguments are the 300 KiB ones
+    And the stream ends with the DONE marker

@@ -59,6 +59,16 @@ Feature: Streaming
       When I send a streaming chat request and disconnect after 2 chunks
       Then the upstream saw the client disconnect
 
+    # An event whose data is the empty object `{}` carries no model, no choices, no usage:
+    # nothing for the gateway to change or count. Whether it is relayed or dropped, it must not
+    # end the stream: every chunk after it reaches the caller.
+    @needs-mock
+    Scenario: An upstream event with nothing in it does not break the stream
+      Given the upstream streams 2 chunks, the event "{}" and 2 more chunks
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "chunk-0 chunk-1 chunk-2 chunk-3 "
+
   Rule: A failure before the first chunk is an ordinary JSON error with its real status
 
     Scenario: A validation error on a streaming request is a JSON error

@@ -297,6 +297,19 @@ Feature: The server-side tool loop
       And the tool result in upstream request 2 contains "all systems operational"
       And the tool result in upstream request 2 contains "cooling"
 
+    # SPEC §5 bounds what a tool round holds (MAX_ANSWER_MEMORY_BYTES, 256 MiB by default), by
+    # what it keeps: the assistant turn with its arguments, the tool's answer, the copy kept for
+    # the conversation. An HTTP tool that answers 20 KiB of arguments with them makes a round of
+    # some 60 KiB kept, far within any such budget: it is run, not refused.
+    Scenario: A server-side tool round with 20 KiB of arguments is run
+      Given the upstream answers with the tool call "status_http_tool" with 20 KiB of arguments
+      And the upstream answers with the text "All systems are operational."
+      When I send a chat request
+      Then the response status is 200
+      And the body field "/choices/0/message/content" is "All systems are operational."
+      And the upstream received 2 requests
+      And the tool result in upstream request 2 contains "all systems operational"
+
   Rule: The caller never gets raw server-side tool calls or an empty answer
 
     Scenario: A model that keeps calling a tool even in the synthesis call does not leak it

@@ -392,7 +392,7 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         Console::Sink
     };
 
-    let tags_filter = match &opts.tags {
+    let tags_filter: Option<cucumber::gherkin::tagexpr::TagOperation> = match &opts.tags {
         Some(t) => Some(
             t.parse()
                 .map_err(|e| format!("bad tag expression `{t}`: {e}"))?,
@@ -405,9 +405,27 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
         ),
         None => None,
     };
+    // Both filters at once, not cucumber's own: with `--name` set it ignores `--tags`
+    // (cucumber 0.23 `filter_run`), so a name filter would run every matching scenario in
+    // every pass, the passes' own tag expressions (no server tools, tight memory) included.
+    use cucumber::tag::Ext as _;
+    let wanted = move |feat: &cucumber::gherkin::Feature,
+                       rule: Option<&cucumber::gherkin::Rule>,
+                       sc: &cucumber::gherkin::Scenario| {
+        let tags_ok = tags_filter.as_ref().is_none_or(|ex| {
+            // Feature, rule, scenario: the order cucumber evaluates them in.
+            ex.eval(
+                feat.tags
+                    .iter()
+                    .chain(rule.iter().flat_map(|r| &r.tags))
+                    .chain(sc.tags.iter()),
+            )
+        });
+        tags_ok && re_filter.as_ref().is_none_or(|re| re.is_match(&sc.name))
+    };
     let cli = cucumber::cli::Opts {
-        re_filter,
-        tags_filter,
+        re_filter: None,
+        tags_filter: None,
         parser: Default::default(),
         runner: Default::default(),
         writer: Default::default(),
@@ -455,7 +473,7 @@ pub async fn run(target: Arc<Target>, opts: &RunOptions) -> Result<RunReport, St
             })
         })
         .with_cli(cli)
-        .run(opts.features.clone())
+        .filter_run(opts.features.clone(), wanted)
         .await;
     let failed = cucumber::writer::Stats::<GatewayWorld>::execution_has_failed(&writer);
     let parsing_errors = cucumber::writer::Stats::<GatewayWorld>::parsing_errors(&writer);

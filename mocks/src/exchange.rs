@@ -333,6 +333,32 @@ impl Exchange<'_> {
         self.sse(frames, guard)
     }
 
+    pub(crate) async fn interject(
+        &mut self,
+        before: usize,
+        data: &str,
+        after: usize,
+        guard: OutcomeGuard,
+    ) -> Response {
+        let pieces = numbered(before + after);
+        let interval = self.config.inter_chunk_ms;
+        if !self.info.stream {
+            return self
+                .complete_text(&pieces.concat(), pieces.len(), interval, guard)
+                .await;
+        }
+        let mut frames = Vec::with_capacity(pieces.len() + 6);
+        self.open(&mut frames);
+        self.contents(&mut frames, &pieces[..before], interval);
+        frames.push(Frame::after(
+            interval,
+            Bytes::from(format!("data: {data}\n\n")),
+        ));
+        self.contents(&mut frames, &pieces[before..], interval);
+        self.close(&mut frames, "stop", pieces.len(), true);
+        self.sse(frames, guard)
+    }
+
     pub(crate) async fn stream_error(
         &mut self,
         after: usize,

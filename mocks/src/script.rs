@@ -113,6 +113,14 @@ pub enum Action {
     },
     /// After `after` good chunks, `data: {not json`, then the stream finishes normally.
     Malformed { after: usize },
+    /// `before` content chunks, one event whose data is `data` exactly, `after` more content
+    /// chunks, then the stream finishes normally (JSON to a non-streaming request: the text of
+    /// all the chunks). For events a relay has nothing to change in, such as `{}`.
+    Interject {
+        before: usize,
+        data: String,
+        after: usize,
+    },
     /// After `after` chunks (0 = before any), an error object inside the 200 stream, then `[DONE]`.
     StreamError {
         after: usize,
@@ -286,6 +294,15 @@ impl Step {
 
     pub fn malformed(after: usize) -> Step {
         Action::Malformed { after }.into()
+    }
+
+    pub fn interject(before: usize, data: impl Into<String>, after: usize) -> Step {
+        Action::Interject {
+            before,
+            data: data.into(),
+            after,
+        }
+        .into()
     }
 
     pub fn stream_error(after: usize, status: u16, message: impl Into<String>) -> Step {

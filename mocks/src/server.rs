@@ -453,6 +453,11 @@ async fn chat(
             interval_ms,
         }) => ex.drop_after(*chunks, *interval_ms, guard),
         Some(Action::Malformed { after }) => ex.malformed(*after, guard).await,
+        Some(Action::Interject {
+            before,
+            data,
+            after,
+        }) => ex.interject(*before, data, *after, guard).await,
         Some(Action::StreamError {
             after,
             message,

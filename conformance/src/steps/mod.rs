@@ -24,6 +24,16 @@ pub(crate) fn n(v: i64) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("expected a non-negative number, got {v}"))
 }
 
+/// The arguments of a `… with {int} KiB of arguments` tool call: `{"query": "aaa…"}` with that
+/// many KiB of `a`s, the same text for the step that scripts it and the one that checks it.
+pub(crate) fn kib_arguments(kib: i64) -> Result<String, String> {
+    let kib = n(kib)?;
+    Ok(format!(
+        r#"{{"query": "{}"}}"#,
+        "a".repeat(kib.saturating_mul(1024))
+    ))
+}
+
 /// `{int}` for HTTP statuses.
 pub(crate) fn status(v: i64) -> Result<u16, String> {
     u16::try_from(v).map_err(|_| format!("`{v}` is not an HTTP status"))

@@ -64,6 +64,30 @@ async fn streams_tool_call(
         .await
 }
 
+#[given(
+    expr = "the upstream streams the tool call {string} with {int} KiB of arguments split into {int} parts"
+)]
+async fn streams_long_tool_call(
+    w: &mut GatewayWorld,
+    name: String,
+    kib: i64,
+    parts: i64,
+) -> Outcome {
+    let args = super::kib_arguments(kib)?;
+    w.script_split_tool_call(&s(name), &args, n(parts)?).await
+}
+
+#[given(expr = "the upstream streams {int} chunk(s), the event {string} and {int} more chunk(s)")]
+async fn streams_interjected(
+    w: &mut GatewayWorld,
+    before: i64,
+    data: String,
+    after: i64,
+) -> Outcome {
+    w.script(mocks::Step::interject(n(before)?, s(data), n(after)?))
+        .await
+}
+
 #[when("I send a streaming chat request")]
 async fn send_stream(w: &mut GatewayWorld) -> Outcome {
     w.send_stream(None).await
@@ -113,6 +137,11 @@ fn event_field(w: &mut GatewayWorld, name: String, field: String, value: String)
 #[then(expr = "the streamed tool call arguments are {string}")]
 fn tool_arguments(w: &mut GatewayWorld, args: String) -> Outcome {
     w.streamed_tool_arguments(&s(args))
+}
+
+#[then(expr = "the streamed tool call arguments are the {int} KiB ones")]
+fn long_tool_arguments(w: &mut GatewayWorld, kib: i64) -> Outcome {
+    w.streamed_tool_arguments(&super::kib_arguments(kib)?)
 }
 
 #[then("the stream contains a usage chunk")]

@@ -67,6 +67,13 @@ async fn answers_call_then_long_text(
     w.script(Step::tool_calls_then_text(calls, text)).await
 }
 
+#[given(expr = "the upstream answers with the tool call {string} with {int} KiB of arguments")]
+async fn answers_long_call(w: &mut GatewayWorld, name: String, kib: i64) -> Outcome {
+    let args = super::kib_arguments(kib)?;
+    w.script(Step::tool_calls(vec![ToolCallSpec::new(s(name), args)]))
+        .await
+}
+
 #[then(expr = "the tool result in upstream request {int} contains {string}")]
 async fn tool_result_contains(w: &mut GatewayWorld, index: i64, text: String) -> Outcome {
     w.tool_result_contains(n(index)?, &s(text)).await
