@@ -34,6 +34,23 @@ Feature: Request bodies and upstream answers are held within their memory budget
     And the response status is 413
     And the error message contains "MAX_BODY_MEMORY_BYTES (4194304 bytes)"
 
+  # README "Configuration", MAX_BODY_MEMORY_BYTES: a body holds 3 × its bytes while it
+  # arrives, and one that does not fit now (other bodies hold the budget) is upstream_overloaded
+  # 503 with Retry-After: 1, not body_too_large (alone it fits). 900,000 bytes arrived hold
+  # 2,700,000 of the 4,194,304; a second body of 1,000,000 needs 3,000,000 while it arrives.
+  # The gauge is the reference gateway's (GET /metrics, gateway_memory_held_bytes).
+  Scenario: A body still arriving holds its share of the budget, and one that does not fit beside it is told to retry
+    Given another caller has sent 900000 bytes of a chat request padded to 1000000 bytes
+    Then the gateway's metrics show at least 2700000 bytes held of the "body" memory budget
+    When I send a chat request padded to 1000000 bytes
+    Then the response is the error "upstream_overloaded"
+    And the response status is 503
+    And the header "Retry-After" is "1"
+    When that caller sends the rest of its request
+    Then that caller's response status is 200
+    When I send a chat request padded to 1000000 bytes
+    Then the response status is 200
+
   Scenario: After a refused body the budget is whole again
     Given the request field "/response_format" carries 90000 extra members
     When I send a chat request

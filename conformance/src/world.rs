@@ -96,6 +96,9 @@ pub(crate) struct Req {
     /// Send the body with chunked encoding in pieces of this many bytes (no Content-Length).
     chunked: Option<usize>,
     disconnect_after: Option<usize>,
+    /// Send the body's first `.0` bytes, then wait for `.1` before the rest (a caller still
+    /// sending its body; chunked, no Content-Length).
+    held: Option<(usize, GoOn)>,
     /// The scenario's transcript for the reports.
     tape: Tape,
 }
@@ -127,11 +130,30 @@ async fn send_and_read(http: &reqwest::Client, req: Req) -> Result<Resp, String>
         rb = rb.header(name.as_str(), value.as_str());
     }
     if let Some(body) = req.body {
-        rb = match req.chunked {
+        rb = match (req.chunked, req.held) {
+            (_, Some((at, go_on))) => {
+                let at = at.min(body.len());
+                let (first, rest) = (body[..at].to_vec(), body[at..].to_vec());
+                let parts = futures_util::stream::unfold(
+                    (Some(first), Some((go_on, rest))),
+                    |(first, then)| async move {
+                        if let Some(first) = first {
+                            return Some((Ok::<_, std::io::Error>(first), (None, then)));
+                        }
+                        let (go_on, rest) = then?;
+                        let wait = go_on.lock().ok()?.take()?;
+                        // A dropped sender (the scenario ended) ends the body short: the
+                        // server then sees the caller leave, as it would a real one.
+                        wait.await.ok()?;
+                        Some((Ok(rest), (None, None)))
+                    },
+                );
+                rb.body(reqwest::Body::wrap_stream(parts))
+            }
             // A stream body has no Content-Length: hyper sends it chunked, one chunk per
             // piece. The pieces are paced (a pause per 64 KiB sent) so that a server answering
             // early (413 while reading) is heard before the next write meets its closed socket.
-            Some(piece) => {
+            (Some(piece), None) => {
                 let piece = piece.max(1);
                 let pause_every = (PACE_BYTES / piece).max(1);
                 let parts: Vec<Vec<u8>> = body.chunks(piece).map(<[u8]>::to_vec).collect();
@@ -147,7 +169,7 @@ async fn send_and_read(http: &reqwest::Client, req: Req) -> Result<Resp, String>
                 );
                 rb.body(reqwest::Body::wrap_stream(paced))
             }
-            None => rb.body(body),
+            (None, None) => rb.body(body),
         };
     }
     let sent_at = Instant::now();
@@ -208,6 +230,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The World of one scenario.
+/// The signal a held request waits for before the rest of its body (shared so that `Req`
+/// stays `Clone`; the one send that goes out takes it).
+type GoOn = Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>;
+
+/// How long [`GatewayWorld::memory_held_at_least`] waits for a gauge to reach its figure.
+const METRICS_WAIT: Duration = Duration::from_secs(5);
+/// How often it asks `/metrics` meanwhile.
+const METRICS_POLL: Duration = Duration::from_millis(20);
+
 #[derive(Debug, Default, cucumber::World)]
 pub struct GatewayWorld {
     target: Option<Arc<Target>>,
@@ -240,6 +271,17 @@ pub struct GatewayWorld {
     scripted_failure: bool,
     /// Every exchange of the scenario, for the reports (the runner's after-hook takes it).
     pub tape: Tape,
+    /// Another caller still sending its body: the signal that sends the rest, and its answer.
+    held_caller: Option<HeldCaller>,
+    /// The answer that caller got once it sent the rest.
+    held_answer: Option<Resp>,
+}
+
+/// A request whose body is partly sent, in a task of its own ([`GatewayWorld::hold_caller`]).
+#[derive(Debug)]
+struct HeldCaller {
+    go_on: tokio::sync::oneshot::Sender<()>,
+    answer: tokio::task::JoinHandle<Result<Resp, String>>,
 }
 
 impl GatewayWorld {
@@ -520,6 +562,7 @@ impl GatewayWorld {
             body,
             chunked: self.chunked,
             disconnect_after: None,
+            held: None,
             tape: self.tape.clone(),
         })
     }
@@ -575,14 +618,16 @@ impl GatewayWorld {
         self.send_chat().await
     }
 
-    /// Pads message 0's text so that the JSON body is exactly `size` bytes.
-    pub async fn send_padded(&mut self, size: usize) -> Outcome {
+    /// The pending chat request with message 0's text padded so that its JSON is exactly
+    /// `size` bytes (the pending request itself is left as it is).
+    fn padded_body(&self, size: usize) -> Result<Vec<u8>, String> {
         let base = self.body_bytes().len();
         let filler = size
             .checked_sub(base)
             .ok_or_else(|| format!("the request is already {base} bytes, more than {size}"))?;
         let pad = "x".repeat(filler);
-        match self.body.pointer_mut("/messages/0/content") {
+        let mut padded = self.body.clone();
+        match padded.pointer_mut("/messages/0/content") {
             Some(Value::String(s)) => s.push_str(&pad),
             Some(Value::Array(parts)) => {
                 let text = parts
@@ -597,15 +642,102 @@ impl GatewayWorld {
             }
             _ => return Err("message 0 has no content to pad".into()),
         }
-        let body = self.body_bytes();
+        let body = serde_json::to_vec(&padded).map_err(|e| e.to_string())?;
         if body.len() != size {
             return Err(format!(
                 "padding produced {} bytes instead of {size}",
                 body.len()
             ));
         }
+        Ok(body)
+    }
+
+    /// Sends the chat request padded to exactly `size` bytes ([`Self::padded_body`]).
+    pub async fn send_padded(&mut self, size: usize) -> Outcome {
+        let body = self.padded_body(size)?;
         let req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
         self.send_one(req).await
+    }
+
+    /// Another caller starts the chat request padded to `size` bytes and sends only its first
+    /// `sent` bytes (chunked), in a task of its own; [`Self::release_held_caller`] sends the rest.
+    pub async fn hold_caller(&mut self, sent: usize, size: usize) -> Outcome {
+        if self.held_caller.is_some() {
+            return Err("a caller is already holding its request (one per scenario)".into());
+        }
+        let body = self.padded_body(size)?;
+        let mut req = self.req(Method::POST, "/v1/chat/completions", Some(body))?;
+        let (go_on, wait) = tokio::sync::oneshot::channel();
+        req.held = Some((sent, Arc::new(std::sync::Mutex::new(Some(wait)))));
+        let http = self.http()?.clone();
+        let answer = tokio::spawn(async move { execute(&http, req).await });
+        self.held_caller = Some(HeldCaller { go_on, answer });
+        Ok(())
+    }
+
+    /// The held caller sends the rest of its body and reads its answer (bounded by the
+    /// client's own timeout, like every request of the harness).
+    pub async fn release_held_caller(&mut self) -> Outcome {
+        let held = self
+            .held_caller
+            .take()
+            .ok_or("no caller is holding a request (a step must start one first)")?;
+        // A send error means the request already ended (answered early): its answer says how.
+        let _ = held.go_on.send(());
+        let resp = held
+            .answer
+            .await
+            .map_err(|e| format!("the held caller's task failed: {e}"))??;
+        self.held_answer = Some(resp);
+        Ok(())
+    }
+
+    /// The status the held caller got ([`Self::release_held_caller`]).
+    pub fn held_answer_status_is(&self, status: u16) -> Outcome {
+        let r = self
+            .held_answer
+            .as_ref()
+            .ok_or("the held caller has no answer yet (it must send the rest first)")?;
+        if r.status == status {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected the other caller to get {status}: {}",
+                r.describe()
+            ))
+        }
+    }
+
+    /// Waits, up to [`METRICS_WAIT`], until the target's `/metrics` reports at least `bytes`
+    /// held by the memory budget `budget` (`gateway_memory_held_bytes{budget="…"}`, the
+    /// reference gateway's gauge), polling every [`METRICS_POLL`].
+    pub async fn memory_held_at_least(&mut self, budget: &str, bytes: u64) -> Outcome {
+        let series = format!("gateway_memory_held_bytes{{budget=\"{budget}\"}}");
+        let deadline = Instant::now() + METRICS_WAIT;
+        let mut last = None;
+        loop {
+            let req = self.req(Method::GET, "/metrics", None)?;
+            let resp = execute(self.http()?, req).await?;
+            last = resp
+                .text()
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .or(last);
+            if last.is_some_and(|held| held >= bytes) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(match last {
+                    Some(held) => format!(
+                        "{series} stayed at {held}, below {bytes}, for {} ms",
+                        METRICS_WAIT.as_millis()
+                    ),
+                    None => format!("GET /metrics has no {series}: {}", resp.describe()),
+                });
+            }
+            tokio::time::sleep(METRICS_POLL).await;
+        }
     }
 
     /// A chat request one KiB over the target's body cap (see [`Target::body_cap`]).

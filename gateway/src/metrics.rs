@@ -1,4 +1,4 @@
-//! Prometheus metrics: requests by route, status and catalog code; upstream latency.
+//! Prometheus metrics: requests by route, status and catalog code; upstream latency; memory held.
 //!
 //! Label values are bounded by construction: route templates, status codes, catalog codes and
 //! configured upstream names — never error strings or raw paths.
@@ -7,6 +7,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -25,11 +26,18 @@ pub(crate) struct UpstreamLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BudgetLabels {
+    /// `body` (MAX_BODY_MEMORY_BYTES) or `answer` (MAX_ANSWER_MEMORY_BYTES).
+    pub budget: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     upstream_seconds: Family<UpstreamLabels, Histogram>,
     redis_errors: Counter,
+    memory_held: Family<BudgetLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -67,11 +75,18 @@ impl Metrics {
             "Failed Redis operations (limits then follow REDIS_FAIL_MODE)",
             redis_errors.clone(),
         );
+        let memory_held = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "memory_held_bytes",
+            "Bytes of a memory budget held now by request bodies (body) or upstream and tool answers (answer) in flight",
+            memory_held.clone(),
+        );
         Metrics {
             registry,
             requests,
             upstream_seconds,
             redis_errors,
+            memory_held,
         }
     }
 
@@ -98,6 +113,13 @@ impl Metrics {
         self.redis_errors.inc();
     }
 
+    /// What a memory budget holds now; read from the budget when `/metrics` is asked.
+    pub fn memory_held(&self, budget: &'static str, bytes: usize) {
+        self.memory_held
+            .get_or_create(&BudgetLabels { budget })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -119,6 +141,23 @@ mod tests {
         assert!(text.contains(r#"gateway_http_requests_total{route="/v1/chat/completions",status="429",code="rate_limit_exceeded"} 1"#), "{text}");
         assert!(
             text.contains("gateway_upstream_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn renders_the_memory_each_budget_holds() {
+        let m = Metrics::new();
+        m.memory_held("body", 2_700_000);
+        m.memory_held("answer", 0);
+        m.memory_held("body", 2_700_003);
+        let text = m.render();
+        assert!(
+            text.contains(r#"gateway_memory_held_bytes{budget="body"} 2700003"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"gateway_memory_held_bytes{budget="answer"} 0"#),
             "{text}"
         );
     }

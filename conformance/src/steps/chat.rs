@@ -74,6 +74,27 @@ async fn send_padded(w: &mut GatewayWorld, size: i64) -> Outcome {
     w.send_padded(n(size)?).await
 }
 
+#[given(expr = "another caller has sent {int} bytes of a chat request padded to {int} bytes")]
+async fn hold_caller(w: &mut GatewayWorld, sent: i64, size: i64) -> Outcome {
+    w.hold_caller(n(sent)?, n(size)?).await
+}
+
+#[when("that caller sends the rest of its request")]
+async fn release_caller(w: &mut GatewayWorld) -> Outcome {
+    w.release_held_caller().await
+}
+
+#[then(expr = "that caller's response status is {int}")]
+fn held_status(w: &mut GatewayWorld, status: i64) -> Outcome {
+    w.held_answer_status_is(super::status(status)?)
+}
+
+#[then(expr = "the gateway's metrics show at least {int} bytes held of the {string} memory budget")]
+async fn memory_held(w: &mut GatewayWorld, bytes: i64, budget: String) -> Outcome {
+    let bytes = u64::try_from(bytes).map_err(|_| format!("{bytes} is not a byte count"))?;
+    w.memory_held_at_least(&s(budget), bytes).await
+}
+
 #[when(expr = "I send a chat request with the member {string} written twice, first as {string}")]
 async fn send_repeated(w: &mut GatewayWorld, name: String, first: String) -> Outcome {
     w.send_chat_with_repeated(&s(name), &s(first)).await

@@ -105,6 +105,11 @@ async fn probe(state: &AppState) -> (StatusCode, Value) {
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    // The budgets are atomics of their own: their gauges are read at the moment of asking.
+    state.metrics.memory_held("body", state.body_memory.used());
+    state
+        .metrics
+        .memory_held("answer", state.answer_memory.used());
     (
         [(
             header::CONTENT_TYPE,
