@@ -258,6 +258,17 @@ Feature: Mapping of upstream failures
     And the error message contains "the batch queue is full, try again"
     And the error message does not contain "…"
 
+  # Bounded: an upstream's own text is not relayed at any length (every buffer has a bound,
+  # SPEC §5); a long one reaches the caller cut, with the "…" that marks a cut message.
+  @needs-mock
+  Scenario: A long upstream message reaches the caller shortened and marked as cut
+    Given the upstream answers with the error status 503 and the message "the batch queue is full, try again" repeated 100 times
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "the batch queue is full, try again"
+    And the error message contains "…"
+
   # Upstreams name the model in their own sentences (vLLM's 404: "The model `<name>` does not
   # exist."). The caller asked for an alias and codes against it; the upstream's model name is
   # internal (SPEC §3 "Sanitised"), so the sentence names the alias instead, wherever the name

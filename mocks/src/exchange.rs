@@ -350,10 +350,8 @@ impl Exchange<'_> {
         let mut frames = Vec::with_capacity(pieces.len() + 6);
         self.open(&mut frames);
         self.contents(&mut frames, &pieces[..before], interval);
-        frames.push(Frame::after(
-            interval,
-            Bytes::from(format!("data: {data}\n\n")),
-        ));
+        let event = Bytes::from(format!("data: {data}\n\n"));
+        frames.push(Frame::after(interval, event));
         self.contents(&mut frames, &pieces[before..], interval);
         self.close(&mut frames, "stop", pieces.len(), true);
         self.sse(frames, guard)

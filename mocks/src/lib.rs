@@ -45,6 +45,7 @@ mod request;
 mod script;
 mod server;
 mod stream;
+mod tool_call;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 pub use crate::stream::Tear;
+pub use crate::tool_call::ToolCallSpec;
 
 /// One scripted answer. `delay_ms` is waited before any header is sent; `usage`, when set,
 /// is the token count the answer reports instead of the mock's own estimate.
@@ -151,31 +152,6 @@ pub enum Shape {
     ChoicesObject,
     /// A vendor's top-level `x_extra`: `count` tiny members, a tree many times its bytes.
     ExtraMembers { count: usize },
-}
-
-/// One tool call a `tool_calls` step makes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolCallSpec {
-    pub name: String,
-    /// The arguments as a JSON string, exactly as it goes on the wire.
-    pub arguments: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-}
-
-impl ToolCallSpec {
-    pub fn new(name: impl Into<String>, arguments: impl Into<String>) -> ToolCallSpec {
-        ToolCallSpec {
-            name: name.into(),
-            arguments: arguments.into(),
-            id: None,
-        }
-    }
-
-    pub fn with_id(mut self, id: impl Into<String>) -> ToolCallSpec {
-        self.id = Some(id.into());
-        self
-    }
 }
 
 impl From<Action> for Step {

@@ -111,6 +111,19 @@ async fn answers_error(w: &mut GatewayWorld, code: i64, message: String) -> Outc
 }
 
 #[given(
+    expr = "the upstream answers with the error status {int} and the message {string} repeated {int} times"
+)]
+async fn answers_long_error(
+    w: &mut GatewayWorld,
+    code: i64,
+    message: String,
+    times: i64,
+) -> Outcome {
+    let text = vec![s(message); n(times)?].join(" ");
+    w.script_error(status(code)?, &text).await
+}
+
+#[given(
     expr = "the upstream answers with the error status {int}, message {string} and the header {string} = {string}"
 )]
 async fn answers_error_with_header(

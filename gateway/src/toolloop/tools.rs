@@ -65,7 +65,8 @@ pub(crate) async fn execute(
             match http.post(url).timeout(*timeout).json(&args).send().await {
                 Ok(r) if r.status().is_success() => {
                     let mut hold = memory.hold();
-                    match read_capped(r, max_bytes, &mut hold, 1).await {
+                    // reqwest hands its answer on as the `http` type the readers take.
+                    match read_capped(r.into(), max_bytes, &mut hold, 1).await {
                         Ok(Capped::Whole(b)) => answer_value(&b, &mut hold),
                         Ok(Capped::Cut(_)) => Err(format!(
                             "the tool's answer exceeds TOOL_MAX_ANSWER_BYTES ({max_bytes} bytes)"

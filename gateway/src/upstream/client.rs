@@ -6,7 +6,7 @@
 //! the policy, and its pending request parses it again) and wrapped every call in redirect
 //! and retry futures, together about a sixth of the gateway's user-space instructions per
 //! request. Here a request is built from the upstream's `Uri`, parsed once at start-up, and
-//! the answer is handed on as a `reqwest::Response` (its body read by the same code as
+//! the answer is handed on as an `UpstreamResponse` (its body read by the same code as
 //! before). HTTP tools and the readiness probe keep reqwest.
 
 use std::sync::Arc;
@@ -69,7 +69,7 @@ impl UpstreamClient {
         bearer: Option<&str>,
         body: Vec<u8>,
         timeout: Duration,
-    ) -> Result<reqwest::Response, ApiError> {
+    ) -> Result<super::UpstreamResponse, ApiError> {
         let mut req = Request::new(Full::new(Bytes::from(body)));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri.clone();
@@ -91,7 +91,7 @@ impl UpstreamClient {
         match tokio::time::timeout(timeout, self.0.request(req)).await {
             Err(_) => Err(super::answer_timeout()),
             Ok(Err(e)) => Err(super::request_error(e)),
-            Ok(Ok(resp)) => Ok(reqwest::Response::from(resp.map(reqwest::Body::wrap))),
+            Ok(Ok(resp)) => Ok(resp.map(reqwest::Body::wrap)),
         }
     }
 }

@@ -228,7 +228,7 @@ pub(super) async fn error_from_response(
     model: &Model,
     upstream: &Upstream,
     body: &Map<String, Value>,
-    resp: reqwest::Response,
+    resp: super::UpstreamResponse,
 ) -> ApiError {
     let status = resp.status();
     let headers = resp.headers().clone();

@@ -171,7 +171,7 @@ pub(crate) async fn send(
     state: &AppState,
     model: &Model,
     body: &ChatBody,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<UpstreamResponse, ApiError> {
     let upstream = &state.config.upstreams[model.upstream];
     // The caller's bytes with `model` spliced when the tree still matches them; else the
     // tree, serialised.
@@ -343,25 +343,47 @@ pub(crate) enum ReadFail {
     Memory(Refused),
 }
 
+/// An upstream answer as the hyper client hands it on, its body in reqwest's `Body` (whose
+/// transport errors the readers map). Not a `reqwest::Response`: building one parses a
+/// placeholder URL per answer (2.5 % of a plain request's instructions under callgrind).
+pub(crate) type UpstreamResponse = axum::http::Response<reqwest::Body>;
+
+/// The answer's declared length (hyper's body knows it exactly from Content-Length).
+fn content_length(resp: &UpstreamResponse) -> Option<u64> {
+    hyper::body::Body::size_hint(resp.body()).exact()
+}
+
+/// The next data frame of the answer's body (trailers skipped); `None` at its end.
+async fn next_chunk(resp: &mut UpstreamResponse) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    use http_body_util::BodyExt as _;
+    while let Some(frame) = resp.body_mut().frame().await {
+        if let Ok(data) = frame?.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads at most `max` bytes of `resp`: a declared Content-Length over the cap reads nothing,
 /// and a chunked body stops as soon as it passes the cap, so no more than `max` bytes (plus
 /// one network chunk, cut off) are ever held. Every byte kept is first taken from `hold`,
 /// `factor` times (a declared length at once, else chunk by chunk).
 pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
+    mut resp: UpstreamResponse,
     max: usize,
     hold: &mut MemoryHold,
     factor: usize,
 ) -> Result<Capped, ReadFail> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
+    let length = content_length(&resp);
+    if length.is_some_and(|n| n > max as u64) {
         return Ok(Capped::Cut(Vec::new()));
     }
-    let declared = resp.content_length().map_or(0, |n| n as usize);
+    let declared = length.map_or(0, |n| n as usize);
     hold.grow(declared.saturating_mul(factor))
         .map_err(ReadFail::Memory)?;
     let mut paid = declared;
     let mut buf = Vec::with_capacity(declared.max(8 * 1024).min(max));
-    while let Some(chunk) = resp.chunk().await.map_err(ReadFail::Transport)? {
+    while let Some(chunk) = next_chunk(&mut resp).await.map_err(ReadFail::Transport)? {
         let room = max - buf.len();
         let keep = chunk.len().min(room);
         let beyond = (buf.len() + keep).saturating_sub(paid);

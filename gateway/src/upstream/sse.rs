@@ -65,7 +65,7 @@ pub struct UpstreamEvents {
 
 impl UpstreamEvents {
     pub fn new(
-        resp: reqwest::Response,
+        resp: upstream::UpstreamResponse,
         deadline: Instant,
         state: &AppState,
         model: &Model,
@@ -73,7 +73,7 @@ impl UpstreamEvents {
     ) -> Self {
         UpstreamEvents {
             inner: SseReader::new(
-                Box::pin(resp.bytes_stream()),
+                Box::pin(http_body_util::BodyDataStream::new(resp.into_body())),
                 state.config.reads.sse_max_line_bytes,
             ),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),

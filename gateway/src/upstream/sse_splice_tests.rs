@@ -75,7 +75,7 @@ fn both_paths(events: &[String]) -> usize {
                 .body(reqwest::Body::from(body))
                 .unwrap();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-            let up = UpstreamEvents::new(resp.into(), deadline, &state, model, &Map::new());
+            let up = UpstreamEvents::new(resp, deadline, &state, model, &Map::new());
             if as_bytes {
                 up.relay_as_bytes()
             } else {

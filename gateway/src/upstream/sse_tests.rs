@@ -63,7 +63,7 @@ fn events(text: &str, budget: usize) -> (AppState, UpstreamEvents) {
     cfg.reads.max_answer_memory_bytes = budget;
     let state = AppState::new(cfg).unwrap();
     let model = state.config.models[0].clone();
-    let resp = reqwest::Response::from(axum::http::Response::new(text.to_owned()));
+    let resp = axum::http::Response::new(reqwest::Body::from(text.to_owned()));
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     let ev = UpstreamEvents::new(resp, deadline, &state, &model, &Map::new());
     (state, ev)
