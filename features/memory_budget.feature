@@ -86,3 +86,12 @@ Feature: Request bodies and upstream answers are held within their memory budget
     Then the response status is 200
     And the streamed tool call arguments are the 300 KiB ones
     And the stream ends with the DONE marker
+
+  # An answer without a Content-Length is paid for as it arrives, each byte once (2 × its bytes
+  # while it is read, README MAX_ANSWER_MEMORY_BYTES): 700,000 bytes in pieces is some 1.4 MB
+  # of the 4 MiB, however many reads it takes.
+  @needs-mock
+  Scenario: An upstream answer of 700,000 bytes without a Content-Length fits the answer budget
+    Given the upstream answers with a body of exactly 700000 bytes, sent in 20 pieces without a Content-Length
+    When I send a chat request
+    Then the response status is 200
