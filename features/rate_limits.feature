@@ -97,3 +97,13 @@ Feature: Per-token rate limiting
     And the header "x-ratelimit-limit-requests" is "3"
     And the header "x-ratelimit-remaining-requests" is "0"
     And the header "x-ratelimit-reset-requests" is "3s"
+
+  # A whole minute is written the Go way, as OpenAI writes its own resets (6m0s): 1m0s, not
+  # 60s. The "minute-bucket" token refills one request per 20 s (rps 0.05, burst 3): after
+  # three requests the bucket is full again in just under 60 s, rounded up to whole seconds.
+  Scenario: A reset of a whole minute is written 1m0s
+    Given I authenticate with the "minute-bucket" token
+    When I send 3 chat requests
+    Then 3 of the responses had status 200
+    And the header "x-ratelimit-remaining-requests" is "0"
+    And the header "x-ratelimit-reset-requests" is "1m0s"

@@ -21,6 +21,7 @@
 //!
 //! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
 //! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2),
+//! `minute-bucket` (each token its own bucket of rps 0.05, burst 3: full again a minute after three),
 //! `tool-loop budget` (a tenant per token, 200 tokens a day on `token_budget`).
 //!
 //! The storage-fault scenarios run against this ONE gateway: `x-gateway-fault: storage` fails
@@ -197,12 +198,13 @@ struct Tokens {
 }
 
 /// Roles of the production-condition scenarios and the tokens.yaml rules behind them.
-const CONDITION_ROLES: [&str; 5] = [
+const CONDITION_ROLES: [&str; 6] = [
     "expired",
     "disabled tenant",
     "single-slot",
     "tenant-bucket",
     "tool-loop budget",
+    "minute-bucket",
 ];
 
 fn gateway_yaml(
@@ -318,11 +320,13 @@ fn tokens_yaml(t: &Tokens, primary_id: &str, second_id: &str) -> String {
         "\x20 - id: tenant-expired\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
          \x20 - id: tenant-suspended\n    disabled: true\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
          \x20 - id: tenant-single-slot\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n\
-         \x20 - id: tenant-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n    tenant_rate_limit: {{ rps: 0.01, burst: 2 }}\n{}",
+         \x20 - id: tenant-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    {generous}\n    tenant_rate_limit: {{ rps: 0.01, burst: 2 }}\n\
+         \x20 - id: tenant-minute-bucket\n    tokens: [{}]\n    allowed_models: ['*']\n    rate_limit: {{ rps: 0.05, burst: 3 }}\n{}",
         with(role("expired"), ", expires_at: '2020-01-01T00:00:00Z'"),
         with(role("disabled tenant"), ""),
         with(role("single-slot"), ", max_concurrent: 1"),
         with(role("tenant-bucket"), ""),
+        with(role("minute-bucket"), ""),
         loop_budgets,
     );
     format!(

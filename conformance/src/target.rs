@@ -124,7 +124,7 @@ pub struct Target {
     pub fresh: TokenPool,
     pub fresh_limited: TokenPool,
     /// Further token roles of the production-condition scenarios (`expired`, `disabled
-    /// tenant`, `single-slot`, `tenant-bucket`, `tool-loop budget`); a target without them
+    /// tenant`, `single-slot`, `tenant-bucket`, `minute-bucket`, `tool-loop budget`); a target without them
     /// skips those steps.
     pub role_tokens: HashMap<String, TokenPool>,
     /// Tenant role (`primary`, `second`) → tenant id.
