@@ -95,6 +95,21 @@ Feature: Inline images
       | tab inside                  | data:image/png;base64,iVBORw0KGgoAAAANSUhEUg\\tAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg== |
       | empty payload               | data:image/png;base64, |
 
+  # RFC 4648 §3.3: padding only at the very end. A long payload is no exception, wherever the
+  # padding sits (at the power-of-two offsets where a decoder working in slices would cut).
+  Scenario Outline: Padding inside a long payload is image_base64_invalid (after <at> KiB of 400)
+    Given the user message carries a PNG data URI of 400 KiB with padding ending its first <at> KiB
+    When I send a chat request
+    Then the response is the error "image_base64_invalid"
+    And the error param is "/messages/0/content/1/image_url/url"
+
+    Examples:
+      | at  |
+      | 64  |
+      | 128 |
+      | 256 |
+      | 320 |
+
   Scenario Outline: A remote URL is image_url_not_supported on a model that cannot take URLs
     Given the user message carries the image URL "<url>"
     When I send a chat request
