@@ -218,6 +218,18 @@ Feature: Request validation and check order
 
   Rule: A repeated member never reaches the upstream twice
 
+    # vLLM takes sampling parameters beyond OpenAI's in the same body (vLLM docs, OpenAI
+    # Compatible Server, "Extra Parameters": top_k, min_p, repetition_penalty, …; the OpenAI
+    # SDK sends them through extra_body, merged at the top level). A gateway checks what it
+    # knows and carries the rest unexpanded (SPEC §5): the upstream reads it under its name.
+    # @byte_relay: on both relay paths (the caller's bytes, and the tree serialised).
+    @needs-mock @byte_relay
+    Scenario: A sampling parameter the gateway does not know reaches the upstream as sent
+      Given the request field "/top_k" is '40'
+      When I send a chat request
+      Then the response status is 200
+      And the upstream request had "top_k" = 40
+
     # JSON leaves a repeated member name open (RFC 8259 §4: "the names within an object
     # SHOULD be unique", and parsers differ on which copy wins). A gateway that checks one
     # copy and forwards both lets the upstream act on the one it never checked (here an
