@@ -75,6 +75,22 @@ Feature: Model budgets and upstream quotas
     And Retry-After is the number of seconds until 00:00 UTC
     And the body has the field "/available_fallbacks/0"
 
+  # OpenRouter's 429 names the free-model daily window as a rate-limit key
+  # ("free-models-per-day") and in words ("… requests per day"), not always both: either one
+  # marks the daily limit (the mock's own daily-limit body carries both).
+  @needs-mock @needs-config
+  Scenario Outline: OpenRouter's daily limit is recognised by either spelling (<spelling>)
+    Given I use the "openrouter" model
+    And the upstream answers with the error status 429 and message "<message>"
+    When I send a chat request
+    Then the response is the error "openrouter_daily_quota_exhausted"
+    And Retry-After is the number of seconds until 00:00 UTC
+
+    Examples:
+      | spelling | message                                             |
+      | key      | Rate limit exceeded: free-models-per-day            |
+      | words    | Rate limit exceeded: 50 free model requests per day |
+
   # The token budget counts what the upstream reported in "usage", not what was reserved
   # (SPEC §3 "Budgets and limits hold under concurrency": reserve the prompt estimate plus the
   # output cap first, settle with the real usage after). The token_budget model allows 50
