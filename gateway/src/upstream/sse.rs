@@ -58,7 +58,7 @@ pub struct UpstreamEvents {
     /// Chunks may come as [`RawChunk`] from `next_relayed` (set by a relay that changes
     /// nothing but `model`).
     as_bytes: bool,
-    /// A chunk with a choice arrived: `[DONE]` before one (only usage, or nothing) answered
+    /// A chunk with a choice arrived ([`has_choice`]): `[DONE]` before one (only usage, or `{}`) answered
     /// nothing, an upstream failure (SPEC §5), decided here for relay and tool loop alike.
     answered: bool,
 }
@@ -136,7 +136,7 @@ impl UpstreamEvents {
         }
         match RawChunk::parse(data) {
             Ok(raw) => {
-                self.answered |= !raw.usage_only;
+                self.answered |= raw.has_choice;
                 Relayed::Raw(raw)
             }
             // Already paid for: only built.
@@ -187,7 +187,7 @@ impl UpstreamEvents {
     /// The stream's bookkeeping for a piece of the `Value` path.
     fn settled(&mut self, piece: Piece) -> Piece {
         if let Piece::Chunk(c) = &piece {
-            self.answered |= !is_usage_only(c);
+            self.answered |= has_choice(c);
         } else {
             self.finished = true;
         }
@@ -318,6 +318,15 @@ pub(crate) fn delta_bytes(chunk: &Map<String, Value>) -> u64 {
             let args = d.get("tool_calls").map_or(0, |t| t.to_string().len());
             (text + args) as u64
         })
+}
+
+/// Whether a chunk carries a choice (a non-empty `choices` array): what makes a stream an
+/// answer. A chunk of only usage, or of nothing (`{}`), does not.
+pub(crate) fn has_choice(chunk: &Map<String, Value>) -> bool {
+    chunk
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
 }
 
 /// Whether a chunk is the usage-only chunk of `stream_options.include_usage`.

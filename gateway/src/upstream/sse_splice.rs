@@ -37,6 +37,8 @@ pub struct RawChunk {
     pub usage: Option<Usage>,
     /// The usage report of `stream_options.include_usage`: no choice in it.
     pub usage_only: bool,
+    /// `choices` is an array with at least one choice: the stream has answered something.
+    pub has_choice: bool,
     /// Content bytes of `choices[0].delta` (content and serialised `tool_calls`).
     pub delta_bytes: u64,
 }
@@ -92,6 +94,7 @@ impl RawChunk {
             model: get("model").map(|raw| offset_in(data, raw.get())),
             usage,
             usage_only: usage.is_some() && !has_choice,
+            has_choice,
             delta_bytes,
         })
     }

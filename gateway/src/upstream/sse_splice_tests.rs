@@ -16,6 +16,7 @@ struct Forwarded {
     json: Value,
     usage: Option<Usage>,
     usage_only: bool,
+    has_choice: bool,
     delta_bytes: u64,
 }
 
@@ -37,6 +38,7 @@ fn via_raw(c: &RawChunk) -> Forwarded {
         json: event_json(&out),
         usage: c.usage,
         usage_only: c.usage_only,
+        has_choice: c.has_choice,
         delta_bytes: c.delta_bytes,
     }
 }
@@ -47,12 +49,14 @@ fn via_value(mut c: Map<String, Value>) -> Forwarded {
         .filter(|u| u.is_object())
         .map(|u| Usage::from_json(Some(u)));
     let usage_only = is_usage_only(&c);
+    let has_choice = crate::upstream::sse::has_choice(&c);
     let delta_bytes = value_delta_bytes(&c);
     let bytes = Hooks::default().chunk_bytes(&mut c).unwrap();
     Forwarded {
         json: event_json(&bytes),
         usage,
         usage_only,
+        has_choice,
         delta_bytes,
     }
 }

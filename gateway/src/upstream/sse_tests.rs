@@ -208,3 +208,37 @@ async fn a_raw_events_share_is_carried_until_its_frame_is_dropped() {
     drop(frame);
     assert_eq!(state.answer_memory.used(), 0);
 }
+
+#[tokio::test]
+async fn events_without_a_choice_do_not_answer_on_either_path() {
+    // `{}` and a usage report carry no choice: `[DONE]` after only them answered nothing.
+    let usage =
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0,"total_tokens":1}}"#;
+    let text = format!("data: {{}}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
+    for as_bytes in [false, true] {
+        let (_state, ev) = events(&text, 1 << 20);
+        let mut ev = if as_bytes { ev.relay_as_bytes() } else { ev };
+        let mut seen = 0;
+        loop {
+            match ev.next_relayed().await {
+                Relayed::Raw(_) | Relayed::Chunk(_) => seen += 1,
+                Relayed::Failed(e) => {
+                    assert_eq!(e.code, crate::catalog::Code::UpstreamError, "{e:?}");
+                    break;
+                }
+                Relayed::Done => panic!("a stream of no choice ended as an answer ({as_bytes})"),
+            }
+        }
+        assert_eq!(
+            seen, 2,
+            "both events relayed before the failure ({as_bytes})"
+        );
+    }
+    // One choice, even only the role, is an answer.
+    let text = format!("data: {{}}\n\ndata: {CHUNK}\n\ndata: [DONE]\n\n");
+    let (_state, ev) = events(&text, 1 << 20);
+    let mut ev = ev.relay_as_bytes();
+    assert!(matches!(ev.next_relayed().await, Relayed::Raw(_)));
+    assert!(matches!(ev.next_relayed().await, Relayed::Raw(_)));
+    assert!(matches!(ev.next_relayed().await, Relayed::Done));
+}
