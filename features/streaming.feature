@@ -138,6 +138,15 @@ Feature: Streaming
 
   Rule: A failure after the first chunk ends the stream with an error event
 
+    # An answer is a chunk with a choice in it. Events with none (`{}` here) and `[DONE]` are a
+    # stream that answered nothing: the upstream's failure, upstream_error, like an upstream
+    # that sends only its usage report (upstream_errors.feature), never a 200 with no answer.
+    @needs-mock
+    Scenario: A stream of events without any choice is upstream_error
+      Given the upstream streams only the event "{}", 2 times
+      When I send a streaming chat request
+      Then the streaming request fails with "upstream_error"
+
     @needs-mock
     Scenario Outline: The upstream <failure> after two chunks
       Given the upstream streams 2 chunks and then "<failure>"

@@ -62,6 +62,9 @@ pub(crate) fn split_text(text: &str, n: usize) -> Vec<&str> {
 }
 
 /// Numbered content pieces used by the failure steps, so tests can tell how far a stream got.
+/// Streams of events an ordinary answer would not hold (`interject`, `events`).
+mod odd;
+
 fn numbered(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("chunk-{i} ")).collect()
 }
@@ -330,30 +333,6 @@ impl Exchange<'_> {
             Bytes::from_static(b"data: {not json\n\n"),
         ));
         self.close(&mut frames, "stop", after, true);
-        self.sse(frames, guard)
-    }
-
-    pub(crate) async fn interject(
-        &mut self,
-        before: usize,
-        data: &str,
-        after: usize,
-        guard: OutcomeGuard,
-    ) -> Response {
-        let pieces = numbered(before + after);
-        let interval = self.config.inter_chunk_ms;
-        if !self.info.stream {
-            return self
-                .complete_text(&pieces.concat(), pieces.len(), interval, guard)
-                .await;
-        }
-        let mut frames = Vec::with_capacity(pieces.len() + 6);
-        self.open(&mut frames);
-        self.contents(&mut frames, &pieces[..before], interval);
-        let event = Bytes::from(format!("data: {data}\n\n"));
-        frames.push(Frame::after(interval, event));
-        self.contents(&mut frames, &pieces[before..], interval);
-        self.close(&mut frames, "stop", pieces.len(), true);
         self.sse(frames, guard)
     }
 

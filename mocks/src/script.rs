@@ -122,6 +122,8 @@ pub enum Action {
         data: String,
         after: usize,
     },
+    /// Only these events' data, then `data: [DONE]` (no role or finish chunk).
+    Events { events: Vec<String> },
     /// After `after` chunks (0 = before any), an error object inside the 200 stream, then `[DONE]`.
     StreamError {
         after: usize,

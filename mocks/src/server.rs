@@ -458,6 +458,7 @@ async fn chat(
             data,
             after,
         }) => ex.interject(*before, data, *after, guard).await,
+        Some(Action::Events { events }) => ex.events(events, guard).await,
         Some(Action::StreamError {
             after,
             message,

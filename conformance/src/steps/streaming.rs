@@ -88,6 +88,13 @@ async fn streams_interjected(
         .await
 }
 
+#[given(expr = "the upstream streams only the event {string}, {int} times")]
+async fn streams_only(w: &mut GatewayWorld, data: String, times: i64) -> Outcome {
+    let events = vec![s(data); n(times)?];
+    w.script(mocks::Step::from(mocks::Action::Events { events }))
+        .await
+}
+
 #[when("I send a streaming chat request")]
 async fn send_stream(w: &mut GatewayWorld) -> Outcome {
     w.send_stream(None).await
