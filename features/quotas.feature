@@ -148,6 +148,25 @@ Feature: Model budgets and upstream quotas
     Then the response status is 200
     And the upstream received 2 requests
 
+  # And a caller that hangs up in the middle of a stream is charged for what was streamed to it
+  # (SPEC §3: "for what was sent and streamed, never 0"), counted from the text it was sent.
+  # 8 chunks of 94 bytes; the caller reads 5 events, so at least 4 chunks of text (376 bytes,
+  # 94 tokens at the 4 bytes a token of the estimate) went out. With the prompt (over 4 tokens)
+  # that leaves under 102 of the 200 tokens, and a request reserving its max_tokens of 120 no
+  # longer fits; had the stream been charged its prompt alone, it would.
+  @needs-config @needs-mock
+  Scenario: A caller that hangs up mid-stream is charged for the text streamed to it
+    Given I authenticate with the "tool-loop budget" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "150"
+    And the upstream streams "The survey teams walked the northern coast path after the spring storms and noted the damage. " repeated 8 times in 8 chunks 20 ms apart
+    When I send a streaming chat request and disconnect after 5 chunks
+    Then the upstream saw the client disconnect
+    Given the request field "/max_tokens" is "120"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 1 request
+
   # A request reserves its share before the upstream call (SPEC §3): its prompt (estimated from
   # the text it sends) plus what it may produce (its max_tokens, else the model's output cap,
   # 8192 on every embedded model). Either alone can be more than a whole day's budget of 50

@@ -30,6 +30,25 @@ Feature: Mapping of upstream failures
       | openrouter | 400      |
       | openrouter | 422      |
 
+  # Most clients send max_tokens. An upstream 4xx that is about something else (a policy, a
+  # field) is still the upstream's refusal of the request, not max_tokens_below_minimum: only a
+  # refusal that names the token limit is that code (max_tokens_floor.feature).
+  @needs-mock
+  Scenario Outline: An upstream 4xx about something else stays upstream_bad_request when max_tokens was sent (<model>)
+    Given I use the "<model>" model
+    And the request field "/max_tokens" is "64"
+    And the upstream answers with the error status 400 and message "the prompt was rejected by policy"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the response status is 400
+    And the error message contains "the prompt was rejected by policy"
+
+    Examples:
+      | model      |
+      | default    |
+      | litellm    |
+      | openrouter |
+
   @needs-mock
   Scenario Outline: An upstream 5xx becomes upstream_error 502 (<model>, <upstream>)
     Given I use the "<model>" model

@@ -10,6 +10,18 @@ async fn streams_text(w: &mut GatewayWorld, text: String, chunks: i64, ms: i64) 
     w.script_stream(&s(text), n(chunks)?, n(ms)?).await
 }
 
+#[given(expr = "the upstream streams {string} repeated {int} times in {int} chunks {int} ms apart")]
+async fn streams_text_repeated(
+    w: &mut GatewayWorld,
+    text: String,
+    times: i64,
+    chunks: i64,
+    ms: i64,
+) -> Outcome {
+    w.script_stream(&s(text).repeat(n(times)?), n(chunks)?, n(ms)?)
+        .await
+}
+
 #[given(
     expr = "the upstream streams {string} in {int} chunks, each event written in {int} pieces {int} ms apart"
 )]
