@@ -95,3 +95,18 @@ Feature: Request bodies and upstream answers are held within their memory budget
     Given the upstream answers with a body of exactly 700000 bytes, sent in 20 pieces without a Content-Length
     When I send a chat request
     Then the response status is 200
+
+  # A tool loop keeps what each round adds: the model's tool call (its arguments) in the
+  # conversation it sends again, and the collected result (name, arguments, answer) for the
+  # synthesis. Rounds of 240 KiB of arguments keep at least 480 KiB each, so by its ninth round
+  # the loop holds more than the 4 MiB answer budget: it is refused there, naming the bound,
+  # rather than run on into the tenth round and the synthesis call.
+  @needs-mock
+  Scenario: A tool loop whose rounds would hold more than the answer budget is refused before its tenth round
+    Given the upstream answers 10 times with distinct tool calls to "lookup_weather" with 240 KiB of arguments each
+    And the upstream answers with the text "Summary of the lookups."
+    When I send a chat request
+    Then the response is the error "upstream_error"
+    And the response status is 502
+    And the error message contains "MAX_ANSWER_MEMORY_BYTES (4194304 bytes)"
+    And the upstream received at most 9 requests

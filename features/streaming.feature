@@ -69,6 +69,18 @@ Feature: Streaming
       Then the response status is 200
       And the streamed content is "chunk-0 chunk-1 chunk-2 chunk-3 "
 
+    # A long answer in a script of 3-byte characters: 300,000 bytes of text, more than a
+    # gateway keeps of a message it only relays (UPSTREAM_MAX_BODY_BYTES is 262,144 in the
+    # embedded configuration, which no multiple of 3 hits). Whatever a gateway keeps, and
+    # wherever it cuts, the caller gets every character once and the stream ends.
+    @needs-mock
+    Scenario: A long answer in a multi-byte script is streamed whole
+      Given the upstream streams "日本語のテキスト。" repeated 11112 times in 30 chunks 0 ms apart
+      When I send a streaming chat request
+      Then the response status is 200
+      And the streamed content is "日本語のテキスト。" repeated 11112 times
+      And the stream ends with the DONE marker
+
   Rule: A failure before the first chunk is an ordinary JSON error with its real status
 
     Scenario: A validation error on a streaming request is a JSON error

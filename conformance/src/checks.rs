@@ -638,8 +638,17 @@ impl GatewayWorld {
         if got == expected {
             Ok(())
         } else {
+            // Long texts are clipped, with where they part: a 300 KB answer must not become a
+            // 300 KB failure message.
+            let same = expected
+                .char_indices()
+                .zip(got.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(expected.len().min(got.len()), |((i, _), _)| i);
             Err(format!(
-                "expected streamed content `{expected}`, got `{got}`: {}",
+                "expected streamed content `{}`, got `{}` (they part at byte {same}): {}",
+                text::clip(expected, 300),
+                text::clip(&got, 300),
                 r.describe()
             ))
         }
@@ -1131,6 +1140,20 @@ impl GatewayWorld {
         } else {
             Err(format!(
                 "expected the upstream to receive {n} request(s) with marker {}, got {got}",
+                self.marker
+            ))
+        }
+    }
+
+    /// At most `n` requests: where only an upper bound is the contract (a loop refused by the
+    /// round at which it would overflow a budget, whichever round that is).
+    pub async fn upstream_received_at_most(&self, n: usize) -> Outcome {
+        let got = self.record_count().await?;
+        if got <= n {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected the upstream to receive at most {n} request(s) with marker {}, got {got}",
                 self.marker
             ))
         }

@@ -1122,6 +1122,26 @@ impl GatewayWorld {
         self.script_many(steps).await
     }
 
+    /// As [`Self::script_distinct_tool_calls`], each call's arguments `kib` KiB long (the
+    /// `kib_arguments` text with the call's number, so no two are the same).
+    pub async fn script_distinct_long_tool_calls(
+        &mut self,
+        times: usize,
+        name: &str,
+        kib: usize,
+    ) -> Outcome {
+        let steps = (1..=times)
+            .map(|i| {
+                let args = format!(
+                    r#"{{"city": "City {i}", "notes": "{}"}}"#,
+                    "a".repeat(kib.saturating_mul(1024))
+                );
+                Step::tool_call(name, args)
+            })
+            .collect();
+        self.script_many(steps).await
+    }
+
     /// Enough copies to answer every call of a capped loop plus its synthesis call.
     pub async fn script_tool_call_forever(&mut self, name: &str, arguments: &str) -> Outcome {
         let steps = (0..64).map(|_| Step::tool_call(name, arguments)).collect();

@@ -85,6 +85,19 @@ async fn answers_distinct(w: &mut GatewayWorld, times: i64, name: String) -> Out
 }
 
 #[given(
+    expr = "the upstream answers {int} times with distinct tool calls to {string} with {int} KiB of arguments each"
+)]
+async fn answers_distinct_long(
+    w: &mut GatewayWorld,
+    times: i64,
+    name: String,
+    kib: i64,
+) -> Outcome {
+    w.script_distinct_long_tool_calls(n(times)?, &s(name), n(kib)?)
+        .await
+}
+
+#[given(
     expr = "the upstream answers every request with the tool call {string} with arguments {string}"
 )]
 async fn answers_every(w: &mut GatewayWorld, name: String, args: String) -> Outcome {

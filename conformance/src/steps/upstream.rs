@@ -162,6 +162,11 @@ async fn received(w: &mut GatewayWorld, count: i64) -> Outcome {
     w.upstream_received(n(count)?).await
 }
 
+#[then(expr = "the upstream received at most {int} request(s)")]
+async fn received_at_most(w: &mut GatewayWorld, count: i64) -> Outcome {
+    w.upstream_received_at_most(n(count)?).await
+}
+
 #[then("the last upstream request had an empty \"tools\" list")]
 async fn empty_tools(w: &mut GatewayWorld) -> Outcome {
     w.last_had_empty_tools().await

@@ -39,10 +39,6 @@ impl MemoryBudget {
         })
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Bytes held by bodies in flight now (for tests and `/metrics`-style probes).
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::catalog::Code;
-use crate::checks::memory::MemoryHold;
+use crate::checks::memory::{MemoryHold, Refused};
 use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -188,7 +188,9 @@ impl<'a> Loop<'a> {
     }
 
     /// Decides what a round's assistant message means, running server-side tools if needed.
-    async fn after_round(&mut self, message: &Value) -> Next {
+    /// `alongside`: what this request holds of the answer budget besides the loop's own hold
+    /// (the round's answer), so that a loop which could never fit is told so, not to retry.
+    async fn after_round(&mut self, message: &Value, alongside: usize) -> Next {
         let calls = calls_of(message);
         let server: Vec<Call> = calls
             .iter()
@@ -238,7 +240,20 @@ impl<'a> Loop<'a> {
                     .map(|(n, a, o)| (n.len() + a.len() + o.len()) as u64),
             )
             .fold(0u64, u64::saturating_add);
-        if let Err(r) = self.hold.grow(usize::try_from(added).unwrap_or(usize::MAX)) {
+        let added = usize::try_from(added).unwrap_or(usize::MAX);
+        if let Err(r) = self.hold.grow(added) {
+            // `Busy` means others hold the rest; but when this request's own holds alone pass
+            // the budget, no retry can fit it.
+            let own = self
+                .hold
+                .bytes()
+                .saturating_add(added)
+                .saturating_add(alongside);
+            let r = if own > self.hold.budget_max() {
+                Refused::TooLarge
+            } else {
+                r
+            };
             return Next::Refused(upstream::answer_memory_refusal(r, self.hold.budget_max()));
         }
         if let Some(Value::Array(msgs)) = self.body.get_mut("messages") {
@@ -382,7 +397,7 @@ pub(crate) async fn run(
             .and_then(|c| c.pointer("/0/message"))
             .cloned()
             .unwrap_or(Value::Null);
-        match lp.after_round(&message).await {
+        match lp.after_round(&message, round.bytes()).await {
             Next::Again => continue,
             Next::Refused(e) => return Err(e),
             Next::Final => {

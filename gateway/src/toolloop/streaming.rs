@@ -218,8 +218,8 @@ async fn drive(
         else {
             return;
         };
-        // The buffered chunks stay paid for until they were sent (or dropped).
-        let _kept = kept;
+        // The buffered chunks stay paid for (`kept`, to the end of this round) until they were
+        // sent (or dropped).
         // A tool round's text goes upstream again with the tool results: only whole.
         if content_cut && !lp.server_indices(&message).is_empty() {
             let e = upstream::stream_failure(upstream::StreamFailure::RoundTooLarge);
@@ -228,7 +228,7 @@ async fn drive(
         if last.is_some() {
             last_chunk = last;
         }
-        match lp.after_round(&message).await {
+        match lp.after_round(&message, kept.bytes()).await {
             Next::Again => continue,
             Next::Refused(e) => return out.fail(e).await,
             Next::Final => {
