@@ -49,7 +49,9 @@ impl Decision {
             crate::contract::RATELIMIT_REMAINING,
             HeaderValue::from(self.remaining),
         );
-        if let Ok(v) = HeaderValue::from_str(&format_duration(self.reset)) {
+        // The formatted text becomes the value's bytes as it is (`from_str` would copy it).
+        let reset = axum::body::Bytes::from(format_duration(self.reset));
+        if let Ok(v) = HeaderValue::from_maybe_shared(reset) {
             h.insert(crate::contract::RATELIMIT_RESET, v);
         }
     }

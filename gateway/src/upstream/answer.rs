@@ -34,9 +34,8 @@ pub(super) fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> 
         Some((_, raw)) => Usage::from_raw(raw.get()),
         None => Usage::from_json(None),
     };
-    let mut out = Vec::with_capacity(bytes.len() + alias.len());
+    let mut out = Vec::with_capacity(bytes.len() + alias.len() + 12);
     out.push(b'{');
-    let alias_json = serde_json::to_string(alias).ok()?;
     for (i, (k, raw)) in entries.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -44,14 +43,14 @@ pub(super) fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> 
         serde_json::to_writer(&mut out, k).ok()?;
         out.push(b':');
         if *k == "model" {
-            out.extend_from_slice(alias_json.as_bytes());
+            serde_json::to_writer(&mut out, alias).ok()?;
         } else {
             out.extend_from_slice(raw.get().as_bytes());
         }
     }
     if !has("model") {
         out.extend_from_slice(b",\"model\":");
-        out.extend_from_slice(alias_json.as_bytes());
+        serde_json::to_writer(&mut out, alias).ok()?;
     }
     out.push(b'}');
     Some((out, usage))

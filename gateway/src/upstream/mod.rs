@@ -57,10 +57,7 @@ impl Usage {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 let mut counts = [None; 3];
-                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let slot = ["prompt_tokens", "completion_tokens", "total_tokens"]
-                        .iter()
-                        .position(|n| *n == k);
+                while let Some(Slot(slot)) = a.next_key::<Slot>()? {
                     match slot {
                         Some(i) => counts[i] = a.next_value::<Count>()?.0,
                         None => {
@@ -69,6 +66,28 @@ impl Usage {
                     }
                 }
                 Ok(counts)
+            }
+        }
+        /// Which count a key names, read without copying it (serde's `Cow<str>` always
+        /// allocates; an escaped key is unescaped by serde_json and still compared).
+        struct Slot(Option<usize>);
+        impl<'de> serde::Deserialize<'de> for Slot {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct K;
+                impl Visitor<'_> for K {
+                    type Value = Slot;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E>(self, k: &str) -> Result<Slot, E> {
+                        Ok(Slot(
+                            ["prompt_tokens", "completion_tokens", "total_tokens"]
+                                .iter()
+                                .position(|n| *n == k),
+                        ))
+                    }
+                }
+                d.deserialize_str(K)
             }
         }
         /// A count as `Value::as_u64` reads it: a non-negative integer, else none.
