@@ -96,6 +96,17 @@ Feature: Request bodies and upstream answers are held within their memory budget
     When I send a chat request
     Then the response status is 200
 
+  # One such round keeps its arguments twice (about 480 KiB), a ninth of the 4 MiB: it fits, and
+  # the loop goes on to the model's answer.
+  @needs-mock
+  Scenario: A tool round with 240 KiB of arguments fits the answer budget
+    Given the upstream answers 1 times with distinct tool calls to "lookup_weather" with 240 KiB of arguments each
+    And the upstream answers with the text "Sunny in City 1."
+    When I send a chat request
+    Then the response status is 200
+    And the body field "/choices/0/message/content" is "Sunny in City 1."
+    And the upstream received 2 requests
+
   # A tool loop keeps what each round adds: the model's tool call (its arguments) in the
   # conversation it sends again, and the collected result (name, arguments, answer) for the
   # synthesis. Rounds of 240 KiB of arguments keep at least 480 KiB each, so by its ninth round

@@ -171,7 +171,10 @@ Feature: Model budgets and upstream quotas
   # the text it sends) plus what it may produce (its max_tokens, else the model's output cap,
   # 8192 on every embedded model). Either alone can be more than a whole day's budget of 50
   # tokens; such a request is refused up front, whatever was spent before, and never reaches
-  # the upstream. (The fresh tenant's token budget only ever sees these refusals.)
+  # the upstream. (The fresh tenant's token budget only ever sees these refusals.) Every message
+  # costs its framing as well as its text: OpenAI's cookbook ("How to count tokens with
+  # tiktoken") counts 3 tokens a message plus 3 for the reply, so sixteen one-character
+  # messages are 67 tokens before max_tokens, more than the 50.
   @needs-config @needs-mock
   Scenario Outline: A request whose share is larger than the whole token budget is refused before the upstream call (<what>)
     Given I authenticate with the "fresh" token
@@ -187,6 +190,7 @@ Feature: Model budgets and upstream quotas
       | a long text prompt   | /messages/1 | 1          | {"role": "user", "content": "Please read the attached field notes carefully and then summarise, in plain words, what the survey teams observed along the northern coast during the spring storms: wind speeds, wave heights, damage to the harbour walls, the state of the coastal path, and any changes to the dunes near the lighthouse since the report of the previous season was written."} |
       | a long text part     | /messages/0 | 1          | {"role": "user", "content": [{"type": "text", "text": "Please read the attached field notes carefully and then summarise, in plain words, what the survey teams observed along the northern coast during the spring storms: wind speeds, wave heights, damage to the harbour walls, the state of the coastal path, and any changes to the dunes near the lighthouse since the report of the previous season was written."}]} |
       | long tool arguments  | /messages/0 | 1          | {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup_weather", "arguments": "[100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198, 199]"}}]} |
+      | sixteen short messages | /messages | 1        | [{"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}, {"role": "user", "content": "."}] |
 
   @needs-config @needs-mock
   Scenario: A request without max_tokens reserves the model's output cap and is refused by a small token budget
