@@ -199,6 +199,23 @@ Feature: The server-side tool loop
         | not streamed | send a chat request           |
         | streamed     | send a streaming chat request |
 
+    # Every upstream call of a loop is admitted as a request would be (SPEC §3: a budget
+    # reserves the prompt estimate plus the output cap before the call and refuses when used +
+    # reserved + this call exceed the limit). The `tool-loop budget` tenant has 200 tokens a day:
+    # the tool round reports 100 tokens, and the second call reserves its max_tokens of 90 plus
+    # a prompt of over 10, which does not fit beside them (nor beside the first call's own
+    # reservation of over 90, were that still held). So the loop stops with
+    # model_quota_exhausted before that call, rather than run up what the budget cannot cover.
+    Scenario: A tool-loop call that no longer fits the token budget is refused before it is made
+      Given I authenticate with the "tool-loop budget" token
+      And I use the "token_budget" model
+      And the request field "/max_tokens" is "90"
+      And the upstream answers with the tool call "lookup_weather" with arguments '{"city": "Oslo"}', reporting 90 prompt and 10 completion tokens
+      And the upstream answers with the text "Oslo is cold.", reporting 8 prompt and 2 completion tokens
+      When I send a chat request
+      Then the response is the error "model_quota_exhausted"
+      And the upstream received 1 request
+
     # The same with the anti-loop synthesis call (SPEC §4): two identical tool rounds of 50
     # tokens each and a synthesis call of 60 are 160, so 40 of the 200 remain. A short request
     # (it reserves under 20) still fits and spends 6; then one that reserves over 50 (its
