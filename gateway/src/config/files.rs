@@ -365,6 +365,10 @@ pub(super) fn load_gateway_file(
                 "must be non-empty and unique",
             ));
         }
+        if m.upstream_model.trim().is_empty() {
+            let at = format!("models[{i}].upstream_model");
+            return Err(err(at, "must name the upstream's model (non-empty)"));
+        }
         let upstream = upstreams
             .iter()
             .position(|u| u.name == m.upstream)

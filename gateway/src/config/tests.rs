@@ -102,6 +102,31 @@ fn bad_hash_and_unknown_alias_are_rejected_with_their_path() {
 }
 
 #[test]
+fn an_empty_upstream_model_is_rejected_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = write(
+        &dir,
+        "g.yaml",
+        &GATEWAY.replace("upstream_model: m", "upstream_model: ' '"),
+    );
+    let h = hex::encode(sha256("x"));
+    let t = write(
+        &dir,
+        "tokens.yaml",
+        &format!(
+            "tenants:\n  - id: a\n    tokens: [{{ sha256: {h} }}]\n    allowed_models: ['*']\n"
+        ),
+    );
+    let e = Config::from_vars(
+        &env(&[(vars::GATEWAY_CONFIG, g), (vars::TOKENS_FILE, t)]),
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("models[0].upstream_model"), "{e}");
+}
+
+#[test]
 fn missing_api_key_env_and_bad_numbers_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let g = write(
