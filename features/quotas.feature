@@ -111,6 +111,32 @@ Feature: Model budgets and upstream quotas
     And the response has a whole-seconds Retry-After
     And the upstream received 1 request
 
+  # Settled with what was reported and no more: each answer costs its reported total_tokens
+  # (SPEC §3), not some other reading of its usage. The `tool-loop budget` tenant has 200 tokens
+  # a day on token_budget; a short request with max_tokens 1 reserves its prompt estimate plus
+  # one, under 20 tokens. The first answer reports 100 prompt and 20 completion tokens (120), so
+  # the second request still fits; it reports 65 and 10 (75), and with 195 of the 200 spent the
+  # third no longer fits. Charging the first answer more than its 120 (its prompt twice, its
+  # counts read into the wrong fields) refuses the second request; charging the second less
+  # than its 75 lets the third through.
+  @needs-config @needs-mock
+  Scenario: A token budget is charged exactly the reported total of each answer
+    Given I authenticate with the "tool-loop budget" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "1"
+    And the upstream answers with the text "Short.", reporting 100 prompt and 20 completion tokens
+    And the upstream answers with the text "Short.", reporting 65 prompt and 10 completion tokens
+    When I send a chat request
+    Then the response status is 200
+    And the body field "/usage/prompt_tokens" is "100"
+    And the body field "/usage/total_tokens" is "120"
+    When I send a chat request
+    Then the response status is 200
+    And the body field "/usage/total_tokens" is "75"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 2 requests
+
   # The other direction, on the second tenant's own token budget (50 a day): a request the
   # upstream failed produced no answer and reported no usage, so it is settled with nothing
   # used, streamed or not. This request reserves more than half of the budget (a longer

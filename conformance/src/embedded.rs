@@ -19,7 +19,7 @@
 //! | capped | chat-capped | vLLM mock via `up-capped` | max_in_flight 1, queue_wait_ms 50 |
 //! | token_budget | chat-tokens | vLLM mock | primary, second and fresh tenant: 50 tokens/day each (one budget per scenario that spends one; the fresh tenant's only sees refusals) |
 //!
-//! Token roles of issue 11 (8 tokens each): `expired` (expires_at 2020), `disabled tenant`,
+//! Token roles of issue 11 (`ROLE_POOL` = 12 tokens each): `expired` (expires_at 2020), `disabled tenant`,
 //! `single-slot` (max_concurrent 1), `tenant-bucket` (one tenant, tenant_rate_limit burst 2),
 //! `minute-bucket` (each token its own bucket of rps 0.05, burst 3: full again a minute after three),
 //! `tool-loop budget` (a tenant per token, 200 tokens a day on `token_budget`).
@@ -66,6 +66,8 @@ pub const TIGHT_ANSWER_MEMORY_BYTES: usize = 4 * 1024 * 1024;
 pub const TIGHT_UPSTREAM_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Size of each pool of single-use tokens; more than the scenarios that take one.
 const POOL: usize = 64;
+/// Tokens per condition role (`tool-loop budget` spends one per scenario row: nine so far).
+const ROLE_POOL: usize = 12;
 /// How many loopback source addresses the World's clients rotate through.
 const SOURCES: u8 = 32;
 /// The secret the OpenRouter upstream is configured with; it must never reach a caller.
@@ -432,7 +434,12 @@ async fn start_with(schemas: Arc<Schemas>, variant: Variant) -> Result<Target, S
         limited: (0..POOL).map(|i| token(&format!("limited{i}"))).collect(),
         roles: CONDITION_ROLES
             .iter()
-            .map(|r| (*r, (0..8).map(|i| token(&format!("cond{i}"))).collect()))
+            .map(|r| {
+                (
+                    *r,
+                    (0..ROLE_POOL).map(|i| token(&format!("cond{i}"))).collect(),
+                )
+            })
             .collect(),
     };
     let primary_id = "tenant-primary";
