@@ -175,6 +175,7 @@ fn init_logging(json: bool) {
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
         .with_timer(gateway::logging::LogTime)
+        .fmt_fields(gateway::logging::Fields)
         .with_writer(gateway::logging::BufferedStderr::new());
     if json {
         builder.json().init();

@@ -102,9 +102,10 @@ pub struct Shared {
     /// The connection edge's shared parts: the in-flight cap, the shutdown signal, the
     /// readiness cache.
     pub edge: Arc<crate::edge::serve::EdgeShared>,
-    /// Each upstream's `chat_url` as a `Uri`, parsed once; `None` when it does not parse
-    /// (start-up validation makes that unreachable), so the request fails as a transport error.
-    pub chat_uris: Vec<Option<axum::http::Uri>>,
+    /// Each upstream's `chat_url` as a `Uri` with its fixed headers, built once; `None` when it
+    /// does not parse (start-up validation makes that unreachable), so the request fails as a
+    /// transport error.
+    pub chat_uris: Vec<Option<crate::upstream::client::ChatTarget>>,
 }
 
 impl AppState {
@@ -148,7 +149,7 @@ impl AppState {
         let chat_uris = config
             .upstreams
             .iter()
-            .map(|u| u.chat_url.parse::<axum::http::Uri>().ok())
+            .map(|u| crate::upstream::client::ChatTarget::new(&u.chat_url, u.api_key.as_deref()))
             .collect();
         let body_memory =
             crate::checks::memory::MemoryBudget::new(config.reads.max_body_memory_bytes);

@@ -320,6 +320,11 @@ pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// The documented template a request path belongs to (`{…}` matches one segment): the
 /// bounded route label of metrics and logs, from the same table as the documentation.
 pub(crate) fn route_template(path: &str) -> Option<&'static str> {
+    // A template without parameters is matched whole first (the chat routes, every request):
+    // the segment walk below cost about 1 % of a plain request's instructions.
+    if let Some(r) = ROUTES.iter().find(|r| r.doc.path == path) {
+        return Some(r.doc.path);
+    }
     ROUTES.iter().map(|r| r.doc.path).find(|template| {
         let mut got = path.split('/');
         let mut want = template.split('/');

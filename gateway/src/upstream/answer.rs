@@ -40,8 +40,11 @@ pub(super) fn swap_model(bytes: &[u8], alias: &str) -> Option<(Vec<u8>, Usage)> 
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, k).ok()?;
-        out.push(b':');
+        // A borrowed key had no escape in the source, and JSON strings hold no raw control
+        // character, so its text between quotes is already valid JSON (no `to_writer` pass).
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
         if *k == "model" {
             serde_json::to_writer(&mut out, alias).ok()?;
         } else {

@@ -202,18 +202,13 @@ pub(crate) async fn send(
         })
         .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?,
     };
-    let Some(Some(uri)) = state.chat_uris.get(model.upstream) else {
+    let Some(Some(target)) = state.chat_uris.get(model.upstream) else {
         return Err(errors::failed_before_answer());
     };
     let started = Instant::now();
     let result = state
         .upstream()
-        .post_json(
-            uri,
-            upstream.api_key.as_deref(),
-            outbound,
-            state.config.http_total_timeout,
-        )
+        .post_json(target, outbound, state.config.http_total_timeout)
         .await;
     let elapsed = started.elapsed().as_secs_f64();
     match result {
