@@ -375,16 +375,16 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 // `preserve_order`, so objects are BTreeMaps). Measured against VmHWM by
 // `gateway/tests/memory.rs`; deliberately generous, since it only has to be an upper bound.
 /// An object: a BTreeMap leaf node (11 slots of key + value) and its allocation overhead.
-const OBJECT: u64 = 704;
+pub(crate) const OBJECT: u64 = 704;
 /// An array, before its elements.
-const ARRAY: u64 = 32;
+pub(crate) const ARRAY: u64 = 32;
 /// One array element: a 32-byte `Value` slot, doubled for the Vec's growth.
-const ELEMENT: u64 = 64;
+pub(crate) const ELEMENT: u64 = 64;
 /// A string's allocation overhead beyond its bytes.
-const STRING: u64 = 32;
+pub(crate) const STRING: u64 = 32;
 
 /// One object entry: its slot in a (half-full) BTreeMap node, and its key's allocation.
-fn entry_cost(key_len: usize) -> u64 {
+pub(crate) fn entry_cost(key_len: usize) -> u64 {
     128 + STRING + key_len as u64
 }
 

@@ -134,9 +134,15 @@ impl Usage {
             }
         }
         let mut de = serde_json::Deserializer::from_str(raw);
-        let Ok([prompt, completion, total]) = de.deserialize_map(Counts) else {
+        let Ok(counts) = de.deserialize_map(Counts) else {
             return Usage::from_json(None);
         };
+        Usage::from_counts(counts)
+    }
+
+    /// The usage of `prompt_tokens`, `completion_tokens` and `total_tokens` as read (each a
+    /// non-negative integer or none), as [`Usage::from_json`] makes it.
+    pub(crate) fn from_counts([prompt, completion, total]: [Option<u64>; 3]) -> Usage {
         let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
         Usage {
             prompt_tokens: prompt,
@@ -421,6 +427,7 @@ pub(crate) mod litellm;
 mod sanitize;
 pub(crate) mod sse;
 mod sse_reader;
+pub(crate) mod sse_scan;
 pub(crate) mod sse_splice;
 
 pub(crate) use errors::*;

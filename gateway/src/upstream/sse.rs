@@ -130,17 +130,23 @@ impl UpstreamEvents {
         // Paid for first, exactly as the `Value` path pays ([`Self::charge`]): the raw path
         // builds no tree, but the budget must not tell the two paths apart (a stream the
         // `Value` path would refuse is refused here with the same error, at the same event).
-        if let Err(e) = self.charge(&data) {
-            self.finished = true;
-            return Relayed::Failed(e);
-        }
-        match RawChunk::parse(data) {
-            Ok(raw) => {
+        // One pass gives the cost and the relay's decisions ([`super::sse_scan`]).
+        let paid = match super::sse_scan::scan(&data) {
+            Ok(scan) => self.pay(scan.cost, data.len()).map(|()| scan),
+            Err(_) => Err(stream_failure(StreamFailure::ChunkNotObject)),
+        };
+        match paid {
+            Err(e) => {
+                self.finished = true;
+                Relayed::Failed(e)
+            }
+            Ok(scan) if !scan.fallback => {
+                let raw = RawChunk::scanned(data, scan);
                 self.answered |= raw.has_choice;
                 Relayed::Raw(raw)
             }
             // Already paid for: only built.
-            Err(data) => {
+            Ok(_) => {
                 let piece = self.build(&data);
                 Relayed::from(self.settled(piece))
             }
@@ -242,9 +248,14 @@ impl UpstreamEvents {
         let Ok(cost) = crate::checks::lazy::json_cost(data.as_bytes()) else {
             return Err(stream_failure(StreamFailure::ChunkNotObject));
         };
+        self.pay(cost, data.len())
+    }
+
+    /// [`Self::charge`] of an event whose tree would cost `cost`, its data `len` bytes.
+    fn pay(&mut self, cost: u64, len: usize) -> Result<(), ApiError> {
         let need = usize::try_from(cost)
             .unwrap_or(usize::MAX)
-            .saturating_add(2 * data.len());
+            .saturating_add(2 * len);
         let mut share = self.state.answer_memory.hold();
         if let Err(r) = share.grow(need) {
             return Err(upstream::answer_memory_refusal(r, share.budget_max()));

@@ -6,7 +6,7 @@ use crate::upstream::sse::{
     delta_bytes as value_delta_bytes, is_usage_only, Hooks, Piece, Relayed, UpstreamEvents,
 };
 use proptest::prelude::*;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 const ALIAS: &str = "small";
 
