@@ -177,6 +177,36 @@ Feature: Streaming
         | failure | code             |
         | stalls  | upstream_timeout |
 
+    # Every event of a chat stream is a chat.completion.chunk, a JSON object (OpenAI's
+    # streaming reference; SPEC §5 "5xx/garbage is upstream_error"). An event that is valid JSON
+    # but no object, of any kind, is the upstream's garbage: the stream ends with an error
+    # event, never with that value relayed to the caller as if it were a chunk.
+    @needs-mock
+    Scenario Outline: An event that is JSON but not an object (<kind>) ends the stream with upstream_error
+      Given the upstream streams 2 chunks, the event '<event>' and 1 more chunk
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with an error event "upstream_error"
+
+      Examples:
+        | kind              | event      |
+        | null              | null       |
+        | a boolean         | true       |
+        | an integer        | 42         |
+        | a negative number | -3         |
+        | a fraction        | 2.5        |
+        | a string          | "text"     |
+        | an array          | [{"a": 1}] |
+
+    # The same for a string with an escape in it (here `\u00e9`), which a JSON reader decodes
+    # on its own way.
+    @needs-mock
+    Scenario: An event that is an escaped JSON string ends the stream with upstream_error
+      Given the upstream streams 2 chunks, the event '"caf\u00e9"' and 1 more chunk
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with an error event "upstream_error"
+
   Rule: Tool-call arguments split across deltas are reassembled exactly
 
     @needs-mock

@@ -139,6 +139,41 @@ impl<'de> Visitor<'de> for Key {
     }
 }
 
+/// The keys of one object that a repeat would matter for: the first eight on the stack (an
+/// ordinary chunk has six or seven top-level members), the rest in a `Vec`, so that an
+/// ordinary event allocates nothing here.
+struct Seen<'de> {
+    inline: [Cow<'de, str>; 8],
+    len: usize,
+    more: Vec<Cow<'de, str>>,
+}
+
+impl Default for Seen<'_> {
+    fn default() -> Self {
+        Seen {
+            inline: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<'de> Seen<'de> {
+    fn has(&self, key: &str) -> bool {
+        self.inline[..self.len].iter().any(|k| k == key) || self.more.iter().any(|k| k == key)
+    }
+
+    fn push(&mut self, key: Cow<'de, str>) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = key;
+                self.len += 1;
+            }
+            None => self.more.push(key),
+        }
+    }
+}
+
 /// The length serde_json writes for the string `s` (quotes and escapes included).
 fn escaped_len(s: &str) -> u64 {
     let inner: u64 = s
@@ -291,7 +326,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         let mut n = 0u64;
         // Keys seen where a repeat changes a decision (top level, the first choice, its delta,
         // anything in `tool_calls`); borrowed unless escaped.
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen = Seen::default();
         let mut counts = [None; 3];
         let (mut text, mut calls) = (0u64, 0u64);
         while let Some(key) = a.next_key_seed(Key)? {
@@ -305,7 +340,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
                 _ => false,
             };
             if tracked {
-                if seen.contains(&key) {
+                if seen.has(&key) {
                     ctx.scan.fallback = true;
                 }
                 if mode == Mode::Top && (matches!(key, Cow::Owned(_)) || key == "error") {

@@ -5,6 +5,24 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 #[test]
+fn a_repeat_is_seen_past_the_inline_keys() {
+    let mut seen = Seen::default();
+    for i in 0..12 {
+        let k = format!("k{i}");
+        assert!(!seen.has(&k));
+        seen.push(Cow::Owned(k.clone()));
+        assert!(seen.has(&k));
+    }
+    assert!(seen.has("k0") && seen.has("k11") && !seen.has("k12"));
+    let mut top = String::from("{");
+    for i in 0..10 {
+        top.push_str(&format!("\"k{i}\":{i},"));
+    }
+    top.push_str("\"k9\":1}");
+    assert!(scan(&top).unwrap().fallback, "a repeat after eight keys");
+}
+
+#[test]
 fn lengths_are_what_serde_json_writes() {
     for s in [
         "",
