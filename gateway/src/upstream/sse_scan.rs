@@ -14,9 +14,11 @@
 //! Whatever this pass cannot decide exactly as the `Value` path would sets `fallback`, and
 //! that path decides: a line break in the data, a top level that is not an object, an `error`
 //! member, a repeated or escaped top-level key, `choices` that is not an array, a repeated
-//! `delta`, `content` or `tool_calls`, a repeated key inside `tool_calls` (the tree keeps the
-//! last, so its serialised length is not the sum of the members), serde_json's private marker
-//! keys.
+//! `delta` in the first choice (a later one that is no object would leave the first one's
+//! count standing), a repeated key inside `tool_calls` (the tree keeps the last, so its
+//! serialised length is not the sum of the members), serde_json's private marker keys. A
+//! repeated `content` or `tool_calls` needs none: the last one's count replaces the earlier
+//! ones', as the tree keeps the last.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -324,7 +326,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         let mut cost = OBJECT;
         let mut ser = 0u64;
         let mut n = 0u64;
-        // Keys seen where a repeat changes a decision (top level, the first choice, its delta,
+        // Keys seen where a repeat changes a decision (top level, the first choice's `delta`,
         // anything in `tool_calls`); borrowed unless escaped.
         let mut seen = Seen::default();
         let mut counts = [None; 3];
@@ -336,7 +338,6 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
             let tracked = match mode {
                 Mode::Top | Mode::ToolCalls => true,
                 Mode::FirstChoice => key == "delta",
-                Mode::Delta => key == "content" || key == "tool_calls",
                 _ => false,
             };
             if tracked {

@@ -180,6 +180,24 @@ fn the_decisions_read_from_raw_values() {
 }
 
 #[test]
+fn a_repeated_content_or_tool_calls_counts_the_last_as_the_tree_keeps_it() {
+    let first = chunk(json!({"content": "x"}), Value::Null).to_string();
+    for data in [
+        r#"{"model":"m","choices":[{"delta":{"content":"abc","content":"b"}}]}"#,
+        r#"{"model":"m","choices":[{"delta":{"content":"abc","content":7}}]}"#,
+        r#"{"model":"m","choices":[{"delta":{"tool_calls":[1,2,3],"tool_calls":null}}]}"#,
+    ] {
+        let c = RawChunk::parse(data.into()).unwrap();
+        let tree: Map<String, Value> = serde_json::from_str(data).unwrap();
+        assert_eq!(c.delta_bytes, value_delta_bytes(&tree), "{data}");
+        assert_eq!(
+            both_paths(&[first.clone(), data.into(), "[DONE]".into()]),
+            2
+        );
+    }
+}
+
+#[test]
 fn anything_unusual_goes_back_to_the_value_path() {
     let deep = format!(
         "{{\"model\":\"m\",\"x\":{}{}}}",
@@ -197,7 +215,7 @@ fn anything_unusual_goes_back_to_the_value_path() {
         r#"{"model":"m","choices":[{"delta":{"content":"\ud800"}}]}"#.into(),
         r#"{"model":"m","n":1e400,"choices":[]}"#.into(),
         r#"{"model":"m","x":{"$serde_json::private::RawValue":"[1]"}}"#.into(),
-        r#"{"model":"m","choices":[{"delta":{"content":"a","content":"b"}}]}"#.into(),
+        r#"{"model":"m","choices":[{"delta":{"content":"a"},"delta":null}]}"#.into(),
         deep,
         "[1,2]".into(),
         "\"text\"".into(),
