@@ -207,6 +207,18 @@ Feature: Streaming
       Then the response status is 200
       And the stream ends with an error event "upstream_error"
 
+    # A chunk names the alias the caller asked for, never the upstream's own name for it
+    # (SPEC §1 aliases; the non-streamed answer: "the body names the requested model"), also
+    # when the upstream spells the key with an escape: to any JSON reader `"mod\u0065l"` is
+    # `"model"`, so the caller would read the upstream's name there.
+    @needs-mock
+    Scenario: A chunk whose model key is spelled with an escape still names the requested model
+      Given the upstream streams 2 chunks, the event '{"id": "chatcmpl-esc", "object": "chat.completion.chunk", "created": 1, "mod\u0065l": "upstream-internal-name", "choices": [{"index": 0, "delta": {"content": "escaped "}, "finish_reason": null}]}' and 1 more chunk
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with the DONE marker
+      And every streamed chunk names the requested model
+
   Rule: Tool-call arguments split across deltas are reassembled exactly
 
     @needs-mock

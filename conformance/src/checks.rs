@@ -777,6 +777,33 @@ impl GatewayWorld {
         }
     }
 
+    /// Every chunk of the stream names the model the request named (the alias; the upstream's
+    /// own name for it is the gateway's business), whatever spelling of the key the upstream
+    /// used: a JSON reader takes `"mod\u0065l"` for `"model"` as well.
+    pub fn streamed_chunks_name_the_requested_model(&self) -> Outcome {
+        let alias = self
+            .body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or("the request named no model")?;
+        let (events, r) = self.events()?;
+        let mut chunks = 0;
+        for (i, chunk) in events.iter().filter_map(Event::chunk).enumerate() {
+            chunks += 1;
+            let got = chunk.get("model").and_then(Value::as_str);
+            if got != Some(alias) {
+                return Err(format!(
+                    "chunk {i} names the model {got:?}, not the requested `{alias}`: {}",
+                    r.describe()
+                ));
+            }
+        }
+        if chunks == 0 {
+            return Err(format!("expected chunks in the stream: {}", r.describe()));
+        }
+        Ok(())
+    }
+
     pub fn streamed_tool_arguments(&self, expected: &str) -> Outcome {
         let (events, r) = self.events()?;
         let mut args = String::new();

@@ -153,6 +153,11 @@ fn event_field(w: &mut GatewayWorld, name: String, field: String, value: String)
     w.stream_event_field(&s(name), &s(field), &s(value))
 }
 
+#[then("every streamed chunk names the requested model")]
+fn chunks_name_model(w: &mut GatewayWorld) -> Outcome {
+    w.streamed_chunks_name_the_requested_model()
+}
+
 #[then(expr = "the streamed tool call arguments are {string}")]
 fn tool_arguments(w: &mut GatewayWorld, args: String) -> Outcome {
     w.streamed_tool_arguments(&s(args))
