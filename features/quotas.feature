@@ -137,6 +137,25 @@ Feature: Model budgets and upstream quotas
     Then the response is the error "model_quota_exhausted"
     And the upstream received 2 requests
 
+  # The same on a stream: its usage report's total_tokens is what it costs, even where the
+  # report's total is not the sum of its parts (a provider may count tokens it lists under no
+  # other field). One event holds the answer and the report: 5 prompt, 5 completion, 150 in all;
+  # with 150 of the 200 tokens spent, a request reserving 60 more than its prompt no longer
+  # fits. Charging the sum of the parts (10) would let it through.
+  @needs-config @needs-mock
+  Scenario: A stream is charged the total_tokens its usage report states
+    Given I authenticate with the "tool-loop budget" token
+    And I use the "token_budget" model
+    And the request field "/max_tokens" is "1"
+    And the upstream streams only the event '{"id": "chatcmpl-total", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Short."}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 150}}', 1 times
+    When I send a streaming chat request
+    Then the response status is 200
+    And the stream ends with the DONE marker
+    Given the request field "/max_tokens" is "60"
+    When I send a chat request
+    Then the response is the error "model_quota_exhausted"
+    And the upstream received 1 request
+
   # The other direction, on the second tenant's own token budget (50 a day): a request the
   # upstream failed produced no answer and reported no usage, so it is settled with nothing
   # used, streamed or not. This request reserves more than half of the budget (a longer
