@@ -208,80 +208,81 @@ impl FieldsVisitor<'_> {
     }
 }
 
-impl Visit for FieldsVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
+impl<'a> FieldsVisitor<'a> {
+    /// One field: `write` after `name=` on the fast path (where `fast` allows it), else the
+    /// default visitor's `record`.
+    fn put(
+        &mut self,
+        field: &Field,
+        fast: bool,
+        write: impl FnOnce(&mut Writer<'a>) -> fmt::Result,
+        record: impl FnOnce(&mut DefaultVisitor<'_>),
+    ) {
         if self.result.is_err() {
             return;
         }
-        if self.fast(field) && needs_no_escape(value) {
-            self.result = self.name(field).and_then(|()| {
-                self.writer.write_char('"')?;
-                self.writer.write_str(value)?;
-                self.writer.write_char('"')
-            });
+        if fast && self.fast(field) {
+            self.result = self.name(field).and_then(|()| write(&mut self.writer));
         } else {
-            self.default_for(|v| v.record_str(field, value));
+            self.default_for(record);
         }
+    }
+}
+
+impl Visit for FieldsVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let plain = needs_no_escape(value);
+        self.put(
+            field,
+            plain,
+            |w| {
+                w.write_char('"')?;
+                w.write_str(value)?;
+                w.write_char('"')
+            },
+            |v| v.record_str(field, value),
+        );
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.fast(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| write!(self.writer, "{value}"));
-        } else {
-            self.default_for(|v| v.record_u64(field, value));
-        }
+        self.put(
+            field,
+            true,
+            |w| write!(w, "{value}"),
+            |v| v.record_u64(field, value),
+        );
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.fast(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| write!(self.writer, "{value}"));
-        } else {
-            self.default_for(|v| v.record_i64(field, value));
-        }
+        self.put(
+            field,
+            true,
+            |w| write!(w, "{value}"),
+            |v| v.record_i64(field, value),
+        );
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.fast(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| self.writer.write_str(if value { "true" } else { "false" }));
-        } else {
-            self.default_for(|v| v.record_bool(field, value));
-        }
+        self.put(
+            field,
+            true,
+            |w| w.write_str(if value { "true" } else { "false" }),
+            |v| v.record_bool(field, value),
+        );
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.fast(field) {
-            // `f64`, `%display` and `?debug` values: their own `Debug`, as the default writes.
-            self.result = self
-                .name(field)
-                .and_then(|()| write!(self.writer, "{value:?}"));
-        } else {
-            self.default_for(|v| v.record_debug(field, value));
-        }
+        // `f64`, `%display` and `?debug` values: their own `Debug`, as the default writes.
+        self.put(
+            field,
+            true,
+            |w| write!(w, "{value:?}"),
+            |v| v.record_debug(field, value),
+        );
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.result.is_err() {
-            return;
-        }
-        self.default_for(|v| v.record_error(field, value));
+        self.put(field, false, |_| Ok(()), |v| v.record_error(field, value));
     }
 }
 

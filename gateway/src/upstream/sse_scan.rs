@@ -49,22 +49,26 @@ pub(crate) struct Scan {
 
 /// The event's scan; `Err` where `json_cost` fails (not JSON, or past serde_json's limits).
 pub(crate) fn scan(data: &str) -> Result<Scan, serde_json::Error> {
-    let mut ctx = Ctx {
-        data,
-        scan: Scan {
-            fallback: data.bytes().any(|b| b == b'\n' || b == b'\r'),
-            ..Scan::default()
-        },
+    let start = Scan {
+        fallback: data.bytes().any(|b| b == b'\n' || b == b'\r'),
+        ..Scan::default()
     };
-    let mut de = serde_json::Deserializer::from_str(data);
+    let (out, mut scan) = walk_text(data, Mode::Top, start)?;
+    scan.cost = out.cost;
+    Ok(scan)
+}
+
+/// `text`, whole, walked as a value in `mode`, starting from `scan`.
+fn walk_text(text: &str, mode: Mode, scan: Scan) -> Result<(Out, Scan), serde_json::Error> {
+    let mut ctx = Ctx { data: text, scan };
+    let mut de = serde_json::Deserializer::from_str(text);
     let out = Walk {
-        mode: Mode::Top,
+        mode,
         ctx: &mut ctx,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    ctx.scan.cost = out.cost;
-    Ok(ctx.scan)
+    Ok((out, ctx.scan))
 }
 
 /// What a value is to the relay, by where it sits.
@@ -430,17 +434,7 @@ fn model<'de, A: MapAccess<'de>>(a: &mut A, ctx: &mut Ctx<'de>) -> Result<Out, A
 /// A value's cost and whether it holds something only the `Value` path decides (a marker key),
 /// from its own text; `in_array`: the text is `[value]` and the value's own part is returned.
 fn walk_alone(text: &str, in_array: bool) -> Result<(Out, bool), serde_json::Error> {
-    let mut ctx = Ctx {
-        data: text,
-        scan: Scan::default(),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let out = Walk {
-        mode: Mode::Any,
-        ctx: &mut ctx,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
+    let (out, scan) = walk_text(text, Mode::Any, Scan::default())?;
     let out = if in_array {
         Out {
             cost: out.cost.saturating_sub(ARRAY + ELEMENT),
@@ -449,7 +443,7 @@ fn walk_alone(text: &str, in_array: bool) -> Result<(Out, bool), serde_json::Err
     } else {
         out
     };
-    Ok((out, ctx.scan.fallback))
+    Ok((out, scan.fallback))
 }
 
 #[cfg(test)]
