@@ -107,3 +107,20 @@ Feature: Per-token rate limiting
     Then 3 of the responses had status 200
     And the header "x-ratelimit-remaining-requests" is "0"
     And the header "x-ratelimit-reset-requests" is "1m0s"
+
+  # Retry-After tells a client when trying again can succeed (RFC 9110 §10.2.3 for 503, RFC
+  # 6585 §4 for 429; SPEC §3 puts it on every 429 and 503). An answer that no retry can change,
+  # a malformed request, a missing credential, an unknown route, carries none: a client that
+  # honours the header would send the same request again and fail the same way.
+  Scenario Outline: A <code> answer carries no Retry-After
+    Given <setup>
+    When <request>
+    Then the response is the error "<code>"
+    And the header "Retry-After" is absent
+
+    Examples:
+      | code                  | setup                               | request                             |
+      | invalid_json          | I use the "default" model           | I send the raw body "{not json"     |
+      | missing_authorization | no Authorization header             | I send a chat request               |
+      | invalid_field         | the request field "/n" is "0"       | I send a chat request               |
+      | route_not_found       | I use the "default" model           | I GET "/v1/no-such-route"           |
