@@ -6,7 +6,7 @@ Feature: Every enum and range of the chat request schema
   that the OpenAI SDK sends: tool_choice is "none", "auto", "required" or an object; a message
   role is system, developer, user, assistant or tool; n is 1..128, top_logprobs 0..20,
   temperature 0..2, top_p 0..1, the penalties -2..2, max_tokens and max_completion_tokens at
-  least 1; response_format is an object with a string "type"; a tool message needs
+  least 1; stop is a string or up to 4 strings; response_format is an object with a string "type"; a tool message needs
   tool_call_id, an assistant message needs content unless it carries tool_calls, and each tool
   call needs an id and a function. A client relies on each bound: a value inside is accepted,
   a value outside is refused with the pointer to it.
@@ -38,6 +38,15 @@ Feature: Every enum and range of the chat request schema
       | /top_logprobs | -1    | /top_logprobs |
       | /top_logprobs | 21    | /top_logprobs |
       | /seed         | 1.5   | /seed         |
+
+    # OpenAI's reference for `stop`: "string / array / null: up to 4 sequences where the API
+    # will stop generating further tokens".
+    Examples: stop sequences
+      | pointer | value                     | param |
+      | /stop   | ["a", "b", "c", "d", "e"] | /stop |
+      | /stop   | [1]                       | /stop |
+      | /stop   | ["a", 2]                  | /stop |
+      | /stop   | 5                         | /stop |
 
     Examples: number ranges
       | pointer            | value | param              |
@@ -81,6 +90,8 @@ Feature: Every enum and range of the chat request schema
       | /frequency_penalty     | 2                                         |
       | /temperature           | 1.5                                       |
       | /max_completion_tokens | 64                                        |
+      | /stop                  | "END"                                     |
+      | /stop                  | ["a", "b", "c", "d"]                      |
 
   Scenario Outline: An absent field a message shape requires is missing_field at its pointer
     When I send a chat request with "/messages/1" set to '<message>'
