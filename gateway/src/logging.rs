@@ -12,11 +12,10 @@
 //! it (back-pressure, like the unbuffered stderr before, never loss). [`flush`] at exit.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Level, Metadata};
@@ -179,7 +178,7 @@ fn needs_no_escape(s: &str) -> bool {
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
-impl FieldsVisitor<'_> {
+impl<'a> FieldsVisitor<'a> {
     /// Whether this field takes the fast path: no colours, an ordinary name.
     fn fast(&self, field: &Field) -> bool {
         let name = field.name();
@@ -206,9 +205,7 @@ impl FieldsVisitor<'_> {
         self.result = v.finish();
         self.is_empty = false;
     }
-}
 
-impl<'a> FieldsVisitor<'a> {
     /// One field: `write` after `name=` on the fast path (where `fast` allows it), else the
     /// default visitor's `record`.
     fn put(
@@ -282,7 +279,9 @@ impl Visit for FieldsVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, false, |_| Ok(()), |v| v.record_error(field, value));
+        if self.result.is_ok() {
+            self.default_for(|v| v.record_error(field, value));
+        }
     }
 }
 

@@ -105,7 +105,7 @@ pub struct Shared {
     /// Each upstream's `chat_url` as a `Uri` with its fixed headers, built once; `None` when it
     /// does not parse (start-up validation makes that unreachable), so the request fails as a
     /// transport error.
-    pub chat_uris: Vec<Option<crate::upstream::client::ChatTarget>>,
+    pub chat_targets: Vec<Option<crate::upstream::client::ChatTarget>>,
 }
 
 impl AppState {
@@ -146,7 +146,7 @@ impl AppState {
             None => None,
         };
         let edge = Arc::new(crate::edge::serve::EdgeShared::new(&config.limits));
-        let chat_uris = config
+        let chat_targets = config
             .upstreams
             .iter()
             .map(|u| crate::upstream::client::ChatTarget::new(&u.chat_url, u.api_key.as_deref()))
@@ -157,7 +157,7 @@ impl AppState {
             crate::checks::memory::MemoryBudget::new(config.reads.max_answer_memory_bytes);
         Ok(AppState(Arc::new(Shared {
             answer_memory,
-            chat_uris,
+            chat_targets,
             upstream_shared,
             upstream_workers,
             edge,

@@ -208,7 +208,7 @@ pub(crate) async fn send(
         })
         .map_err(|_| ApiError::new(Code::InternalError, "the request could not be serialised"))?,
     };
-    let Some(Some(target)) = state.chat_uris.get(model.upstream) else {
+    let Some(Some(target)) = state.chat_targets.get(model.upstream) else {
         return Err(errors::failed_before_answer());
     };
     let started = Instant::now();
