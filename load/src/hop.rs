@@ -414,15 +414,70 @@ fn on_path(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn nginx_conf(dir: &Path, port: u16, mock: SocketAddr) -> String {
+/// nginx as a pure keepalive reverse proxy; `pace` (requests per second) puts a `limit_req`
+/// queue in front (`burst` far above the connection count, so requests wait, none is refused).
+fn nginx_conf(dir: &Path, port: u16, mock: SocketAddr, pace: Option<u64>) -> String {
     let d = dir.display();
+    // limit_req skips requests whose key is empty: the client address is never empty here.
+    let (zone, limit) = pace.map_or((String::new(), String::new()), |r| {
+        (
+            format!(
+                "  limit_req_zone $binary_remote_addr zone=pace:1m rate={}r/s;\n",
+                r.max(1)
+            ),
+            "      limit_req zone=pace burst=1000000;\n".to_owned(),
+        )
+    });
     format!(
         "daemon off;\nmaster_process on;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/nginx-body;\n  proxy_temp_path {d}/nginx-proxy;\n  fastcgi_temp_path {d}/nginx-fcgi;\n  uwsgi_temp_path {d}/nginx-uwsgi;\n  scgi_temp_path {d}/nginx-scgi;\n\
+         {zone}\
          \x20 upstream mock {{ server {mock}; keepalive 64; }}\n\
-         \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://mock;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+         \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n{limit}      proxy_pass http://mock;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
     )
+}
+
+fn nginx_version() -> String {
+    Command::new("nginx")
+        .arg("-v")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .replace("nginx version: ", "")
+        })
+        .unwrap_or_default()
+}
+
+/// Starts nginx in `dir` (its own pid file, logs and temp paths) and waits until it proxies.
+fn start_nginx(
+    dir: &Path,
+    mock: SocketAddr,
+    pace: Option<u64>,
+    probe_req: &Request,
+) -> Result<(Proc, SocketAddr), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let port = free_port()?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(dir, port, mock, pace)).map_err(|e| e.to_string())?;
+    let p = Proc::spawn(
+        "nginx",
+        vec![
+            "nginx".into(),
+            "-p".into(),
+            dir.display().to_string(),
+            "-e".into(),
+            dir.join("nginx-error.log").display().to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+        ],
+        &[],
+        dir,
+    )?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    probe(addr, probe_req)?;
+    Ok((p, addr))
 }
 
 fn gateway_files(dir: &Path, mock_api: &str) -> Result<(PathBuf, PathBuf), String> {
@@ -448,6 +503,10 @@ fn gateway_files(dir: &Path, mock_api: &str) -> Result<(PathBuf, PathBuf), Strin
 }
 
 const TOKEN: &str = "tok-hop";
+
+/// The label of the nginx rows paced to the gateway's rate (the table's `find("nginx", …)`
+/// skips them: they are no baseline for the plain ratios).
+const PACED: &str = "nginx paced to the gateway's rate";
 
 fn addr_of(url: &str) -> Result<SocketAddr, String> {
     let host = url
@@ -549,36 +608,9 @@ fn run_in(
     // nginx
     if wants(opts, "nginx") {
         if on_path("nginx") {
-            let port = free_port()?;
-            let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, nginx_conf(dir, port, mock_addr)).map_err(|e| e.to_string())?;
-            let version = Command::new("nginx")
-                .arg("-v")
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stderr)
-                        .trim()
-                        .replace("nginx version: ", "")
-                })
-                .unwrap_or_default();
-            let started = Proc::spawn(
-                "nginx",
-                vec![
-                    "nginx".into(),
-                    "-p".into(),
-                    dir.display().to_string(),
-                    "-e".into(),
-                    dir.join("nginx-error.log").display().to_string(),
-                    "-c".into(),
-                    conf.display().to_string(),
-                ],
-                &[],
-                dir,
-            );
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let label = format!("{version} (keepalive upstream)");
-            match started.and_then(|p| probe(addr, &plain_direct).map(|()| p)) {
-                Ok(p) => {
+            let label = format!("{} (keepalive upstream)", nginx_version());
+            match start_nginx(dir, mock_addr, None, &plain_direct) {
+                Ok((p, addr)) => {
                     for (mode, stream) in modes {
                         let req = Request {
                             body: body("upstream-small", stream),
@@ -659,6 +691,35 @@ fn run_in(
                 }
             }
             Err(e) => rows.push(skip("gateway", "plain", e)),
+        }
+    }
+
+    // nginx paced to the gateway's measured rate: the mock's CPU per request depends on the
+    // rate it serves (at a lower rate each wake-up handles fewer requests), so the fair
+    // comparison of what the gateway's upstream requests cost the mock is at equal rates.
+    if wants(opts, "nginx") && wants(opts, "gateway") && on_path("nginx") {
+        for (mode, stream) in modes {
+            let Some(rate) = rows
+                .iter()
+                .find(|r| r.target.starts_with("reference gateway") && r.mode == mode)
+                .and_then(|r| r.result.as_ref().ok())
+                .filter(|m| m.bad == 0 && m.rps >= 1.0)
+                .map(|m| m.rps.round() as u64)
+            else {
+                continue;
+            };
+            let req = Request {
+                body: body("upstream-small", stream),
+                ..plain_direct.clone()
+            };
+            println!("-- hop: nginx paced to {rate} req/s, {mode}");
+            let result = start_nginx(&dir.join("paced"), mock_addr, Some(rate), &plain_direct)
+                .and_then(|(p, addr)| measure(opts, dir, addr, &req, Some(&p), &mock));
+            rows.push(HopRow {
+                target: format!("{PACED} ({rate} req/s, limit_req)"),
+                mode,
+                result,
+            });
         }
     }
 
@@ -824,7 +885,11 @@ pub fn table(rows: &[HopRow]) -> String {
     // A row with failed requests is no baseline for a ratio.
     let find = |t: &str, mode: &str| {
         rows.iter()
-            .find(|r| r.target.starts_with(t) && r.mode == mode)
+            .find(|r| {
+                r.target.starts_with(t)
+                    && (t == PACED || !r.target.starts_with(PACED))
+                    && r.mode == mode
+            })
             .and_then(|r| r.result.as_ref().ok())
             .filter(|m| m.bad == 0 && m.requests > 0)
             .copied()
@@ -844,6 +909,13 @@ pub fn table(rows: &[HopRow]) -> String {
                 "- {mode}: mock CPU per request behind the gateway = {m:.2} × behind nginx (target ≤ 1.2): {}\n",
                 if m <= 1.2 { "met" } else { "missed" }
             ));
+            if let Some(p) = find(PACED, mode) {
+                let m = g.mock_us / p.mock_us.max(1e-9);
+                out.push_str(&format!(
+                    "- {mode}: at equal rates (nginx paced to the gateway's req/s): mock CPU per request behind the gateway = {m:.2} × behind nginx (target ≤ 1.2): {}\n",
+                    if m <= 1.2 { "met" } else { "missed" }
+                ));
+            }
         }
     }
     out
@@ -859,6 +931,43 @@ mod tests {
             "4242 (tokio (rt) x) S 1 4200 4200 0 -1 4194560 100 0 0 0 250 75 3 2 20 0 4 0 1 1 1";
         assert_eq!(parse_stat(line), Some((4200, 250 + 75 + 3 + 2)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn paced_nginx_queues_and_the_table_compares_at_equal_rates() {
+        let mock = SocketAddr::from(([127, 0, 0, 1], 9));
+        let plain = nginx_conf(Path::new("/d"), 1, mock, None);
+        assert!(!plain.contains("limit_req"));
+        let paced = nginx_conf(Path::new("/d"), 1, mock, Some(30_000));
+        assert!(paced.contains("limit_req_zone $binary_remote_addr zone=pace:1m rate=30000r/s;"));
+        assert!(paced.contains("limit_req zone=pace burst=1000000;"));
+        let m = |target_us, mock_us| Measured {
+            requests: 100,
+            rps: 1000.0,
+            target_us: Some(target_us),
+            mock_us,
+            ..Measured::default()
+        };
+        let row = |target: &str, result| HopRow {
+            target: target.into(),
+            mode: "plain",
+            result: Ok(result),
+        };
+        let rows = [
+            row("nginx/1.22.1 (keepalive upstream)", m(10.0, 10.0)),
+            row("reference gateway (release)", m(20.0, 14.0)),
+            row(&format!("{PACED} (1000 req/s, limit_req)"), m(12.0, 12.5)),
+        ];
+        let t = table(&rows);
+        assert!(
+            t.contains("gateway CPU per request = 2.00 × nginx's (target ≤ 1.5): missed"),
+            "{t}"
+        );
+        assert!(
+            t.contains("behind the gateway = 1.40 × behind nginx (target ≤ 1.2): missed"),
+            "{t}"
+        );
+        assert!(t.contains("at equal rates (nginx paced to the gateway's req/s): mock CPU per request behind the gateway = 1.12 × behind nginx (target ≤ 1.2): met"), "{t}");
     }
 
     #[test]
