@@ -265,8 +265,24 @@ struct Request {
     body: String,
 }
 
+/// The request of every row. A streamed one asks for the usage report
+/// (`stream_options.include_usage`): the gateway always asks its upstream for it (budgets are
+/// charged from it, `upstream::sse::request_usage`), so without it the nginx and direct rows
+/// would ask the mock for one event less and every proxy would relay a different answer.
 fn body(model: &str, stream: bool) -> String {
-    String::from_utf8_lossy(&crate::attack::chat_body(model, stream)).into_owned()
+    let mut v = serde_json::json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "Say hello to the load test."}
+        ],
+        "max_tokens": 64,
+        "stream": stream,
+    });
+    if stream {
+        v["stream_options"] = serde_json::json!({ "include_usage": true });
+    }
+    v.to_string()
 }
 
 fn lua_string(s: &str) -> String {
@@ -931,6 +947,15 @@ mod tests {
             "4242 (tokio (rt) x) S 1 4200 4200 0 -1 4194560 100 0 0 0 250 75 3 2 20 0 4 0 1 1 1";
         assert_eq!(parse_stat(line), Some((4200, 250 + 75 + 3 + 2)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn every_streamed_row_asks_for_the_usage_report() {
+        let v: serde_json::Value = serde_json::from_str(&body("m", true)).unwrap();
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let v: serde_json::Value = serde_json::from_str(&body("m", false)).unwrap();
+        assert!(v.get("stream_options").is_none());
     }
 
     #[test]
