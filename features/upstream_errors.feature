@@ -309,6 +309,24 @@ Feature: Mapping of upstream failures
       | last word      | the prompt was rejected by {model}       | the prompt was rejected by |
       | in backquotes  | The model `{model}` cannot take tools.   | cannot take tools.        |
 
+  # Only the upstream's model name itself becomes the alias: a longer name that begins with it
+  # (`{model}-long`, `{model}2`) names another model, and writing the alias into it would make
+  # up a name that exists nowhere (`<alias>-long`). The name ends where a name's characters end
+  # (letters, digits, `-`, `_`, `.`, `/`, `:`), as in the outline above.
+  @needs-mock
+  Scenario Outline: A longer model name in an upstream sentence is not rewritten into the alias (<where>)
+    Given the upstream answers with the error status 400 and message "busy, try (<name>)"
+    When I send a chat request
+    Then the response is the error "upstream_bad_request"
+    And the error message contains "<rest>"
+    And the error message does not hold "<before>" + the model alias I used + "<after>"
+
+    Examples:
+      | where          | name         | rest           | before | after  |
+      | a dash suffix  | {model}-long | -long)         | (      | -long) |
+      | a digit suffix | {model}2     | 2)             | (      | 2)     |
+      | a path prefix  | org/{model}  | busy, try (org/ | /     | )      |
+
   # Only secrets and names go (the Feature text above): a leading label of the upstream's own
   # sentence, which looks like a word and a colon, is part of the message, not a vendor's
   # exception class to strip.

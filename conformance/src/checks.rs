@@ -248,19 +248,29 @@ impl GatewayWorld {
     /// The alias the request named (the pending body's `model`) appears in the error message:
     /// where the upstream's sentence named its own model, the caller reads its alias.
     pub fn message_names_alias(&self) -> Outcome {
+        self.message_names_alias_with("", "", true)
+    }
+
+    /// Whether the message holds `before`, the request's model alias and `after` in one run
+    /// (`named`: it must; else it must not).
+    pub fn message_names_alias_with(&self, before: &str, after: &str, named: bool) -> Outcome {
         let (m, r) = self.message()?;
         let alias = self
             .body
             .get("model")
             .and_then(Value::as_str)
             .ok_or("the request names no model")?;
-        if m.contains(alias) {
-            Ok(())
-        } else {
-            Err(format!(
-                "error.message must name the model alias `{alias}` the request used: {}",
+        let text = format!("{before}{alias}{after}");
+        match (m.contains(&text), named) {
+            (true, true) | (false, false) => Ok(()),
+            (false, true) => Err(format!(
+                "error.message must name the model alias `{alias}` the request used (as `{text}`): {}",
                 r.describe()
-            ))
+            )),
+            (true, false) => Err(format!(
+                "error.message must not hold `{text}`: the upstream's sentence named another model, and the alias `{alias}` written into it makes up a name: {}",
+                r.describe()
+            )),
         }
     }
 

@@ -147,6 +147,11 @@ fn names_alias(w: &mut GatewayWorld) -> Outcome {
     w.message_names_alias()
 }
 
+#[then(expr = "the error message does not hold {string} + the model alias I used + {string}")]
+fn no_alias_between(w: &mut GatewayWorld, before: String, after: String) -> Outcome {
+    w.message_names_alias_with(&s(before), &s(after), false)
+}
+
 #[given(expr = "the upstream answers with its {word} error")]
 async fn answers_named_error(w: &mut GatewayWorld, kind: String) -> Outcome {
     w.script_named_error(&kind).await
