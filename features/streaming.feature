@@ -219,6 +219,20 @@ Feature: Streaming
       And the stream ends with the DONE marker
       And every streamed chunk names the requested model
 
+    # The same for a chunk that names its model twice. JSON leaves a repeated name to the
+    # reader (RFC 8259 §4: names "SHOULD be unique", and readers differ: some keep the first,
+    # some the last), so the caller must find the alias whichever it keeps, and neither of the
+    # upstream's names anywhere in the event.
+    @needs-mock
+    Scenario: A chunk that names its model twice names only the requested model
+      Given the upstream streams 2 chunks, the event '{"id": "chatcmpl-dup", "object": "chat.completion.chunk", "created": 1, "model": "upstream-first-name", "model": "upstream-second-name", "choices": [{"index": 0, "delta": {"content": "twice "}, "finish_reason": null}]}' and 1 more chunk
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with the DONE marker
+      And every streamed chunk names the requested model
+      And no streamed event holds "upstream-first-name"
+      And no streamed event holds "upstream-second-name"
+
   Rule: Tool-call arguments split across deltas are reassembled exactly
 
     @needs-mock

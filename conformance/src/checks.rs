@@ -814,6 +814,19 @@ impl GatewayWorld {
         Ok(())
     }
 
+    /// No event's data, as it came on the wire (before any JSON reading), holds `text`.
+    pub fn no_event_holds(&self, text: &str) -> Outcome {
+        let (events, r) = self.events()?;
+        match events.iter().position(|e| e.data.contains(text)) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "event {i} holds `{text}`: {:?}; {}",
+                events[i].data,
+                r.describe()
+            )),
+        }
+    }
+
     pub fn streamed_tool_arguments(&self, expected: &str) -> Outcome {
         let (events, r) = self.events()?;
         let mut args = String::new();

@@ -158,6 +158,11 @@ fn chunks_name_model(w: &mut GatewayWorld) -> Outcome {
     w.streamed_chunks_name_the_requested_model()
 }
 
+#[then(expr = "no streamed event holds {string}")]
+fn no_event_holds(w: &mut GatewayWorld, text: String) -> Outcome {
+    w.no_event_holds(&s(text))
+}
+
 #[then(expr = "the streamed tool call arguments are {string}")]
 fn tool_arguments(w: &mut GatewayWorld, args: String) -> Outcome {
     w.streamed_tool_arguments(&s(args))
