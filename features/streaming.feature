@@ -233,6 +233,18 @@ Feature: Streaming
       And no streamed event holds "upstream-first-name"
       And no streamed event holds "upstream-second-name"
 
+    # The same where the two names come last, behind eight other members (chunks carry more
+    # than the usual six or seven: `system_fingerprint`, `service_tier`, vendor extensions).
+    @needs-mock
+    Scenario: A chunk that names its model twice after many other members names only the requested model
+      Given the upstream streams 2 chunks, the event '{"id": "chatcmpl-dup", "object": "chat.completion.chunk", "created": 1, "choices": [{"index": 0, "delta": {"content": "twice "}, "finish_reason": null}], "system_fingerprint": "fp_1", "service_tier": "default", "x_vendor_a": 1, "x_vendor_b": 2, "model": "upstream-first-name", "model": "upstream-second-name"}' and 1 more chunk
+      When I send a streaming chat request
+      Then the response status is 200
+      And the stream ends with the DONE marker
+      And every streamed chunk names the requested model
+      And no streamed event holds "upstream-first-name"
+      And no streamed event holds "upstream-second-name"
+
   Rule: Tool-call arguments split across deltas are reassembled exactly
 
     @needs-mock
