@@ -75,6 +75,25 @@ Feature: Request bodies and upstream answers are held within their memory budget
     And the response status is 502
     And the error message contains "MAX_ANSWER_MEMORY_BYTES (4194304 bytes)"
 
+  # A streamed event is held parsed, or paid for as if it were, while it is relayed: its tree
+  # counts, not only its bytes. 250,000 integers in one array are some 500 KB on the wire
+  # (under SSE_MAX_LINE_BYTES and UPSTREAM_MAX_BODY_BYTES, 1 MiB each), but each element is a
+  # tree node of its own (64 bytes at least), far more than the 4 MiB answer budget: the stream
+  # ends with upstream_error. The same event with 40,000 of them, some 2.6 MB parsed, fits.
+  @needs-mock
+  Scenario: A streamed event whose parsed tree cannot fit the answer budget ends the stream with upstream_error
+    Given the upstream streams 1 chunk, an event with 250000 samples and 1 more chunk
+    When I send a streaming chat request
+    Then the response status is 200
+    And the stream ends with an error event "upstream_error"
+
+  @needs-mock
+  Scenario: A streamed event of 20,000 array elements fits the answer budget
+    Given the upstream streams 1 chunk, an event with 20000 samples and 1 more chunk
+    When I send a streaming chat request
+    Then the response status is 200
+    And the stream ends with the DONE marker
+
   # A streamed tool call is assembled while it is relayed (the gateway must know whole calls to
   # tell its own tools from the caller's); what it keeps is its text, 300 KiB here, under
   # UPSTREAM_MAX_BODY_BYTES (1 MiB) and far within the 4 MiB answer budget.

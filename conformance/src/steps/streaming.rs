@@ -100,6 +100,20 @@ async fn streams_interjected(
         .await
 }
 
+/// A chunk event with a vendor member `x_samples`, an array of `items` zeros: the same kind of
+/// event as an ordinary chunk, many times larger once parsed.
+#[given(
+    expr = "the upstream streams {int} chunk(s), an event with {int} samples and {int} more chunk(s)"
+)]
+async fn streams_samples(w: &mut GatewayWorld, before: i64, items: i64, after: i64) -> Outcome {
+    let samples = vec!["0"; n(items)?].join(",");
+    let data = format!(
+        r#"{{"id":"chatcmpl-samples","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"samples "}},"finish_reason":null}}],"x_samples":[{samples}]}}"#
+    );
+    w.script(mocks::Step::interject(n(before)?, data, n(after)?))
+        .await
+}
+
 #[given(expr = "the upstream streams only the event {string}, {int} times")]
 async fn streams_only(w: &mut GatewayWorld, data: String, times: i64) -> Outcome {
     let events = vec![s(data); n(times)?];
