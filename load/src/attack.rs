@@ -96,6 +96,11 @@ impl Plan {
 
 /// A chat body for `model`.
 pub fn chat_body(model: &str, stream: bool) -> Vec<u8> {
+    chat_value(model, stream).to_string().into_bytes()
+}
+
+/// The chat request of [`chat_body`] as a JSON value (the hop run adds to it).
+pub fn chat_value(model: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({
         "model": model,
         "messages": [
@@ -105,8 +110,6 @@ pub fn chat_body(model: &str, stream: bool) -> Vec<u8> {
         "max_tokens": 64,
         "stream": stream,
     })
-    .to_string()
-    .into_bytes()
 }
 
 async fn one(user: &mut GooseUser, plan: &Plan) -> TransactionResult {

@@ -270,15 +270,7 @@ struct Request {
 /// charged from it, `upstream::sse::request_usage`), so without it the nginx and direct rows
 /// would ask the mock for one event less and every proxy would relay a different answer.
 fn body(model: &str, stream: bool) -> String {
-    let mut v = serde_json::json!({
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "You are a concise assistant."},
-            {"role": "user", "content": "Say hello to the load test."}
-        ],
-        "max_tokens": 64,
-        "stream": stream,
-    });
+    let mut v = crate::attack::chat_value(model, stream);
     if stream {
         v["stream_options"] = serde_json::json!({ "include_usage": true });
     }
