@@ -512,6 +512,10 @@ fn gateway_files(dir: &Path, mock_api: &str) -> Result<(PathBuf, PathBuf), Strin
 
 const TOKEN: &str = "tok-hop";
 
+/// The label of the stack-floor rows (`bare-proxy`: tokio + hyper + hyper-util, nothing else).
+const BARE: &str =
+    "bare hyper proxy (tokio + hyper + hyper-util, the gateway's worker shape, no checks, no log)";
+
 /// The label of the nginx rows paced to the gateway's rate (the table's `find("nginx", …)`
 /// skips them: they are no baseline for the plain ratios).
 const PACED: &str = "nginx paced to the gateway's rate";
@@ -640,6 +644,44 @@ fn run_in(
                 "plain",
                 "nginx is not installed (apt-get install -y nginx)".into(),
             ));
+        }
+    }
+
+    // the stack's floor: hyper + hyper-util on the gateway's worker shape, no work between
+    if wants(opts, "bare") {
+        let bin = opts.bin_dir.join("bare-proxy");
+        let started = Proc::spawn(
+            "bare-proxy",
+            vec![
+                bin.display().to_string(),
+                "--bind".into(),
+                "127.0.0.1:0".into(),
+                "--upstream".into(),
+                format!("http://{mock_addr}"),
+            ],
+            &[],
+            dir,
+        )
+        .and_then(|mut p| {
+            let a = addr_of(&p.wait_line("listening on")?)?;
+            probe(a, &plain_direct).map(|()| (p, a))
+        });
+        match started {
+            Ok((p, addr)) => {
+                for (mode, stream) in modes {
+                    let req = Request {
+                        body: body("upstream-small", stream),
+                        ..plain_direct.clone()
+                    };
+                    println!("-- hop: bare proxy, {mode}");
+                    rows.push(HopRow {
+                        target: BARE.into(),
+                        mode,
+                        result: measure(opts, dir, addr, &req, Some(&p), &mock),
+                    });
+                }
+            }
+            Err(e) => rows.push(skip(BARE, "plain", e)),
         }
     }
 
@@ -912,6 +954,29 @@ pub fn table(rows: &[HopRow]) -> String {
                     if r <= limit { "met" } else { "missed" }
                 ));
             }
+            if let (Some(b), Some(gu), Some(nu)) = (
+                find(BARE, mode).and_then(|b| b.target_us),
+                g.target_us,
+                n.target_us,
+            ) {
+                // Streamed, the bare proxy writes each upstream frame on its own (hyper's
+                // `Incoming` relayed as it comes), where the gateway coalesces the events
+                // already there into one write: no floor, only a naive relay to compare.
+                out.push_str(&if mode == "plain" {
+                    format!(
+                        "- {mode}: the stack's floor (bare hyper proxy) = {:.2} × nginx's; the gateway = {:.2} × that floor ({:.1} µs of its {gu:.1} are its own work)\n",
+                        b / nu.max(1e-9),
+                        gu / b.max(1e-9),
+                        gu - b
+                    )
+                } else {
+                    format!(
+                        "- {mode}: the bare hyper proxy (one write per upstream frame, no coalescing: no floor here) = {:.2} × nginx's; the gateway = {:.2} × it\n",
+                        b / nu.max(1e-9),
+                        gu / b.max(1e-9)
+                    )
+                });
+            }
             let m = g.mock_us / n.mock_us.max(1e-9);
             out.push_str(&format!(
                 "- {mode}: mock CPU per request behind the gateway = {m:.2} × behind nginx (target ≤ 1.2): {}\n",
@@ -974,6 +1039,7 @@ mod tests {
             row("nginx/1.22.1 (keepalive upstream)", m(10.0, 10.0)),
             row("reference gateway (release)", m(20.0, 14.0)),
             row(&format!("{PACED} (1000 req/s, limit_req)"), m(12.0, 12.5)),
+            row(BARE, m(12.5, 10.0)),
         ];
         let t = table(&rows);
         assert!(
@@ -982,6 +1048,10 @@ mod tests {
         );
         assert!(
             t.contains("behind the gateway = 1.40 × behind nginx (target ≤ 1.2): missed"),
+            "{t}"
+        );
+        assert!(
+            t.contains("the stack's floor (bare hyper proxy) = 1.25 × nginx's; the gateway = 1.60 × that floor (7.5 µs of its 20.0 are its own work)"),
             "{t}"
         );
         assert!(t.contains("at equal rates (nginx paced to the gateway's req/s): mock CPU per request behind the gateway = 1.12 × behind nginx (target ≤ 1.2): met"), "{t}");

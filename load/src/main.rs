@@ -112,7 +112,7 @@ struct Cli {
     /// hop: the `scripts/peers` install directory (env PEERS_DIR; default <repo>/.peers).
     #[arg(long)]
     peers_dir: Option<PathBuf>,
-    /// hop: only the targets whose name starts with one of these (mock, nginx, gateway,
+    /// hop: only the targets whose name starts with one of these (mock, nginx, bare, gateway,
     /// litellm, portkey; repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     hop_only: Vec<String>,
