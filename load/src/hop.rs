@@ -600,21 +600,32 @@ fn run_in(
     probe(mock_addr, &plain_direct)?;
 
     let modes: [(&'static str, bool); 2] = [("plain", false), ("streamed", true)];
+    // Both modes of one target: `base` with its model's plain and streamed bodies.
+    let both = |say: &str, target: &str, addr, base: &Request, model: &str, p: Option<&Proc>| {
+        modes.map(|(mode, stream)| {
+            let req = Request {
+                body: body(model, stream),
+                ..base.clone()
+            };
+            println!("-- hop: {say}, {mode}");
+            HopRow {
+                target: target.to_owned(),
+                mode,
+                result: measure(opts, dir, addr, &req, p, &mock),
+            }
+        })
+    };
 
     // mock, direct
     if wants(opts, "mock") {
-        for (mode, stream) in modes {
-            let req = Request {
-                body: body("upstream-small", stream),
-                ..plain_direct.clone()
-            };
-            println!("-- hop: mock direct, {mode}");
-            rows.push(HopRow {
-                target: "mock, direct".into(),
-                mode,
-                result: measure(opts, dir, mock_addr, &req, None, &mock),
-            });
-        }
+        rows.extend(both(
+            "mock direct",
+            "mock, direct",
+            mock_addr,
+            &plain_direct,
+            "upstream-small",
+            None,
+        ));
     }
 
     // nginx
@@ -622,20 +633,14 @@ fn run_in(
         if on_path("nginx") {
             let label = format!("{} (keepalive upstream)", nginx_version());
             match start_nginx(dir, mock_addr, None, &plain_direct) {
-                Ok((p, addr)) => {
-                    for (mode, stream) in modes {
-                        let req = Request {
-                            body: body("upstream-small", stream),
-                            ..plain_direct.clone()
-                        };
-                        println!("-- hop: nginx, {mode}");
-                        rows.push(HopRow {
-                            target: label.clone(),
-                            mode,
-                            result: measure(opts, dir, addr, &req, Some(&p), &mock),
-                        });
-                    }
-                }
+                Ok((p, addr)) => rows.extend(both(
+                    "nginx",
+                    &label,
+                    addr,
+                    &plain_direct,
+                    "upstream-small",
+                    Some(&p),
+                )),
                 Err(e) => rows.push(skip("nginx", "plain", e)),
             }
         } else {
@@ -667,20 +672,14 @@ fn run_in(
             probe(a, &plain_direct).map(|()| (p, a))
         });
         match started {
-            Ok((p, addr)) => {
-                for (mode, stream) in modes {
-                    let req = Request {
-                        body: body("upstream-small", stream),
-                        ..plain_direct.clone()
-                    };
-                    println!("-- hop: bare proxy, {mode}");
-                    rows.push(HopRow {
-                        target: BARE.into(),
-                        mode,
-                        result: measure(opts, dir, addr, &req, Some(&p), &mock),
-                    });
-                }
-            }
+            Ok((p, addr)) => rows.extend(both(
+                "bare proxy",
+                BARE,
+                addr,
+                &plain_direct,
+                "upstream-small",
+                Some(&p),
+            )),
             Err(e) => rows.push(skip(BARE, "plain", e)),
         }
     }
@@ -723,23 +722,17 @@ fn run_in(
             body: body("small", false),
         };
         match started.and_then(|(p, a)| probe(a, &plain).map(|()| (p, a))) {
-            Ok((p, addr)) => {
-                for (mode, stream) in modes {
-                    let req = Request {
-                        body: body("small", stream),
-                        ..plain.clone()
-                    };
-                    println!("-- hop: gateway, {mode}");
-                    rows.push(HopRow {
-                        target: format!(
-                            "reference gateway (release, RUST_LOG={}{workers})",
-                            opts.gateway_log
-                        ),
-                        mode,
-                        result: measure(opts, dir, addr, &req, Some(&p), &mock),
-                    });
-                }
-            }
+            Ok((p, addr)) => rows.extend(both(
+                "gateway",
+                &format!(
+                    "reference gateway (release, RUST_LOG={}{workers})",
+                    opts.gateway_log
+                ),
+                addr,
+                &plain,
+                "small",
+                Some(&p),
+            )),
             Err(e) => rows.push(skip("gateway", "plain", e)),
         }
     }
